@@ -1,0 +1,44 @@
+import { LineCounter, parseDocument, isScalar, isCollection, type Document } from 'yaml';
+import type { SourceDoc } from '../model/reader.js';
+import { IssueList } from '../model/issues.js';
+
+/**
+ * Parses one YAML file into a SourceDoc that remembers where each key sits, so that every issue can
+ * name a line. YAML syntax errors (and duplicate keys) become issues, not exceptions.
+ */
+export function parseYamlSource(file: string, text: string, issues: IssueList): SourceDoc {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true });
+  let data: unknown = undefined;
+  if (doc.errors.length) {
+    for (const e of doc.errors) {
+      const line = e.linePos?.[0]?.line;
+      issues.add({
+        code: 'YAML_SYNTAX',
+        file,
+        ...(line ? { line } : {}),
+        rule: `the file is not valid YAML: ${e.message.split('\n')[0]}`,
+        fix: 'correct the YAML syntax (indentation, quotes, one key per line); the last good config stays in force meanwhile',
+      });
+    }
+  } else {
+    data = doc.toJS({ maxAliasCount: 50 });
+  }
+  return {
+    file,
+    data,
+    lineOf: (path) => lineOf(doc, lineCounter, path),
+    sourceOf: (path) => {
+      const node = doc.getIn(path, true);
+      if (isScalar(node) && node.range) return text.slice(node.range[0], node.range[1]).trim();
+      return undefined;
+    },
+  };
+}
+
+function lineOf(doc: Document, lc: LineCounter, path: readonly (string | number)[]): number | undefined {
+  if (path.length === 0) return undefined;
+  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+  if (node && (isScalar(node) || isCollection(node)) && node.range) return lc.linePos(node.range[0]).line;
+  return undefined;
+}

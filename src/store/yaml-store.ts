@@ -1,0 +1,133 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { IssueList, type Issue } from '../model/issues.js';
+import { validateSettings } from '../model/settings.js';
+import { validateAgent, type DraftAgent } from '../model/agent.js';
+import { validateAgents } from '../model/store.js';
+import type { Agent, Settings, Store } from '../model/types.js';
+import { parseYamlSource } from './source.js';
+import { readAssignments, writeAssignments } from './assignments.js';
+
+export const SETTINGS_FILE = 'switchboard.yaml';
+export const AGENTS_DIR = 'agents';
+
+export interface LoadResult {
+  /** Present when the store has no errors. */
+  store?: Store;
+  issues: Issue[];
+}
+
+/** True for the files that make up a store (used by the daemon's watcher too). */
+export function isStoreFile(storeDir: string, file: string): boolean {
+  const rel = path.relative(storeDir, file).split(path.sep).join('/');
+  if (rel === SETTINGS_FILE) return true;
+  return /^agents\/[^/]+\.ya?ml$/.test(rel) && !path.basename(rel).startsWith('.');
+}
+
+/**
+ * The embedded agent store: a directory with `switchboard.yaml` and `agents/*.yaml`. Keeps every
+ * parsed file so that a change to one agent re-reads and re-validates only what it must.
+ */
+export class YamlStore {
+  private settingsDraft: Settings | undefined;
+  private settingsIssues: Issue[] = [];
+  private readonly drafts = new Map<string, { agent?: DraftAgent; issues: Issue[] }>();
+  private readonly memo = new WeakMap<DraftAgent, Agent>();
+  private assignments = new Map<string, string>();
+  private loaded = false;
+
+  constructor(readonly dir: string) {}
+
+  /** Reads the whole store from disk. */
+  async loadAll(): Promise<LoadResult> {
+    this.assignments = await readAssignments(this.dir);
+    await this.readSettings();
+    this.drafts.clear();
+    const agentsDir = path.join(this.dir, AGENTS_DIR);
+    let names: string[] = [];
+    try {
+      names = (await fs.readdir(agentsDir)).filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.')).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const texts = await Promise.all(names.map((n) => fs.readFile(path.join(agentsDir, n), 'utf8')));
+    names.forEach((n, i) => this.parseAgent(`${AGENTS_DIR}/${n}`, texts[i]!));
+    this.loaded = true;
+    return this.result();
+  }
+
+  /**
+   * Re-reads one changed (or removed) file: an agent file, or switchboard.yaml (which re-validates
+   * every agent, since defaults may have changed). Returns the new state of the whole store.
+   */
+  async reloadFile(absPath: string): Promise<LoadResult> {
+    if (!this.loaded) return this.loadAll();
+    const rel = path.relative(this.dir, absPath).split(path.sep).join('/');
+    if (rel === SETTINGS_FILE) return this.loadAll();
+    if (!isStoreFile(this.dir, absPath)) return this.result();
+    let text: string | undefined;
+    try {
+      text = await fs.readFile(absPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (text === undefined) this.drafts.delete(rel);
+    else this.parseAgent(rel, text);
+    return this.result();
+  }
+
+  /** Saves auto-assigned extensions so they stay the same on the next run. */
+  async saveAssignments(store: Store): Promise<void> {
+    const next = new Map(store.agents.filter((a) => a.extensionAutoAssigned).map((a) => [a.id, a.extension]));
+    const same = next.size === this.assignments.size && [...next].every(([k, v]) => this.assignments.get(k) === v);
+    if (same) return;
+    await writeAssignments(this.dir, next);
+    this.assignments = next;
+  }
+
+  private async readSettings(): Promise<void> {
+    const issues = new IssueList();
+    let text = '';
+    try {
+      text = await fs.readFile(path.join(this.dir, SETTINGS_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      try {
+        await fs.access(this.dir);
+      } catch {
+        issues.add({ code: 'STORE_MISSING', file: this.dir, rule: 'the store directory does not exist', fix: 'pass --store DIR pointing at a directory with switchboard.yaml and agents/' });
+      }
+    }
+    const doc = parseYamlSource(SETTINGS_FILE, text, issues);
+    this.settingsDraft = validateSettings(doc, issues);
+    this.settingsIssues = issues.items;
+  }
+
+  private parseAgent(rel: string, text: string): void {
+    const issues = new IssueList();
+    const doc = parseYamlSource(rel, text, issues);
+    const agent = issues.hasErrors ? undefined : validateAgent(doc, this.settingsDraft!, issues);
+    this.drafts.set(rel, { ...(agent ? { agent } : {}), issues: issues.items });
+  }
+
+  private result(): LoadResult {
+    const issues = new IssueList();
+    issues.push(...this.settingsIssues);
+    const drafts: DraftAgent[] = [];
+    for (const rel of [...this.drafts.keys()].sort()) {
+      const d = this.drafts.get(rel)!;
+      issues.push(...d.issues);
+      if (d.agent) drafts.push(d.agent);
+    }
+    const agents = validateAgents(drafts, this.settingsDraft!, issues, this.assignments, this.memo);
+    if (issues.hasErrors) return { issues: issues.items };
+    return { store: { settings: this.settingsDraft!, agents }, issues: issues.items };
+  }
+}
+
+/** Loads a store once (CLI commands). */
+export async function loadStore(dir: string): Promise<LoadResult & { source: YamlStore }> {
+  const source = new YamlStore(dir);
+  const r = await source.loadAll();
+  return { ...r, source };
+}
