@@ -1,0 +1,370 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { errorMessage } from '../errors.js';
+import {
+  CallQueryInvalidError,
+  CallRecordExistsError,
+  CallRecordInvalidError,
+  CallRecordNotFoundError,
+  CallRecordsStoreError,
+} from './errors.js';
+
+export { recordsToCsv, CSV_COLUMNS } from './csv.js';
+export { nextInteractionId, InteractionIdGenerator } from './interaction-id.js';
+
+/** Call types, named as the Calls module names them. */
+export const CALL_TYPES = ['Direct Agent Call', 'Diverted Call'] as const;
+export type CallType = (typeof CALL_TYPES)[number];
+
+export const CALL_OUTCOMES = ['answered', 'voicemail', 'abandoned', 'no message', 'in progress'] as const;
+export type CallOutcome = (typeof CALL_OUTCOMES)[number];
+
+export const RECORDING_STATUSES = ['available', 'none', 'deleted'] as const;
+export type RecordingStatus = (typeof RECORDING_STATUSES)[number];
+
+export const EMAIL_STATUSES = ['queued', 'sent', 'failed', 'no email', 'not applicable'] as const;
+export type EmailStatus = (typeof EMAIL_STATUSES)[number];
+
+/** Why a call to an agent's DID was diverted (the only values `divertReason` accepts). */
+export const DIVERT_REASONS = ['paused', 'logged out', 'busy', 'no answer', 'failed'] as const;
+
+export interface CallRecord {
+  /** Digits from `nextInteractionId()`; any `[A-Za-z0-9_.-]{1,64}` is accepted. */
+  interactionId: string;
+  callType: CallType;
+  agentId: string;
+  agentUsername?: string;
+  /** ISO 8601; stored (and returned) as UTC `toISOString()` form. */
+  startedAt: string;
+  callerNumber: string;
+  calledNumber: string;
+  /** Whole seconds (rounded on write). */
+  durationSeconds: number;
+  outcome: CallOutcome;
+  /** One of DIVERT_REASONS: paused | logged out | busy | no answer | failed. */
+  divertReason?: string;
+  recordingStatus: RecordingStatus;
+  recordingName?: string;
+  /** Path of the recording on disk. */
+  recordingFile?: string;
+  emailStatus: EmailStatus;
+  note?: string;
+}
+
+export interface CallQuery {
+  /** Inclusive. Without `from` and `to`, the last seven days (see `defaultCallQueryRange`). */
+  from?: Date;
+  /** Inclusive. */
+  to?: Date;
+  agentId?: string;
+  callType?: CallType;
+  /** Most rows to return (newest first); no limit by default. */
+  limit?: number;
+}
+
+export interface CallRecordsOptions {
+  /** Clock for the default seven-day range (tests). */
+  now?: () => Date;
+}
+
+export const CALL_RECORDS_SCHEMA_VERSION = 1;
+
+const SEVEN_DAYS_MS = 7 * 24 * 60 * 60 * 1000;
+
+/**
+ * The range `query` uses when neither `from` nor `to` is given: the seven days up to `now`, as the
+ * Calls module's default "Seven Day Filter". Exported so a CLI can print the range it shows.
+ */
+export function defaultCallQueryRange(now: Date = new Date()): { from: Date; to: Date } {
+  return { from: new Date(now.getTime() - SEVEN_DAYS_MS), to: new Date(now.getTime()) };
+}
+
+/** Schema changes, applied in order, each once; `schema_version` holds the last one applied. */
+const MIGRATIONS: readonly { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE calls (
+        interaction_id   TEXT PRIMARY KEY NOT NULL,
+        call_type        TEXT NOT NULL CHECK (call_type IN (${sqlList(CALL_TYPES)})),
+        agent_id         TEXT NOT NULL,
+        agent_username   TEXT,
+        started_at       TEXT NOT NULL,
+        caller_number    TEXT NOT NULL,
+        called_number    TEXT NOT NULL,
+        duration_seconds INTEGER NOT NULL CHECK (duration_seconds >= 0),
+        outcome          TEXT NOT NULL CHECK (outcome IN (${sqlList(CALL_OUTCOMES)})),
+        divert_reason    TEXT,
+        recording_status TEXT NOT NULL CHECK (recording_status IN (${sqlList(RECORDING_STATUSES)})),
+        recording_name   TEXT,
+        recording_file   TEXT,
+        email_status     TEXT NOT NULL CHECK (email_status IN (${sqlList(EMAIL_STATUSES)})),
+        note             TEXT
+      );
+      CREATE INDEX calls_started_at ON calls (started_at);
+      CREATE INDEX calls_agent_started_at ON calls (agent_id, started_at);
+    `,
+  },
+];
+
+interface CallRow {
+  interaction_id: string;
+  call_type: CallType;
+  agent_id: string;
+  agent_username: string | null;
+  started_at: string;
+  caller_number: string;
+  called_number: string;
+  duration_seconds: number;
+  outcome: CallOutcome;
+  divert_reason: string | null;
+  recording_status: RecordingStatus;
+  recording_name: string | null;
+  recording_file: string | null;
+  email_status: EmailStatus;
+  note: string | null;
+}
+
+const COLUMNS: readonly (keyof CallRow)[] = [
+  'interaction_id', 'call_type', 'agent_id', 'agent_username', 'started_at', 'caller_number', 'called_number',
+  'duration_seconds', 'outcome', 'divert_reason', 'recording_status', 'recording_name', 'recording_file',
+  'email_status', 'note',
+];
+
+/**
+ * Call records (one row per interaction) in SQLite, WAL mode. One instance per process, created by
+ * `main` and passed to whoever writes or reads records. Times are stored as UTC ISO strings, which
+ * sort in time order.
+ */
+export class CallRecords {
+  private readonly insertStmt: Database.Statement;
+  private readonly replaceStmt: Database.Statement;
+  private readonly getStmt: Database.Statement;
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => Date,
+  ) {
+    const names = COLUMNS.join(', ');
+    const params = COLUMNS.map((c) => `@${c}`).join(', ');
+    this.insertStmt = db.prepare(`INSERT INTO calls (${names}) VALUES (${params})`);
+    this.replaceStmt = db.prepare(
+      `UPDATE calls SET ${COLUMNS.filter((c) => c !== 'interaction_id').map((c) => `${c} = @${c}`).join(', ')} WHERE interaction_id = @interaction_id`,
+    );
+    this.getStmt = db.prepare('SELECT * FROM calls WHERE interaction_id = ?');
+  }
+
+  /** Opens (creating if needed, with its directory) and migrates the database at `path`. */
+  static open(path: string, options: CallRecordsOptions = {}): CallRecords {
+    let db: Database.Database;
+    try {
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      db = new Database(path);
+    } catch (err) {
+      throw new CallRecordsStoreError(path, `cannot open: ${errorMessage(err)}`, { cause: err });
+    }
+    try {
+      db.pragma('busy_timeout = 5000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      migrate(db, path);
+      return new CallRecords(db, options.now ?? (() => new Date()));
+    } catch (err) {
+      db.close();
+      if (err instanceof CallRecordsStoreError) throw err;
+      throw new CallRecordsStoreError(path, errorMessage(err), { cause: err });
+    }
+  }
+
+  /** Adds a record. Throws CallRecordExistsError if the interaction id is taken. */
+  insert(record: CallRecord): void {
+    const row = toRow(normalise(record));
+    try {
+      this.insertStmt.run(row);
+    } catch (err) {
+      if (isSqliteCode(err, 'SQLITE_CONSTRAINT_PRIMARYKEY')) throw new CallRecordExistsError(record.interactionId);
+      throw err;
+    }
+  }
+
+  /**
+   * Changes some fields of a stored record. An optional field present in `patch` with the value
+   * `undefined` is cleared. The interaction id cannot change.
+   */
+  update(interactionId: string, patch: Partial<CallRecord>): void {
+    if (patch.interactionId !== undefined && patch.interactionId !== interactionId) {
+      throw new CallRecordInvalidError(interactionId, [`interactionId cannot change (to "${patch.interactionId}")`]);
+    }
+    const change = this.db.transaction(() => {
+      const current = this.get(interactionId);
+      if (!current) throw new CallRecordNotFoundError(interactionId);
+      const merged: CallRecord = { ...current };
+      for (const [key, value] of Object.entries(patch) as [keyof CallRecord, unknown][]) {
+        if (value === undefined) delete merged[key];
+        else (merged as unknown as Record<string, unknown>)[key] = value;
+      }
+      merged.interactionId = interactionId;
+      this.replaceStmt.run(toRow(normalise(merged)));
+    });
+    change.immediate();
+  }
+
+  get(interactionId: string): CallRecord | undefined {
+    const row = this.getStmt.get(interactionId) as CallRow | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  /** Records matching every given filter, newest first. */
+  query(filter: CallQuery = {}): CallRecord[] {
+    const range = filter.from === undefined && filter.to === undefined ? defaultCallQueryRange(this.now()) : filter;
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (range.from !== undefined) {
+      where.push('started_at >= ?');
+      params.push(isoOf(range.from, 'from'));
+    }
+    if (range.to !== undefined) {
+      where.push('started_at <= ?');
+      params.push(isoOf(range.to, 'to'));
+    }
+    if (filter.agentId !== undefined) {
+      where.push('agent_id = ?');
+      params.push(filter.agentId);
+    }
+    if (filter.callType !== undefined) {
+      if (!CALL_TYPES.includes(filter.callType)) throw new CallQueryInvalidError(`unknown call type "${String(filter.callType)}"`);
+      where.push('call_type = ?');
+      params.push(filter.callType);
+    }
+    let sql = 'SELECT * FROM calls';
+    if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
+    sql += ' ORDER BY started_at DESC, interaction_id DESC';
+    if (filter.limit !== undefined) {
+      if (!Number.isInteger(filter.limit) || filter.limit < 1) throw new CallQueryInvalidError(`limit must be a positive whole number, got ${filter.limit}`);
+      sql += ' LIMIT ?';
+      params.push(filter.limit);
+    }
+    return (this.db.prepare(sql).all(...params) as CallRow[]).map(fromRow);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function migrate(db: Database.Database, path: string): void {
+  const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+  const run = db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)');
+    const row = db.prepare('SELECT version FROM schema_version WHERE id = 1').get() as { version: number } | undefined;
+    const current = row?.version ?? 0;
+    if (current > latest) {
+      throw new CallRecordsStoreError(path, `schema version ${current} is newer than this switchboard knows (${latest}): upgrade switchboard`);
+    }
+    for (const migration of MIGRATIONS) {
+      if (migration.version > current) db.exec(migration.sql);
+    }
+    db.prepare('INSERT INTO schema_version (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version').run(latest);
+  });
+  // IMMEDIATE takes the write lock before reading the version, so two processes opening a new
+  // database at once cannot both run the same migration.
+  run.immediate();
+}
+
+const ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX_TEXT = 1024;
+
+/** Checks every field (collecting all problems) and returns the record in stored form. */
+function normalise(r: CallRecord): CallRecord {
+  const issues: string[] = [];
+  const id = typeof r.interactionId === 'string' ? r.interactionId : String(r.interactionId);
+  if (!ID_RE.test(id)) issues.push(`interactionId "${id}" is invalid: letters, digits, "_", "." or "-", at most 64`);
+  oneOf(issues, 'callType', r.callType, CALL_TYPES);
+  oneOf(issues, 'outcome', r.outcome, CALL_OUTCOMES);
+  oneOf(issues, 'recordingStatus', r.recordingStatus, RECORDING_STATUSES);
+  oneOf(issues, 'emailStatus', r.emailStatus, EMAIL_STATUSES);
+  if (r.divertReason !== undefined) oneOf(issues, 'divertReason', r.divertReason, DIVERT_REASONS);
+  if (typeof r.agentId !== 'string' || r.agentId === '') issues.push('agentId is required');
+  text(issues, 'agentId', r.agentId);
+  text(issues, 'callerNumber', r.callerNumber, true);
+  text(issues, 'calledNumber', r.calledNumber, true);
+  for (const key of ['agentUsername', 'recordingName', 'recordingFile', 'note'] as const) text(issues, key, r[key]);
+  let startedAt = '';
+  const started = typeof r.startedAt === 'string' ? new Date(r.startedAt) : new Date(NaN);
+  if (Number.isNaN(started.getTime()) || !/^\d{4}-/.test(started.toISOString())) {
+    issues.push(`startedAt "${String(r.startedAt)}" is not an ISO 8601 date-time, e.g. "2024-05-01T09:30:00Z"`);
+  } else {
+    startedAt = started.toISOString();
+  }
+  if (typeof r.durationSeconds !== 'number' || !Number.isFinite(r.durationSeconds) || r.durationSeconds < 0) {
+    issues.push(`durationSeconds must be a number of seconds >= 0, got ${String(r.durationSeconds)}`);
+  }
+  if (issues.length > 0) throw new CallRecordInvalidError(id, issues);
+  return { ...r, startedAt, durationSeconds: Math.round(r.durationSeconds) };
+}
+
+function oneOf(issues: string[], field: string, value: unknown, allowed: readonly string[]): void {
+  if (typeof value !== 'string' || !allowed.includes(value)) {
+    issues.push(`${field} "${String(value)}" is invalid: one of ${allowed.map((a) => `"${a}"`).join(', ')}`);
+  }
+}
+
+function text(issues: string[], field: string, value: unknown, required = false): void {
+  if (value === undefined && !required) return;
+  if (typeof value !== 'string') issues.push(`${field} must be text`);
+  else if (value.length > MAX_TEXT) issues.push(`${field} is longer than ${MAX_TEXT} characters`);
+}
+
+function toRow(r: CallRecord): CallRow {
+  return {
+    interaction_id: r.interactionId,
+    call_type: r.callType,
+    agent_id: r.agentId,
+    agent_username: r.agentUsername ?? null,
+    started_at: r.startedAt,
+    caller_number: r.callerNumber,
+    called_number: r.calledNumber,
+    duration_seconds: r.durationSeconds,
+    outcome: r.outcome,
+    divert_reason: r.divertReason ?? null,
+    recording_status: r.recordingStatus,
+    recording_name: r.recordingName ?? null,
+    recording_file: r.recordingFile ?? null,
+    email_status: r.emailStatus,
+    note: r.note ?? null,
+  };
+}
+
+function fromRow(row: CallRow): CallRecord {
+  return {
+    interactionId: row.interaction_id,
+    callType: row.call_type,
+    agentId: row.agent_id,
+    ...(row.agent_username !== null ? { agentUsername: row.agent_username } : {}),
+    startedAt: row.started_at,
+    callerNumber: row.caller_number,
+    calledNumber: row.called_number,
+    durationSeconds: row.duration_seconds,
+    outcome: row.outcome,
+    ...(row.divert_reason !== null ? { divertReason: row.divert_reason } : {}),
+    recordingStatus: row.recording_status,
+    ...(row.recording_name !== null ? { recordingName: row.recording_name } : {}),
+    ...(row.recording_file !== null ? { recordingFile: row.recording_file } : {}),
+    emailStatus: row.email_status,
+    ...(row.note !== null ? { note: row.note } : {}),
+  };
+}
+
+function isoOf(date: Date, name: string): string {
+  if (!(date instanceof Date) || Number.isNaN(date.getTime())) throw new CallQueryInvalidError(`"${name}" is not a valid date`);
+  return date.toISOString();
+}
+
+function isSqliteCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+function sqlList(values: readonly string[]): string {
+  return values.map((v) => `'${v.replace(/'/g, "''")}'`).join(', ');
+}

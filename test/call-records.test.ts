@@ -1,0 +1,282 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  CALL_RECORDS_SCHEMA_VERSION,
+  CallRecords,
+  defaultCallQueryRange,
+  InteractionIdGenerator,
+  nextInteractionId,
+  recordsToCsv,
+  type CallRecord,
+} from '../src/calls/records.js';
+import { SwitchboardError } from '../src/errors.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+
+function record(overrides: Partial<CallRecord> = {}): CallRecord {
+  return {
+    interactionId: nextInteractionId(),
+    callType: 'Diverted Call',
+    agentId: '1001',
+    agentUsername: 'alice',
+    startedAt: new Date().toISOString(),
+    callerNumber: '+61299998888',
+    calledNumber: '+61255550100',
+    durationSeconds: 42,
+    outcome: 'voicemail',
+    divertReason: 'paused',
+    recordingStatus: 'available',
+    recordingName: '20240501_0930_1.wav',
+    recordingFile: '/var/spool/switchboard/recordings/1.wav',
+    emailStatus: 'queued',
+    ...overrides,
+  };
+}
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof SwitchboardError ? err.code : `not a SwitchboardError: ${String(err)}`;
+  }
+  return undefined;
+}
+
+let dir: string;
+let path: string;
+let store: CallRecords;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sb-calls-'));
+  path = join(dir, 'db', 'calls.sqlite');
+  store = CallRecords.open(path);
+});
+
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('CallRecords', () => {
+  it('stores and returns a record, optional fields absent when not set', () => {
+    const full = record({ startedAt: '2024-05-01T19:30:00+10:00', note: 'left a message' });
+    store.insert(full);
+    expect(store.get(full.interactionId)).toEqual({ ...full, startedAt: '2024-05-01T09:30:00.000Z' });
+
+    const bare: CallRecord = {
+      interactionId: nextInteractionId(),
+      callType: 'Direct Agent Call',
+      agentId: '1002',
+      startedAt: '2024-05-01T09:31:00Z',
+      callerNumber: '',
+      calledNumber: '+61255550101',
+      durationSeconds: 12.6,
+      outcome: 'answered',
+      recordingStatus: 'none',
+      emailStatus: 'not applicable',
+    };
+    store.insert(bare);
+    const got = store.get(bare.interactionId);
+    expect(got).toEqual({ ...bare, startedAt: '2024-05-01T09:31:00.000Z', durationSeconds: 13 });
+    expect(Object.keys(got ?? {})).not.toContain('note');
+    expect(store.get('nope')).toBeUndefined();
+  });
+
+  it('refuses a duplicate id and reports every invalid field at once', () => {
+    const r = record();
+    store.insert(r);
+    expect(codeOf(() => store.insert(r))).toBe('CALL_RECORD_EXISTS');
+    let error: unknown;
+    try {
+      store.insert(record({ callType: 'Inbound' as never, startedAt: 'yesterday', durationSeconds: -1, divertReason: 'lunch', interactionId: 'a b' }));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(SwitchboardError);
+    expect((error as SwitchboardError).code).toBe('CALL_RECORD_INVALID');
+    const message = (error as Error).message;
+    for (const part of ['callType "Inbound"', 'startedAt "yesterday"', 'durationSeconds', 'divertReason "lunch"', 'interactionId "a b"']) {
+      expect(message).toContain(part);
+    }
+  });
+
+  it('updates some fields, clears optional ones, and refuses bad patches', () => {
+    const r = record({ outcome: 'in progress', emailStatus: 'not applicable', note: 'ringing' });
+    store.insert(r);
+    store.update(r.interactionId, { outcome: 'voicemail', durationSeconds: 61, emailStatus: 'queued', note: undefined });
+    const got = store.get(r.interactionId);
+    expect(got?.outcome).toBe('voicemail');
+    expect(got?.durationSeconds).toBe(61);
+    expect(got?.emailStatus).toBe('queued');
+    expect(got && 'note' in got).toBe(false);
+    expect(got?.agentUsername).toBe('alice');
+
+    expect(codeOf(() => store.update('404', { outcome: 'answered' }))).toBe('CALL_RECORD_NOT_FOUND');
+    expect(codeOf(() => store.update(r.interactionId, { interactionId: 'other' }))).toBe('CALL_RECORD_INVALID');
+    expect(codeOf(() => store.update(r.interactionId, { emailStatus: 'bounced' as never }))).toBe('CALL_RECORD_INVALID');
+    expect(codeOf(() => store.update(r.interactionId, { agentId: undefined }))).toBe('CALL_RECORD_INVALID');
+    expect(store.get(r.interactionId)).toEqual(got);
+  });
+
+  it('queries by range (inclusive), agent and call type, newest first, with a limit', () => {
+    const base = Date.parse('2024-05-10T00:00:00Z');
+    const at = (h: number): string => new Date(base + h * 3600_000).toISOString();
+    const rows = [
+      record({ interactionId: 'a', startedAt: at(0), agentId: '1001', callType: 'Diverted Call' }),
+      record({ interactionId: 'b', startedAt: at(1), agentId: '1002', callType: 'Direct Agent Call' }),
+      record({ interactionId: 'c', startedAt: at(2), agentId: '1001', callType: 'Direct Agent Call' }),
+      record({ interactionId: 'd', startedAt: at(3), agentId: '1001', callType: 'Diverted Call' }),
+      record({ interactionId: 'e', startedAt: at(48), agentId: '1001', callType: 'Diverted Call' }),
+    ];
+    for (const r of [rows[2], rows[0], rows[4], rows[1], rows[3]]) store.insert(r as CallRecord);
+    const ids = (f: Parameters<CallRecords['query']>[0]): string[] => store.query(f).map((r) => r.interactionId);
+
+    expect(ids({ from: new Date(at(0)), to: new Date(at(3)) })).toEqual(['d', 'c', 'b', 'a']);
+    expect(ids({ from: new Date(at(1)), to: new Date(at(2)) })).toEqual(['c', 'b']);
+    expect(ids({ from: new Date(at(0)) })).toEqual(['e', 'd', 'c', 'b', 'a']);
+    expect(ids({ to: new Date(at(1)) })).toEqual(['b', 'a']);
+    expect(ids({ from: new Date(at(0)), agentId: '1001' })).toEqual(['e', 'd', 'c', 'a']);
+    expect(ids({ from: new Date(at(0)), callType: 'Direct Agent Call' })).toEqual(['c', 'b']);
+    expect(ids({ from: new Date(at(0)), agentId: '1001', callType: 'Diverted Call', limit: 2 })).toEqual(['e', 'd']);
+    expect(codeOf(() => store.query({ limit: 0 }))).toBe('CALL_QUERY_INVALID');
+    expect(codeOf(() => store.query({ from: new Date('nonsense') }))).toBe('CALL_QUERY_INVALID');
+  });
+
+  it('defaults to the last seven days when no range is given', () => {
+    const now = Date.now();
+    store.insert(record({ interactionId: 'old', startedAt: new Date(now - 7 * DAY - 60_000).toISOString() }));
+    store.insert(record({ interactionId: 'edge', startedAt: new Date(now - 7 * DAY + 60_000).toISOString() }));
+    store.insert(record({ interactionId: 'new', startedAt: new Date(now - 60_000).toISOString() }));
+    expect(store.query({}).map((r) => r.interactionId)).toEqual(['new', 'edge']);
+    expect(store.query({ agentId: '1001' }).map((r) => r.interactionId)).toEqual(['new', 'edge']);
+
+    const fixed = new Date('2024-05-10T12:00:00Z');
+    expect(defaultCallQueryRange(fixed)).toEqual({ from: new Date('2024-05-03T12:00:00Z'), to: fixed });
+
+    const clocked = CallRecords.open(join(dir, 'clocked.sqlite'), { now: () => fixed });
+    try {
+      clocked.insert(record({ interactionId: 'in', startedAt: '2024-05-04T00:00:00Z' }));
+      clocked.insert(record({ interactionId: 'before', startedAt: '2024-05-03T11:59:59Z' }));
+      clocked.insert(record({ interactionId: 'after', startedAt: '2024-05-10T12:00:01Z' }));
+      expect(clocked.query().map((r) => r.interactionId)).toEqual(['in']);
+    } finally {
+      clocked.close();
+    }
+  });
+
+  it('persists across reopen, in WAL mode, with a schema version', () => {
+    const r = record();
+    store.insert(r);
+    expect(existsSync(`${path}-wal`)).toBe(true);
+    store.close();
+    store = CallRecords.open(path);
+    expect(store.get(r.interactionId)?.callerNumber).toBe(r.callerNumber);
+    store.close();
+
+    const raw = new Database(path);
+    expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(raw.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: CALL_RECORDS_SCHEMA_VERSION }]);
+    raw.prepare('UPDATE schema_version SET version = ?').run(CALL_RECORDS_SCHEMA_VERSION + 1);
+    raw.close();
+    expect(codeOf(() => CallRecords.open(path))).toBe('CALL_RECORDS_STORE');
+    store = CallRecords.open(join(dir, 'fresh.sqlite'));
+  });
+});
+
+/** Minimal RFC 4180 reader, to check that quoting round-trips. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i += 1;
+      } else if (ch === '"') quoted = false;
+      else cell += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (ch === '\r' && text[i + 1] === '\n') {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+      i += 1;
+    } else cell += ch;
+  }
+  expect(cell).toBe('');
+  expect(row).toEqual([]);
+  return rows;
+}
+
+describe('recordsToCsv', () => {
+  it('writes a header, quotes per RFC 4180 and neutralises formulas', () => {
+    const r = record({
+      interactionId: '17000000000000001234',
+      agentUsername: '=HYPERLINK("http://evil","x")',
+      callerNumber: '+61299998888',
+      calledNumber: '-5',
+      note: 'said "call back", then\r\nhung up',
+      recordingName: '@SUM(1+1)',
+      recordingFile: '+cmd|calc',
+      divertReason: 'no answer',
+      startedAt: '2024-05-01T09:30:00.000Z',
+    });
+    const spoofed = record({ interactionId: '2', callerNumber: '-2+3', note: '\tTAB', agentUsername: undefined, recordingName: undefined, recordingFile: undefined });
+    const csv = recordsToCsv([r, spoofed]);
+    expect(csv.endsWith('\r\n')).toBe(true);
+    const rows = parseCsv(csv);
+    expect(rows[0]).toEqual([
+      'Interaction ID', 'Call Type', 'Agent ID', 'Agent Username', 'Date & Time', 'Caller Number', 'Called Number',
+      'Duration (s)', 'Outcome', 'Divert Reason', 'Recording Status', 'Recording Name', 'Recording File', 'Email Status', 'Note',
+    ]);
+    expect(rows).toHaveLength(3);
+    expect(rows[1]).toEqual([
+      '17000000000000001234', 'Diverted Call', '1001', `'=HYPERLINK("http://evil","x")`, '2024-05-01T09:30:00.000Z',
+      '+61299998888', '-5', '42', 'voicemail', 'no answer', 'available', "'@SUM(1+1)", "'+cmd|calc", 'queued',
+      'said "call back", then\r\nhung up',
+    ]);
+    expect(rows[2]?.[3]).toBe('');
+    expect(rows[2]?.[5]).toBe("'-2+3");
+    expect(rows[2]?.[14]).toBe("'\tTAB");
+    // Every cell a spreadsheet would evaluate starts with a quote mark instead.
+    for (const row of rows.slice(1)) {
+      for (const cell of row) expect(/^[=+\-@\t\r]/.test(cell) && !/^[+-]?\d+(\.\d+)?$/.test(cell)).toBe(false);
+    }
+    expect(recordsToCsv([])).toBe(`${rows[0]?.join(',')}\r\n`);
+  });
+});
+
+describe('interaction ids', () => {
+  it('are digits, unique and sorted in creation order', () => {
+    const ids = Array.from({ length: 20_000 }, () => nextInteractionId());
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(/^\d{19}$/);
+    expect([...ids].sort()).toEqual(ids);
+  });
+
+  it('keep increasing when the clock stands still or steps back, and differ after a restart', () => {
+    let now = 1_700_000_000_000;
+    const gen = new InteractionIdGenerator(() => now, () => 7);
+    const a = gen.next();
+    now -= 5_000; // clock stepped back
+    const b = gen.next();
+    const burst = Array.from({ length: 1500 }, () => gen.next()); // more than 1000 in one ms
+    const all = [a, b, ...burst];
+    expect(new Set(all).size).toBe(all.length);
+    expect([...all].sort()).toEqual(all);
+    expect(a).toBe('1700000000000000007');
+
+    // A "restarted" generator (fresh counter) a millisecond later cannot repeat an earlier id.
+    const restarted = new InteractionIdGenerator(() => 1_700_000_000_002, () => 7);
+    expect(all).not.toContain(restarted.next());
+  });
+});
