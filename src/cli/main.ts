@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { SwitchboardError, errorMessage } from '../errors.js';
+import { EXIT, exitCodeForError } from './exit-codes.js';
+import { validateCommand } from './commands/validate.js';
+import { renderCommand } from './commands/render.js';
+import { diffCommand } from './commands/diff.js';
+
+/** The `switchboard` command line. Each command lives in commands/<name>.ts. */
+export async function main(argv: string[]): Promise<void> {
+  const cli = yargs(argv)
+    .scriptName('switchboard')
+    .usage('$0 <command> [options]\n\nKeeps an Asterisk PBX in step with a contact centre\'s agents.')
+    .command(validateCommand)
+    .command(renderCommand)
+    .command(diffCommand)
+    .demandCommand(1, 'name a command: validate, render, diff, ... (see --help)')
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new SwitchboardError('USAGE', msg);
+    });
+  try {
+    await cli.parseAsync();
+  } catch (err) {
+    const code = err instanceof SwitchboardError ? err.code : undefined;
+    process.stderr.write(`switchboard: ${errorMessage(err)}\n`);
+    if (code === 'USAGE') process.stderr.write('Run with --help for usage.\n');
+    if (!code) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+    process.exitCode = code ? exitCodeForError(code) : EXIT.INTERNAL;
+  }
+}
+
+await main(hideBin(process.argv));
