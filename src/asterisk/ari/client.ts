@@ -1,0 +1,591 @@
+/**
+ * AriClient: the AriPort over ari-client 2.2.0, the only module that imports ari-client.
+ *
+ * What it adds to ari-client (see docs/ENGINEERING.md, "Libraries"):
+ * - A credential check (GET /ari/asterisk/info with Basic auth) before every connect(): with a bad
+ *   password ari-client's connect() would throw an uncaught exception. A SwaggerGuard also contains
+ *   that exception (and swagger-client's stdout notice) for the rare race it does not cover.
+ * - A timeout on every REST call and connect step (ari-client's promises never settle when
+ *   Asterisk is gone): PeerTimeoutError.
+ * - Errors mapped to AriRequestError (a PeerRequestError with `notFound`) / PeerAuthError.
+ * - A supervisor that reconnects for ever with capped exponential backoff. ari-client's own event
+ *   socket reconnect gives up after 10 tries (only a `WebSocketMaxRetries` event) and cannot be
+ *   cancelled once a retry is scheduled (its stop() during a retry still reconnects, and a second
+ *   socket for the same app would replace ours at Asterisk). So right after `client.start(app)` the
+ *   supervisor takes the WebSocket ari-client opened (`client._ws`, ari-client 2.2.0 internals)
+ *   away from ari-client's handlers and drives it itself: events are parsed here (plain JSON, as
+ *   Asterisk sent them), a ping detects a dead peer, and on close the whole ari-client instance is
+ *   thrown away and rebuilt (credential check, api-docs, socket), emitting 'connected' each time.
+ * - stop() really stops: pending retry cleared, in-flight attempt abandoned, socket closed.
+ *
+ * Limitation (swagger-client): the Basic-auth credentials live in a module-global of
+ * swagger-client, so all AriClient instances in one process must use the same ARI user.
+ * The password never reaches a log: logs carry url, user and app only, and error texts are scrubbed.
+ */
+import { EventEmitter } from 'node:events';
+import ariClient from 'ari-client';
+import type { Client as AriLibClient } from 'ari-client';
+import { PeerAuthError, PeerDisconnectedError, PeerRequestError, PeerTimeoutError, SettingsError, SwitchboardError, errorMessage } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { ARI_PEER, AriRequestError, toAriError } from './errors.js';
+import { HttpTransportError, httpGet, peerMessage } from './http.js';
+import { SwaggerGuard } from './swagger-guard.js';
+import type {
+  AriEvent, AriPort, AriSettings, ChannelJson, EndpointJson, OriginateOptions, RecordOptions, StoredRecordingJson,
+} from './types.js';
+
+/** The slice of ws@6's WebSocket that ari-client opens (ari-client 2.2.0 keeps it in `client._ws`). */
+interface WsLike extends EventEmitter {
+  readyState: number;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  ping(data?: unknown, mask?: boolean, cb?: (err?: Error) => void): void;
+}
+const WS_CONNECTING = 0;
+const WS_OPEN = 1;
+const WS_CLOSED = 3;
+
+export type ConnectFn = (url: string, user: string, pass: string) => PromiseLike<AriLibClient>;
+
+export interface AriClientDeps {
+  logger: Logger;
+  /** ari-client's connect (tests may wrap it). */
+  connect?: ConnectFn;
+}
+
+export interface AriStartOptions {
+  /** Reject start() on the first failure of any kind (CLI one-shots). Default: only on bad credentials. */
+  failFast?: boolean;
+}
+
+type State = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopped';
+
+const DEFAULTS = { requestTimeoutMs: 5000, reconnectInitialMs: 500, reconnectMaxMs: 30_000, pingIntervalMs: 15_000 };
+const noop = (): void => undefined;
+
+export class AriClient extends EventEmitter implements AriPort {
+  private readonly origin: string;
+  private readonly settings: Required<AriSettings>;
+  private readonly log: Logger;
+  private readonly connectFn: ConnectFn;
+  private readonly guard: SwaggerGuard;
+
+  private state: State = 'idle';
+  /** Bumped by every attempt and by stop(): results of an older attempt are thrown away. */
+  private generation = 0;
+  private failures = 0;
+  private lib?: AriLibClient;
+  private ws?: WsLike;
+  private retryTimer?: NodeJS.Timeout;
+  private pingTimer?: NodeJS.Timeout;
+  private awaitingPong = false;
+  private abort?: AbortController;
+  private firstStart?: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void; failFast: boolean };
+
+  constructor(settings: AriSettings, deps: AriClientDeps) {
+    super();
+    let parsed: URL;
+    try {
+      parsed = new URL(settings.url);
+    } catch {
+      throw new SettingsError(`ari url "${settings.url}" is not a URL; e.g. "http://127.0.0.1:8088"`, { key: 'ari.url' });
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new SettingsError(`ari url "${settings.url}" must start with http:// or https://`, { key: 'ari.url' });
+    }
+    if (!/^[A-Za-z0-9_.-]+$/.test(settings.app)) {
+      throw new SettingsError(`ari app "${settings.app}" is invalid: letters, digits, "_", "." and "-" only, e.g. "switchboard"`, { key: 'ari.app' });
+    }
+    if (!settings.username) throw new SettingsError('ari username is empty', { key: 'ari.username' });
+    this.origin = parsed.origin;
+    this.settings = {
+      url: parsed.origin,
+      username: settings.username,
+      password: settings.password,
+      app: settings.app,
+      requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+      reconnectInitialMs: settings.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
+      reconnectMaxMs: settings.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
+      pingIntervalMs: settings.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+    };
+    this.log = deps.logger.child({ component: 'ari', url: this.origin, user: settings.username, app: settings.app });
+    this.connectFn = deps.connect ?? ((u, user, pass) => ariClient.connect(u, user, pass));
+    this.guard = new SwaggerGuard(this.log, (s) => this.scrub(s));
+    // One listener per event type and per call-control service is expected; more would be a leak.
+    this.setMaxListeners(50);
+  }
+
+  /** True while the events socket is open. */
+  get connected(): boolean { return this.state === 'connected'; }
+
+  // -------------------------------------------------------------------------------------------
+  // Supervisor
+
+  /**
+   * Connects and keeps reconnecting for ever. Resolves on the first successful connection;
+   * rejects with PeerAuthError when Asterisk refuses the credentials (and stops), with the first
+   * error when `failFast`, or with PeerDisconnectedError when stop() comes first.
+   */
+  start(opts: AriStartOptions = {}): Promise<void> {
+    if (this.state === 'connected') return Promise.resolve();
+    if (this.firstStart) return this.firstStart.promise;
+    if (this.state === 'connecting' || this.state === 'backoff') return Promise.resolve();
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+    this.firstStart = { promise, resolve, reject, failFast: opts.failFast ?? false };
+    this.failures = 0;
+    void this.attempt();
+    return promise;
+  }
+
+  /** Stops for good (until start() again): no retry, socket closed, REST calls refused. */
+  async stop(): Promise<void> {
+    const wasConnected = this.state === 'connected';
+    this.generation++;
+    this.state = 'stopped';
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.abort?.abort();
+    this.abort = undefined;
+    const ws = this.ws;
+    this.dropClient();
+    if (this.firstStart) {
+      this.firstStart.reject(new PeerDisconnectedError(ARI_PEER, 'start (stopped before connecting)'));
+      this.firstStart = undefined;
+    }
+    if (ws) await closeSocket(ws);
+    if (wasConnected) {
+      this.log.info('ARI stopped');
+      this.safeEmit('disconnected', { reason: 'stopped' });
+    }
+  }
+
+  private async attempt(): Promise<void> {
+    const gen = ++this.generation;
+    this.state = 'connecting';
+    this.retryTimer = undefined;
+    const abort = new AbortController();
+    this.abort = abort;
+    try {
+      const version = await this.checkCredentials(abort.signal);
+      if (gen !== this.generation) return;
+      const lib = await this.loadApi(abort.signal);
+      if (gen !== this.generation) { detach(lib); return; }
+      const ws = await this.openSocket(lib, gen, abort.signal);
+      if (gen !== this.generation) { void closeSocket(ws); detach(lib); return; }
+      this.onConnected(lib, ws, version);
+    } catch (err) {
+      if (gen !== this.generation) return;
+      this.onAttemptFailed(err);
+    } finally {
+      if (this.abort === abort) this.abort = undefined;
+    }
+  }
+
+  private onConnected(lib: AriLibClient, ws: WsLike, version: string | undefined): void {
+    this.lib = lib;
+    this.ws = ws;
+    this.state = 'connected';
+    this.failures = 0;
+    ws.on('message', (data: unknown) => this.onMessage(data));
+    ws.on('pong', () => { this.awaitingPong = false; });
+    ws.on('close', (code: number) => this.onSocketClosed(ws, code));
+    this.startPing(ws);
+    this.log.info({ asteriskVersion: version }, 'ARI connected');
+    const first = this.firstStart;
+    this.firstStart = undefined;
+    first?.resolve();
+    this.safeEmit('connected');
+  }
+
+  private onAttemptFailed(err: unknown): void {
+    const error = err instanceof SwitchboardError ? err : new PeerRequestError(ARI_PEER, 'connect', this.scrub(errorMessage(err)));
+    this.dropClient();
+    const first = this.firstStart;
+    if (first && (first.failFast || error instanceof PeerAuthError)) {
+      this.firstStart = undefined;
+      this.state = 'idle';
+      this.log.error({ code: error.code, err: error.message }, 'ARI connect failed');
+      first.reject(error);
+      return;
+    }
+    this.scheduleRetry(error);
+  }
+
+  private onSocketClosed(ws: WsLike, code: number): void {
+    if (ws !== this.ws || this.state !== 'connected') return;
+    this.log.warn({ code }, 'ARI events socket closed');
+    this.dropClient();
+    this.state = 'backoff';
+    this.safeEmit('disconnected', { reason: 'socket closed', code });
+    this.scheduleRetry(undefined);
+  }
+
+  private scheduleRetry(error: SwitchboardError | undefined): void {
+    const { reconnectInitialMs: initial, reconnectMaxMs: max } = this.settings;
+    const delay = Math.min(max, initial * 2 ** Math.min(this.failures, 30));
+    this.failures++;
+    this.state = 'backoff';
+    const fields = { attempt: this.failures, retryInMs: delay, ...(error ? { code: error.code, err: error.message } : {}) };
+    if (error instanceof PeerAuthError) this.log.error(fields, 'ARI refused the credentials; retrying');
+    else this.log.warn(fields, 'ARI not connected; retrying');
+    const gen = this.generation;
+    this.retryTimer = setTimeout(() => {
+      if (gen !== this.generation || this.state !== 'backoff') return;
+      void this.attempt();
+    }, delay);
+  }
+
+  /** Forgets the current ari-client instance and socket (closing the socket without waiting). */
+  private dropClient(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws) {
+      ws.removeAllListeners('message');
+      ws.removeAllListeners('pong');
+      ws.removeAllListeners('close');
+      if (ws.readyState !== WS_CLOSED) void closeSocket(ws);
+    }
+    if (this.lib) detach(this.lib);
+    this.lib = undefined;
+  }
+
+  private startPing(ws: WsLike): void {
+    const every = this.settings.pingIntervalMs;
+    if (!every) return;
+    this.awaitingPong = false;
+    this.pingTimer = setInterval(() => {
+      if (ws !== this.ws) return;
+      if (this.awaitingPong) {
+        this.log.warn({ pingIntervalMs: every }, 'ARI events socket: no pong; dropping it');
+        ws.terminate();
+        return;
+      }
+      this.awaitingPong = true;
+      try { ws.ping(undefined, undefined, noop); } catch { /* closing: 'close' will follow */ }
+    }, every);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Connect steps
+
+  /** GET /ari/asterisk/info with Basic auth: refuses bad credentials before ari-client sees them. */
+  private async checkCredentials(signal: AbortSignal): Promise<string | undefined> {
+    const what = 'credential check (GET /ari/asterisk/info)';
+    const url = `${this.origin}/ari/asterisk/info`;
+    const res = await this.get(url, what, signal);
+    if (res.status === 401 || res.status === 403) {
+      throw new PeerAuthError(ARI_PEER, `Asterisk at ${this.origin} refused ARI user "${this.settings.username}" (HTTP ${res.status}); see ari.conf`);
+    }
+    if (res.status === 404) {
+      throw new AriRequestError(what, `${url} answered 404: is ARI enabled (http.conf enabled=yes, ari.conf enabled=yes)?`, { status: 404, notFound: false });
+    }
+    if (res.status !== 200) {
+      throw new AriRequestError(what, this.scrub(peerMessage(res.body)) || `HTTP ${res.status}`, { status: res.status });
+    }
+    try {
+      const info = JSON.parse(res.body.toString('utf8')) as { system?: { version?: unknown } };
+      return typeof info.system?.version === 'string' ? info.system.version : undefined;
+    } catch {
+      throw new AriRequestError(what, `${url} did not answer JSON: is this Asterisk's HTTP server?`, { status: res.status });
+    }
+  }
+
+  /** ari-client's connect(): loads the api-docs, under the SwaggerGuard and a timeout. */
+  private loadApi(signal: AbortSignal): Promise<AriLibClient> {
+    const ms = this.settings.requestTimeoutMs * 2;
+    const { username, password } = this.settings;
+    const p = this.guard.around(() => Promise.resolve(this.connectFn(this.origin, username, password)));
+    // A connect() that settles after we gave up: drop what it built.
+    return withTimeout(p, ms, () => {
+      p.then((late) => detach(late), noop);
+      return new PeerTimeoutError(ARI_PEER, 'loading the api-docs (connect)', ms);
+    }, signal, () => {
+      p.then((late) => detach(late), noop);
+      return new PeerDisconnectedError(ARI_PEER, 'loading the api-docs (stopped)');
+    }).catch((err: unknown) => { throw toAriError('loading the api-docs (connect)', err, (s) => this.scrub(s)); });
+  }
+
+  /**
+   * ari-client's start(app) opens the events socket; we take it over at once (before any I/O can
+   * happen) so that ari-client's own reconnect logic never runs, and wait for it to open.
+   */
+  private openSocket(lib: AriLibClient, gen: number, signal: AbortSignal): Promise<WsLike> {
+    const ms = this.settings.requestTimeoutMs;
+    return new Promise<WsLike>((resolve, reject) => {
+      const started = lib.start(this.settings.app) as unknown as PromiseLike<void> | undefined;
+      // Never settles once its listeners are gone; nothing to wait for.
+      void Promise.resolve(started).catch(noop);
+      const ws = (lib as unknown as { _ws?: WsLike })._ws;
+      if (!ws || typeof ws.on !== 'function') {
+        reject(new PeerRequestError(ARI_PEER, 'events WebSocket', 'ari-client did not expose its WebSocket (client._ws); only ari-client 2.2.0 is supported'));
+        return;
+      }
+      ws.removeAllListeners();
+      ws.on('error', noop); // ws throws on 'error' without a listener; errors are handled via 'close'
+      if (gen === this.generation) this.ws = ws; // so that stop() closes it while it is connecting
+      const timer = setTimeout(() => {
+        done();
+        ws.terminate();
+        reject(new PeerTimeoutError(ARI_PEER, 'events WebSocket connect', ms));
+      }, ms);
+      let lastError: Error | undefined;
+      const onError = (err: Error): void => { lastError = err; };
+      const onOpen = (): void => { done(); resolve(ws); };
+      const onClose = (): void => {
+        done();
+        if (this.ws === ws) this.ws = undefined;
+        const msg = this.scrub(lastError?.message ?? 'closed before it opened');
+        const status = /Unexpected server response: (\d+)/.exec(msg)?.[1];
+        if (status === '401' || status === '403') {
+          reject(new PeerAuthError(ARI_PEER, `Asterisk refused the events WebSocket for ARI user "${this.settings.username}" (HTTP ${status})`));
+        } else {
+          reject(new PeerRequestError(ARI_PEER, 'events WebSocket connect', msg, status ? { status: Number(status) } : {}));
+        }
+      };
+      const onAbort = (): void => {
+        done();
+        ws.terminate();
+        reject(new PeerDisconnectedError(ARI_PEER, 'events WebSocket connect (stopped)'));
+      };
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        ws.off('open', onOpen);
+        ws.off('error', onError);
+        ws.off('close', onClose);
+      };
+      if (signal.aborted) { onAbort(); return; }
+      signal.addEventListener('abort', onAbort, { once: true });
+      ws.on('open', onOpen);
+      ws.on('error', onError);
+      ws.on('close', onClose);
+    });
+  }
+
+  private onMessage(data: unknown): void {
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : String(data);
+    let evt: unknown;
+    try {
+      evt = JSON.parse(text);
+    } catch {
+      this.log.warn({ bytes: text.length }, 'ARI: event is not JSON; ignored');
+      return;
+    }
+    if (!evt || typeof evt !== 'object' || typeof (evt as { type?: unknown }).type !== 'string') {
+      this.log.warn('ARI: event without a type; ignored');
+      return;
+    }
+    const event = evt as AriEvent;
+    if (event.type === 'ApplicationReplaced') {
+      this.log.error('ARI: another client connected with the same app name; Asterisk now sends its events there');
+    }
+    this.safeEmit('event', event);
+    if (!['event', 'connected', 'disconnected', 'error'].includes(event.type)) this.safeEmit(event.type, event);
+  }
+
+  private safeEmit(name: string, ...args: unknown[]): void {
+    try {
+      this.emit(name, ...args);
+    } catch (err) {
+      this.log.error({ event: name, err: this.scrub(errorMessage(err)) }, 'ARI: an event listener threw');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Helpers
+
+  /** Removes the password (and Basic/api_key forms of it) from a text meant for logs or errors. */
+  private scrub(text: string): string {
+    let out = text.replace(/(api_key=)[^&\s"']*/gi, '$1[redacted]').replace(/(\/\/[^/\s:@]*:)[^@/\s]*@/g, '$1[redacted]@');
+    const { username, password } = this.settings ?? {};
+    if (password && password.length >= 3) {
+      const forms = [password, encodeURIComponent(password), Buffer.from(`${username}:${password}`).toString('base64')];
+      for (const f of forms) out = out.split(f).join('[redacted]');
+    }
+    return out;
+  }
+
+  private async get(url: string, what: string, signal?: AbortSignal) {
+    const ms = this.settings.requestTimeoutMs;
+    try {
+      return await httpGet(url, { username: this.settings.username, password: this.settings.password, timeoutMs: ms, ...(signal ? { signal } : {}) });
+    } catch (err) {
+      if (err instanceof HttpTransportError) {
+        const f = err.failure;
+        if (f.kind === 'timeout') throw new PeerTimeoutError(ARI_PEER, what, ms);
+        if (f.kind === 'aborted') throw new PeerDisconnectedError(ARI_PEER, `${what} (stopped)`);
+        throw new PeerRequestError(ARI_PEER, what, `cannot reach Asterisk at ${this.origin} (${f.code})`, { unreachable: true, errno: f.code });
+      }
+      throw err;
+    }
+  }
+
+  /** One REST call through ari-client: refused when not connected, bounded by the timeout, errors mapped. */
+  private async call<T>(what: string, fn: (lib: AriLibClient) => PromiseLike<T>): Promise<T> {
+    const lib = this.lib;
+    if (!lib || this.state !== 'connected') throw new PeerDisconnectedError(ARI_PEER, what);
+    const ms = this.settings.requestTimeoutMs;
+    try {
+      return await withTimeout(Promise.resolve().then(() => fn(lib)), ms, () => new PeerTimeoutError(ARI_PEER, what, ms));
+    } catch (err) {
+      throw toAriError(what, err, (s) => this.scrub(s));
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // AriPort
+
+  async answer(channelId: string): Promise<void> {
+    await this.call(`answer channel ${channelId}`, (c) => c.channels.answer({ channelId }));
+  }
+
+  async ring(channelId: string): Promise<void> {
+    await this.call(`ring channel ${channelId}`, (c) => c.channels.ring({ channelId }));
+  }
+
+  async ringStop(channelId: string): Promise<void> {
+    await this.call(`stop ringing channel ${channelId}`, (c) => c.channels.ringStop({ channelId }));
+  }
+
+  async hangup(channelId: string, reason?: string): Promise<void> {
+    await this.call(`hang up channel ${channelId}`, (c) => c.channels.hangup({ channelId, ...(reason ? { reason } : {}) }));
+  }
+
+  async continueInDialplan(channelId: string, opts: { context?: string; extension?: string; priority?: number } = {}): Promise<void> {
+    const params = { channelId, ...definedOnly({ context: opts.context, extension: opts.extension, priority: opts.priority }) };
+    await this.call(`continue channel ${channelId} in the dialplan`, (c) => c.channels.continueInDialplan(params));
+  }
+
+  async play(channelId: string, media: string[], playbackId?: string): Promise<{ id: string }> {
+    const params = { channelId, media: media.join(','), ...(playbackId ? { playbackId } : {}) };
+    const pb = await this.call(`play ${media.join(',')} on channel ${channelId}`, (c) => c.channels.play(params));
+    return { id: String((pb as { id?: unknown }).id ?? playbackId ?? '') };
+  }
+
+  async record(channelId: string, opts: RecordOptions): Promise<{ name: string }> {
+    const params = {
+      channelId, name: opts.name, format: opts.format, maxDurationSeconds: opts.maxDurationSeconds,
+      maxSilenceSeconds: opts.maxSilenceSeconds, beep: opts.beep, terminateOn: opts.terminateOn,
+      ...(opts.ifExists ? { ifExists: opts.ifExists } : {}),
+    };
+    const rec = await this.call(`record channel ${channelId} as "${opts.name}"`, (c) => c.channels.record(params));
+    return { name: String((rec as { name?: unknown }).name ?? opts.name) };
+  }
+
+  async originate(opts: OriginateOptions): Promise<{ id: string }> {
+    const params = {
+      endpoint: opts.endpoint, app: opts.app, timeout: opts.timeoutSeconds,
+      ...definedOnly({ appArgs: opts.appArgs, callerId: opts.callerId, channelId: opts.channelId }),
+      ...(opts.variables && Object.keys(opts.variables).length ? { variables: opts.variables } : {}),
+    };
+    const ch = await this.call(`originate to ${opts.endpoint}`, (c) => c.channels.originate(params));
+    return { id: String((ch as { id?: unknown }).id ?? opts.channelId ?? '') };
+  }
+
+  async createBridge(opts: { type?: string; bridgeId?: string } = {}): Promise<{ id: string }> {
+    const params = definedOnly({ type: opts.type, bridgeId: opts.bridgeId });
+    const b = await this.call('create bridge', (c) => c.bridges.create(params));
+    return { id: String((b as { id?: unknown }).id ?? opts.bridgeId ?? '') };
+  }
+
+  async addChannel(bridgeId: string, channelIds: string[]): Promise<void> {
+    await this.call(`add ${channelIds.join(',')} to bridge ${bridgeId}`, (c) => c.bridges.addChannel({ bridgeId, channel: channelIds.join(',') }));
+  }
+
+  async destroyBridge(bridgeId: string): Promise<void> {
+    await this.call(`destroy bridge ${bridgeId}`, (c) => c.bridges.destroy({ bridgeId }));
+  }
+
+  async getChannel(channelId: string): Promise<ChannelJson | undefined> {
+    try {
+      return plain<ChannelJson>(await this.call(`get channel ${channelId}`, (c) => c.channels.get({ channelId })));
+    } catch (err) {
+      if (err instanceof AriRequestError && err.notFound) return undefined;
+      throw err;
+    }
+  }
+
+  async listChannels(): Promise<ChannelJson[]> {
+    return plain<ChannelJson[]>(await this.call('list channels', (c) => c.channels.list()));
+  }
+
+  async listEndpoints(): Promise<EndpointJson[]> {
+    return plain<EndpointJson[]>(await this.call('list endpoints', (c) => c.endpoints.list()));
+  }
+
+  /** The recording's bytes, fetched directly (binary body, timeout) rather than through ari-client. */
+  async getStoredRecordingFile(name: string): Promise<Buffer> {
+    const what = `download stored recording "${name}"`;
+    const res = await this.get(`${this.origin}/ari/recordings/stored/${encodeURIComponent(name)}/file`, what);
+    if (res.status === 200) return res.body;
+    const message = this.scrub(peerMessage(res.body)) || `HTTP ${res.status}`;
+    if (res.status === 401) throw new PeerAuthError(ARI_PEER, `${what}: Asterisk answered 401`);
+    throw new AriRequestError(what, message, { status: res.status });
+  }
+
+  async deleteStoredRecording(name: string): Promise<void> {
+    await this.call(`delete stored recording "${name}"`, (c) => c.recordings.deleteStored({ recordingName: name }));
+  }
+
+  async getStoredRecording(name: string): Promise<StoredRecordingJson | undefined> {
+    try {
+      const r = plain<StoredRecordingJson>(await this.call(`get stored recording "${name}"`, (c) => c.recordings.getStored({ recordingName: name })));
+      return { name: r.name, format: r.format };
+    } catch (err) {
+      if (err instanceof AriRequestError && err.notFound) return undefined;
+      throw err;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Rejects with `onTimeout()` after `ms`; the late settlement of `p` is absorbed. */
+export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error, signal?: AbortSignal, onAbort?: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const aborted = (): void => { clearTimeout(timer); reject(onAbort ? onAbort() : new Error('aborted')); };
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', aborted); reject(onTimeout()); }, ms);
+    if (signal?.aborted) { aborted(); return; }
+    signal?.addEventListener('abort', aborted, { once: true });
+    p.then(
+      (v) => { clearTimeout(timer); signal?.removeEventListener('abort', aborted); resolve(v); },
+      (e: unknown) => { clearTimeout(timer); signal?.removeEventListener('abort', aborted); reject(e); },
+    );
+  });
+}
+
+/** ari-client resource instances (with `_client` and bound operations) → the plain JSON Asterisk sent. */
+function plain<T>(value: unknown): T {
+  return JSON.parse(JSON.stringify(value ?? null, (key, v: unknown) => (key === '_client' ? undefined : v))) as T;
+}
+
+function definedOnly<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
+
+/** Closes a socket politely (1 s grace), then for good; resolves once it is closed. */
+function closeSocket(ws: WsLike): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (ws.readyState === WS_CLOSED) { resolve(); return; }
+    ws.on('error', noop);
+    const timer = setTimeout(() => { ws.terminate(); }, 1000);
+    ws.once('close', () => { clearTimeout(timer); resolve(); });
+    try {
+      if (ws.readyState === WS_CONNECTING || ws.readyState !== WS_OPEN) ws.terminate();
+      else ws.close(1000, 'switchboard stopping');
+    } catch {
+      ws.terminate();
+    }
+  });
+}
+
+/** Removes every listener from an ari-client instance (its typings narrow EventEmitter's API). */
+function detach(lib: AriLibClient): void {
+  (lib as unknown as EventEmitter).removeAllListeners();
+}
