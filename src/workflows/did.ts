@@ -1,0 +1,939 @@
+/**
+ * DID call control over ARI: a call to an agent's Direct In Dial number rings the agent and, when
+ * the agent is paused, logged out, busy, does not answer or cannot be reached, takes a voicemail
+ * and emails the recording to the agent (product docs 000 §3; call records as in 003).
+ *
+ * The dialplan (templates/extensions/did.hbs) sends each DID to `Stasis(<app>,<DID>)`. Here:
+ *
+ *   StasisStart(caller, [DID]) ─ unknown DID ──> answer, ss-noservice, hang up (logged; no record)
+ *     │ presence paused / logged out / busy, agent disabled ──> voicemail ("Diverted Call")
+ *     └ available ──> ring the caller, originate to the agent (app args `dialed,<interaction id>`)
+ *          │ agent answers (its StasisStart) ──> answer caller, mixing bridge ("Direct Agent Call")
+ *          │     └ either side hangs up ──> hang up the other, destroy the bridge, duration recorded
+ *          │ busy (cause 17/21) / no answer (our timer, cause 18/19) / failed (any other cause,
+ *          │   originate refused) ──> voicemail
+ *          └ caller hangs up ──> cancel the agent leg, outcome "abandoned"
+ *   voicemail: answer, greeting (stored recording `greeting-<agentId>`, else vm-theperson +
+ *     extension digits + vm-isunavail) + vm-intro, record with beep (`switchboard-<id>`, wav, '#'
+ *     ends) ─ RecordingFinished (also after the caller hung up) ──> shorter than the minimum:
+ *     dropped, "no message"; else fetched, kept as <recordingsDir>/yyyymmdd_hhmm_<id>.wav, emailed
+ *     through the durable outbox ("queued"; the wiring sets "sent" on delivery), or "no email".
+ *
+ * Fail safe: any error while the caller is in our hands is logged and the caller continues in the
+ * dialplan at the DID's `vm` priority (Asterisk's VoiceMail for the agent's box), or, if even that
+ * fails, is hung up cleanly: never left in silence.
+ *
+ * One in-memory state machine per call. Events are routed to calls by channel id, playback id and
+ * recording name through one listener per event type (installed by start(), removed by stop()), and
+ * each call handles its events one at a time, in order (a per-call promise queue). A finished call
+ * leaves nothing behind: maps, timers and queue are dropped.
+ *
+ * After the events socket comes back ('connected' after a 'disconnected'), `resync` compares every
+ * call with `GET /channels` and resumes it (see `resync` for exactly what is resumed); channels
+ * left in our app by an earlier process (no state here) are handed to the dialplan's voicemail
+ * (callers) or hung up (agent legs).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AriPort, ChannelJson, LiveRecordingJson } from '../asterisk/ari/types.js';
+import { isNotFound } from '../asterisk/ari/errors.js';
+import type { CallRecord, CallRecords, CallType } from '../calls/records.js';
+import { nextInteractionId } from '../calls/interaction-id.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { MailJob, MailJobInput } from '../mail/outbox.js';
+import { writeFileDurable } from '../mail/durable-fs.js';
+import { buildVoicemailEmail, localDateTime, recordingFileName, type EmailTemplates } from '../mail/voicemail-email.js';
+import type { Agent, Store } from '../model/types.js';
+import { dialTarget } from '../render/plan.js';
+
+/** App args of the channels we originate: `dialed,<interaction id>`. */
+export const DIALED_MARKER = 'dialed';
+
+/**
+ * Priority of the `vm` label in templates/extensions/did.hbs (1 Stasis, 2 GotoIf, 3 Hangup,
+ * 4 `vm`). The ARI port's continueInDialplan takes a priority, not a label; a test reads the
+ * template to keep the two in step.
+ */
+export const DID_VM_PRIORITY = 4;
+
+/** Hangup causes (Q.850) of an agent leg that ended before answer → why the call was diverted. */
+export function divertReasonForCause(cause: number | undefined): 'busy' | 'no answer' | 'failed' {
+  if (cause === 17 || cause === 21) return 'busy';
+  if (cause === 16 || cause === 18 || cause === 19 || cause === 31) return 'no answer';
+  return 'failed';
+}
+
+export type PresenceState = 'available' | 'paused' | 'logged out' | 'busy';
+
+/** What the workflow needs from the presence service (src/presence). */
+export interface PresenceLookup {
+  get(agentIdOrUsername: string): { state: PresenceState | string; reason?: string } | undefined | Promise<{ state: PresenceState | string; reason?: string } | undefined>;
+}
+
+export interface DidWorkflowSettings {
+  voicemail: {
+    /** Longest message (ARI record maxDurationSeconds). */
+    maxDurationSeconds: number;
+    /** Silence that ends a message (ARI record maxSilenceSeconds). */
+    maxSilenceSeconds: number;
+    /** Shorter messages are dropped ("no message"). */
+    minDurationSeconds: number;
+  };
+  /** Kept recordings go here (<data dir>/recordings). */
+  recordingsDir: string;
+  /** Ring time for every agent (settings [voicemail] ring_timeout_seconds); unset: the agent's voice.ringTimeoutSeconds (else 20). */
+  ringTimeoutSeconds?: number;
+  /** Our own ring timer fires this long after the agent's ring timeout (Asterisk should end the leg first). Default 2000. */
+  ringGraceMs?: number;
+  /** A prompt that never reports PlaybackFinished is given up after this long. Default 60000. */
+  promptTimeoutMs?: number;
+  /** A recording whose RecordingFinished never arrives is fetched this long after maxDurationSeconds. Default 15000. */
+  recordingGraceMs?: number;
+  /** Stasis app name; default: the store's dialplan.stasisApp. */
+  app?: string;
+  /**
+   * A channel found in our app on connect is only treated as left behind by an earlier run if no
+   * StasisStart for it arrives within this time (the list and the events race). Default 2000.
+   */
+  orphanGraceMs?: number;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface DidWorkflowDeps {
+  ari: AriPort;
+  presence: PresenceLookup;
+  /** The current store (the DID index is rebuilt whenever this returns a different object). */
+  store: () => Store | undefined;
+  records: CallRecords;
+  outbox: { enqueue(input: MailJobInput): Promise<MailJob> };
+  templates: EmailTemplates;
+  settings: DidWorkflowSettings;
+  logger: Logger;
+  clock?: () => Date;
+  timers?: Timers;
+  ids?: { interactionId(): string };
+}
+
+type CallState =
+  | 'new' // looking the agent up, checking presence
+  | 'unknown' // unknown DID: playing ss-noservice
+  | 'ringing' // agent leg originated
+  | 'connecting' // agent answered, bridging
+  | 'bridged'
+  | 'greeting' // voicemail greeting playing
+  | 'recording'
+  | 'saving' // fetching, keeping and emailing the message
+  | 'goodbye' // closing prompt, then hang up
+  | 'done';
+
+interface Call {
+  id: string;
+  did: string;
+  callerNumber: string;
+  callerName: string;
+  inboundId: string;
+  log: Logger;
+  startedAt: Date;
+  state: CallState;
+  agent?: Agent;
+  /** A call record exists for this call. */
+  recorded: boolean;
+  callType: CallType;
+  divertReason?: string;
+  outboundId?: string;
+  bridgeId?: string;
+  answeredAt?: Date;
+  recordingName?: string;
+  recordingStartedAt?: Date;
+  /** Set as soon as the event arrives (before the queue reaches it). */
+  callerGone: boolean;
+  timers: Set<unknown>;
+  queue: Promise<void>;
+}
+
+/** What `activeCalls()` shows (tests, `status`). */
+export interface CallSnapshot {
+  interactionId: string;
+  did: string;
+  state: CallState;
+  agentId?: string;
+  inboundId: string;
+  outboundId?: string;
+  bridgeId?: string;
+  recordingName?: string;
+}
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export class DidWorkflow {
+  private readonly log: Logger;
+  private readonly now: () => Date;
+  private readonly timers: Timers;
+  private readonly newId: () => string;
+  private readonly calls = new Set<Call>();
+  private readonly byChannel = new Map<string, Call>();
+  private readonly byPlayback = new Map<string, Call>();
+  private readonly byRecording = new Map<string, Call>();
+  private readonly indexes = new WeakMap<Store, Map<string, Agent>>();
+  private readonly listeners: [string, (...args: unknown[]) => void][] = [];
+  private running = false;
+  private wasDisconnected = false;
+  private adopting: Promise<void> | undefined;
+
+  constructor(private readonly deps: DidWorkflowDeps) {
+    this.log = deps.logger.child({ component: 'did-workflow' });
+    this.now = deps.clock ?? (() => new Date());
+    this.timers = deps.timers ?? realTimers;
+    this.newId = deps.ids ? () => deps.ids!.interactionId() : nextInteractionId;
+  }
+
+  /** Starts handling events from the ARI port. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const on = <E>(name: string, fn: (e: E) => void): void => {
+      const listener = fn as unknown as (...args: unknown[]) => void;
+      this.deps.ari.on(name, listener);
+      this.listeners.push([name, listener]);
+    };
+    on('StasisStart', (e: { args?: string[]; channel: ChannelJson }) => this.onStasisStart(e));
+    on('StasisEnd', (e: { channel: ChannelJson }) => this.onChannelGone(e.channel.id, undefined, 'StasisEnd'));
+    on('ChannelDestroyed', (e: { channel: ChannelJson; cause?: number }) => this.onChannelGone(e.channel.id, e.cause, 'ChannelDestroyed'));
+    on('PlaybackFinished', (e: { playback: { id: string; state?: string } }) => this.onPlaybackFinished(e.playback.id));
+    on('RecordingFinished', (e: { recording: LiveRecordingJson }) => this.onRecordingEnded(e.recording, true));
+    on('RecordingFailed', (e: { recording: LiveRecordingJson }) => this.onRecordingEnded(e.recording, false));
+    on('disconnected', () => {
+      this.wasDisconnected = true;
+      this.log.warn({ calls: this.calls.size }, 'ARI events socket lost: calls in progress are resynchronised on reconnect');
+    });
+    on('connected', () => {
+      const resync = this.wasDisconnected;
+      this.wasDisconnected = false;
+      this.adopting = this.onConnected(resync).catch((err: unknown) => {
+        this.log.error({ err: errorMessage(err) }, 'after (re)connecting: could not check the channels in Asterisk');
+      });
+    });
+  }
+
+  /**
+   * Stops handling events: listeners removed, timers cleared, then waits (at most `timeoutMs`) for
+   * the work already under way (e.g. a message being saved and queued). Calls still in Asterisk
+   * are adopted by the next start (see `adoptOrphans`).
+   */
+  async stop(timeoutMs = 5000): Promise<void> {
+    this.running = false;
+    for (const [name, fn] of this.listeners) this.deps.ari.off(name, fn);
+    this.listeners.length = 0;
+    for (const call of this.calls) this.clearTimers(call);
+    let timer: unknown;
+    await Promise.race([
+      this.settled(),
+      new Promise<void>((resolve) => { timer = this.timers.setTimeout(resolve, timeoutMs); }),
+    ]);
+    this.timers.clearTimeout(timer);
+    for (const call of this.calls) this.clearTimers(call);
+  }
+
+  activeCalls(): CallSnapshot[] {
+    return [...this.calls].map((c) => ({
+      interactionId: c.id, did: c.did, state: c.state, inboundId: c.inboundId,
+      ...(c.agent ? { agentId: c.agent.id } : {}),
+      ...(c.outboundId ? { outboundId: c.outboundId } : {}),
+      ...(c.bridgeId ? { bridgeId: c.bridgeId } : {}),
+      ...(c.recordingName ? { recordingName: c.recordingName } : {}),
+    }));
+  }
+
+  /** Resolves once every event received so far has been handled (tests). */
+  async settled(): Promise<void> {
+    const snapshot = (): Promise<void>[] => [...[...this.calls].map((c) => c.queue), ...(this.adopting ? [this.adopting] : [])];
+    for (let round = 0; round < 1000; round++) {
+      const pending = snapshot();
+      await Promise.all(pending);
+      const now = snapshot();
+      if (now.length === pending.length && now.every((q, i) => q === pending[i])) return;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Event routing
+
+  private onStasisStart(e: { args?: string[]; channel: ChannelJson }): void {
+    const channel = e.channel;
+    const args = e.args ?? [];
+    const known = this.byChannel.get(channel.id);
+    if (args[0] === DIALED_MARKER || (known && known.outboundId === channel.id)) {
+      const call = known ?? [...this.calls].find((c) => c.id === args[1]);
+      if (!call || call.outboundId !== channel.id) {
+        this.log.warn({ channelId: channel.id, args }, 'an agent leg we no longer track entered Stasis: hanging it up');
+        void this.quietly(() => this.deps.ari.hangup(channel.id), this.log, 'hang up the stray agent leg');
+        return;
+      }
+      this.enqueue(call, 'agent answered', () => this.agentAnswered(call, channel.id));
+      return;
+    }
+    if (known) return; // a repeat (should not happen)
+    const did = args[0] ?? channel.dialplan?.exten ?? '';
+    const id = this.newId();
+    const call: Call = {
+      id, did,
+      callerNumber: channel.caller?.number ?? '',
+      callerName: channel.caller?.name ?? '',
+      inboundId: channel.id,
+      log: this.log.child({ callId: id, did, channelId: channel.id }),
+      startedAt: this.now(),
+      state: 'new',
+      recorded: false,
+      callType: 'Direct Agent Call',
+      callerGone: false,
+      timers: new Set(),
+      queue: Promise.resolve(),
+    };
+    this.calls.add(call);
+    this.byChannel.set(channel.id, call);
+    call.log.info({ callerNumber: call.callerNumber }, 'DID call arrived');
+    this.enqueue(call, 'start', () => this.begin(call));
+  }
+
+  private onChannelGone(channelId: string, cause: number | undefined, why: string): void {
+    const call = this.byChannel.get(channelId);
+    if (!call) return;
+    if (channelId === call.inboundId) {
+      if (call.callerGone) return;
+      call.callerGone = true;
+      this.enqueue(call, 'caller hung up', () => this.callerGone(call));
+    } else if (channelId === call.outboundId) {
+      this.enqueue(call, `agent leg ${why}`, () => this.agentLegGone(call, channelId, cause));
+    }
+  }
+
+  private onPlaybackFinished(playbackId: string): void {
+    const call = this.byPlayback.get(playbackId);
+    if (!call) return;
+    this.byPlayback.delete(playbackId);
+    this.enqueue(call, 'prompt finished', () => this.promptFinished(call, playbackId));
+  }
+
+  private onRecordingEnded(recording: LiveRecordingJson, finished: boolean): void {
+    const call = this.byRecording.get(recording.name);
+    if (!call) return;
+    this.enqueue(call, finished ? 'recording finished' : 'recording failed', () =>
+      finished ? this.recordingFinished(call, recording.duration) : this.recordingFailed(call, recording));
+  }
+
+  /** Runs `fn` after everything already queued for this call; an error goes to failSafe. */
+  private enqueue(call: Call, what: string, fn: () => Promise<void>): void {
+    call.queue = call.queue
+      .then(async () => {
+        if (call.state === 'done') return;
+        await fn();
+      })
+      .catch((err: unknown) => this.failSafe(call, what, err));
+  }
+
+  private timer(call: Call, what: string, ms: number, fn: () => Promise<void>): unknown {
+    const handle = this.timers.setTimeout(() => {
+      call.timers.delete(handle);
+      this.enqueue(call, what, fn);
+    }, ms);
+    call.timers.add(handle);
+    return handle;
+  }
+
+  private clearTimers(call: Call): void {
+    for (const t of call.timers) this.timers.clearTimeout(t);
+    call.timers.clear();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The call
+
+  private async begin(call: Call): Promise<void> {
+    const store = this.deps.store();
+    const agent = store ? this.agentFor(store, call.did) : undefined;
+    if (!store || !agent) {
+      call.state = 'unknown';
+      call.log.warn({ callerNumber: call.callerNumber }, store ? 'no agent has this DID: playing "not in service"' : 'no agent store loaded yet: playing "not in service"');
+      await this.deps.ari.answer(call.inboundId);
+      await this.play(call, 'noservice', ['sound:ss-noservice']);
+      return;
+    }
+    call.agent = agent;
+    call.log = call.log.child({ agentId: agent.id });
+    this.deps.records.insert(this.initialRecord(call, agent));
+    call.recorded = true;
+
+    let reason: string | undefined;
+    if (!agent.enabled) reason = 'logged out';
+    else {
+      try {
+        const presence = await this.deps.presence.get(agent.id);
+        const state = presence?.state ?? 'logged out';
+        if (state !== 'available') reason = state === 'paused' || state === 'busy' ? state : 'logged out';
+        call.log.info({ presence: state, reason: presence?.reason }, 'agent presence');
+      } catch (err) {
+        // Ringing is still safe: no answer or a failure ends in voicemail.
+        call.log.warn({ err: errorMessage(err) }, 'presence unknown (lookup failed): ringing the agent');
+      }
+    }
+    if (call.callerGone) return;
+    if (reason) await this.divert(call, reason);
+    else await this.ringAgent(call, agent, store);
+  }
+
+  private async ringAgent(call: Call, agent: Agent, store: Store): Promise<void> {
+    const outboundId = `${call.id}-agent`;
+    const endpoint = dialTarget(agent, store.settings.backend);
+    const timeoutSeconds = this.deps.settings.ringTimeoutSeconds ?? (agent.voice?.ringTimeoutSeconds || 20);
+    call.state = 'ringing';
+    call.outboundId = outboundId;
+    this.byChannel.set(outboundId, call);
+    await this.deps.ari.ring(call.inboundId);
+    this.timer(call, 'ring timeout', timeoutSeconds * 1000 + (this.deps.settings.ringGraceMs ?? 2000), () => this.ringTimedOut(call));
+    call.log.info({ endpoint, timeoutSeconds, outboundId }, 'ringing the agent');
+    try {
+      await this.deps.ari.originate({
+        endpoint,
+        app: this.app(store),
+        appArgs: `${DIALED_MARKER},${call.id}`,
+        callerId: call.callerNumber,
+        timeoutSeconds,
+        channelId: outboundId,
+      });
+    } catch (err) {
+      if (call.callerGone || call.state !== 'ringing') throw err;
+      call.log.warn({ err: errorMessage(err), endpoint }, 'originate to the agent failed: voicemail');
+      this.dropOutbound(call);
+      // A timed-out request may still have created the leg.
+      await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'hang up the agent leg');
+      await this.divert(call, 'failed');
+    }
+  }
+
+  private async ringTimedOut(call: Call): Promise<void> {
+    if (call.state !== 'ringing' || !call.outboundId) return;
+    const outboundId = call.outboundId;
+    call.log.info('the agent did not answer in time: voicemail');
+    this.dropOutbound(call);
+    await this.quietly(() => this.deps.ari.hangup(outboundId, 'no_answer'), call.log, 'hang up the agent leg');
+    await this.divert(call, 'no answer');
+  }
+
+  private async agentAnswered(call: Call, outboundId: string): Promise<void> {
+    if (call.state !== 'ringing' || call.outboundId !== outboundId || call.callerGone) {
+      call.log.info({ outboundId }, 'the agent answered too late: hanging the agent leg up');
+      await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'hang up the late agent leg');
+      return;
+    }
+    this.clearTimers(call);
+    call.state = 'connecting';
+    call.answeredAt = this.now();
+    await this.deps.ari.answer(call.inboundId);
+    const bridge = await this.deps.ari.createBridge({ type: 'mixing', bridgeId: `${call.id}-bridge` });
+    call.bridgeId = bridge.id;
+    await this.deps.ari.addChannel(bridge.id, [call.inboundId, outboundId]);
+    call.state = 'bridged';
+    this.update(call, { outcome: 'answered', callType: 'Direct Agent Call' });
+    call.log.info({ bridgeId: bridge.id }, 'agent answered: caller and agent bridged');
+  }
+
+  private async agentLegGone(call: Call, outboundId: string, cause: number | undefined): Promise<void> {
+    if (call.outboundId !== outboundId) return;
+    if (call.state === 'ringing') {
+      const reason = divertReasonForCause(cause);
+      call.log.info({ cause, reason }, 'the agent leg ended before answer: voicemail');
+      this.dropOutbound(call);
+      await this.divert(call, reason);
+    } else if (call.state === 'connecting' || call.state === 'bridged') {
+      call.log.info({ cause }, 'the agent hung up');
+      this.dropOutbound(call);
+      await this.endBridged(call);
+    }
+  }
+
+  private async callerGone(call: Call): Promise<void> {
+    switch (call.state) {
+      case 'new':
+      case 'unknown':
+        await this.finish(call, call.recorded ? { outcome: 'abandoned', durationSeconds: this.secondsSince(call.startedAt) } : undefined, 'caller hung up');
+        return;
+      case 'ringing': {
+        const outboundId = call.outboundId;
+        this.dropOutbound(call);
+        if (outboundId) await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'cancel the agent leg');
+        await this.finish(call, { outcome: 'abandoned', durationSeconds: this.secondsSince(call.startedAt) }, 'caller hung up while the agent was ringing');
+        return;
+      }
+      case 'connecting':
+      case 'bridged':
+        await this.endBridged(call);
+        return;
+      case 'greeting':
+        await this.finish(call, { outcome: 'no message', recordingStatus: 'none' }, 'caller hung up during the greeting');
+        return;
+      case 'recording':
+        // Asterisk finishes (and stores) the recording when the caller hangs up: RecordingFinished
+        // follows. If it never does, the overdue timer fetches what Asterisk stored.
+        this.timer(call, 'recording finished (caller gone)', this.deps.settings.recordingGraceMs ?? 15_000, () => this.recordingOverdue(call));
+        return;
+      case 'goodbye':
+        await this.finish(call, undefined, 'caller hung up');
+        return;
+      default:
+        return; // saving: finishes on its own
+    }
+  }
+
+  /** Either side of a bridged call hung up: the other goes too, the bridge is destroyed. */
+  private async endBridged(call: Call): Promise<void> {
+    const outboundId = call.outboundId;
+    this.dropOutbound(call);
+    if (outboundId) await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'hang up the agent leg');
+    if (!call.callerGone) await this.quietly(() => this.deps.ari.hangup(call.inboundId), call.log, 'hang up the caller');
+    if (call.bridgeId) {
+      const bridgeId = call.bridgeId;
+      await this.quietly(() => this.deps.ari.destroyBridge(bridgeId), call.log, 'destroy the bridge');
+    }
+    const answered = call.answeredAt !== undefined;
+    await this.finish(call, {
+      outcome: answered ? 'answered' : 'abandoned',
+      durationSeconds: this.secondsSince(call.answeredAt ?? call.startedAt),
+    }, 'call ended');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Voicemail
+
+  private async divert(call: Call, reason: string): Promise<void> {
+    const agent = call.agent!;
+    call.callType = 'Diverted Call';
+    call.divertReason = reason;
+    call.state = 'greeting';
+    this.update(call, { callType: 'Diverted Call', divertReason: reason });
+    call.log.info({ reason }, 'diverting to voicemail');
+    await this.deps.ari.answer(call.inboundId);
+    if (!agent.voicemail.enabled) {
+      call.log.info('the agent has no voicemail: playing "nobody available"');
+      call.state = 'goodbye';
+      this.update(call, { outcome: 'no message', recordingStatus: 'none' });
+      await this.play(call, 'goodbye', ['sound:vm-nobodyavail', 'sound:vm-goodbye']);
+      return;
+    }
+    const greeting = await this.deps.ari.getStoredRecording(`greeting-${agent.id}`);
+    const media = greeting
+      ? [`recording:${greeting.name}`, 'sound:vm-intro']
+      : ['sound:vm-theperson', `digits:${agent.extension}`, 'sound:vm-isunavail', 'sound:vm-intro'];
+    await this.play(call, 'greeting', media);
+  }
+
+  private async promptFinished(call: Call, playbackId: string): Promise<void> {
+    const kind = playbackId.slice(call.id.length + 1);
+    if (kind === 'greeting' && call.state === 'greeting') await this.startRecording(call);
+    else if ((kind === 'goodbye' && call.state === 'goodbye') || (kind === 'noservice' && call.state === 'unknown')) {
+      await this.quietly(() => this.deps.ari.hangup(call.inboundId), call.log, 'hang up the caller');
+      await this.finish(call, undefined, 'caller hung up by us');
+    }
+  }
+
+  private async startRecording(call: Call): Promise<void> {
+    const { maxDurationSeconds, maxSilenceSeconds } = this.deps.settings.voicemail;
+    const name = `switchboard-${call.id}`;
+    this.clearTimers(call);
+    this.dropPlaybacks(call);
+    call.state = 'recording';
+    call.recordingName = name;
+    call.recordingStartedAt = this.now();
+    this.byRecording.set(name, call);
+    await this.deps.ari.record(call.inboundId, {
+      name, format: 'wav', maxDurationSeconds, maxSilenceSeconds, beep: true, terminateOn: '#', ifExists: 'fail',
+    });
+    call.log.info({ recording: name }, 'recording the message');
+    this.timer(call, 'recording overdue', maxDurationSeconds * 1000 + (this.deps.settings.recordingGraceMs ?? 15_000), () => this.recordingOverdue(call));
+  }
+
+  private async recordingFinished(call: Call, durationSeconds: number | undefined, bytes?: Buffer): Promise<void> {
+    if (call.state !== 'recording') return;
+    this.clearTimers(call);
+    call.state = 'saving';
+    const saved = await this.saveMessage(call, durationSeconds, bytes);
+    if (call.callerGone) {
+      await this.finish(call, undefined, saved ? 'message saved' : 'no message');
+      return;
+    }
+    call.state = 'goodbye';
+    await this.play(call, 'goodbye', saved ? ['sound:vm-msgsaved', 'sound:vm-goodbye'] : ['sound:vm-goodbye']);
+  }
+
+  private async recordingFailed(call: Call, recording: LiveRecordingJson): Promise<void> {
+    if (call.state !== 'recording') return;
+    this.clearTimers(call);
+    throw new Error(`recording ${recording.name} failed${recording.cause ? `: ${recording.cause}` : ''}`);
+  }
+
+  /** No RecordingFinished came: take what Asterisk stored, if anything. */
+  private async recordingOverdue(call: Call): Promise<void> {
+    if (call.state !== 'recording' || !call.recordingName) return;
+    const name = call.recordingName;
+    const stored = await this.deps.ari.getStoredRecording(name);
+    if (!stored) {
+      if (!call.callerGone) throw new Error(`recording ${name}: neither RecordingFinished nor a stored recording`);
+      this.clearTimers(call);
+      await this.finish(call, { outcome: 'no message', recordingStatus: 'none' }, 'no recording was stored');
+      return;
+    }
+    const bytes = await this.deps.ari.getStoredRecordingFile(name);
+    call.log.warn({ recording: name }, 'RecordingFinished never came: using the stored recording');
+    await this.recordingFinished(call, wavDurationSeconds(bytes), bytes);
+  }
+
+  /** Keeps (or drops) the message; returns true when kept. */
+  private async saveMessage(call: Call, durationSeconds: number | undefined, fetched?: Buffer): Promise<boolean> {
+    const agent = call.agent!;
+    const name = call.recordingName!;
+    this.byRecording.delete(name);
+    const { minDurationSeconds } = this.deps.settings.voicemail;
+    let bytes = fetched;
+    let duration = durationSeconds;
+    if (duration === undefined) {
+      bytes ??= await this.deps.ari.getStoredRecordingFile(name);
+      duration = wavDurationSeconds(bytes);
+    }
+    if (duration < minDurationSeconds) {
+      call.log.info({ durationSeconds: duration, minDurationSeconds }, 'message too short: dropped');
+      await this.quietly(() => this.deps.ari.deleteStoredRecording(name), call.log, 'delete the short recording');
+      this.update(call, { outcome: 'no message', recordingStatus: 'none', durationSeconds: duration });
+      return false;
+    }
+    bytes ??= await this.deps.ari.getStoredRecordingFile(name);
+    const startedAt = call.recordingStartedAt ?? call.startedAt;
+    let local;
+    try {
+      local = localDateTime(startedAt, agent.timezone, agent.id);
+    } catch {
+      local = localDateTime(startedAt, 'UTC', agent.id);
+    }
+    const fileName = recordingFileName(local, call.id, 'wav');
+    const file = join(this.deps.settings.recordingsDir, fileName);
+    await mkdir(this.deps.settings.recordingsDir, { recursive: true });
+    await writeFileDurable(file, bytes);
+    const hasEmail = Boolean(agent.email && agent.email.trim());
+    this.update(call, {
+      outcome: 'voicemail', recordingStatus: 'available', recordingName: name, recordingFile: file, durationSeconds: duration,
+      emailStatus: hasEmail ? 'queued' : 'no email',
+    });
+    call.log.info({ file, durationSeconds: duration, bytes: bytes.length }, 'message kept');
+    // Our copy is the one that counts; Asterisk's is removed so its disk does not fill up.
+    await this.quietly(() => this.deps.ari.deleteStoredRecording(name), call.log, 'delete the recording from Asterisk');
+    if (!hasEmail) {
+      call.log.warn('the agent has no email address: the message is kept but not emailed');
+      return true;
+    }
+    try {
+      const email = buildVoicemailEmail({
+        agent: { id: agent.id, username: agent.username, displayName: agent.displayName, email: agent.email!, timezone: agent.timezone },
+        callerNumber: call.callerNumber, did: call.did, interactionId: call.id, startedAt, durationSeconds: duration,
+      }, this.deps.templates);
+      await this.deps.outbox.enqueue({
+        to: email.to, subject: email.subject, text: email.text, interactionId: call.id,
+        attachment: { filename: email.attachmentName, path: file },
+      });
+      call.log.info({ to: email.to, attachment: email.attachmentName }, 'voicemail email queued');
+    } catch (err) {
+      call.log.error({ err: errorMessage(err) }, 'the voicemail email could not be queued; the message is kept on disk');
+      this.update(call, { emailStatus: 'failed', note: `email not queued: ${errorMessage(err)}`.slice(0, 1000) });
+    }
+    return true;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Fail safe
+
+  /**
+   * Any error in a call's handling ends here. While the caller is still ours and no message has
+   * been taken, the caller continues in the dialplan at the DID's `vm` priority (Asterisk's own
+   * VoiceMail), else is hung up; the agent leg and bridge are cleaned up. Never throws.
+   */
+  private async failSafe(call: Call, what: string, err: unknown): Promise<void> {
+    try {
+      if (call.state === 'done') return;
+      const log = call.log;
+      this.clearTimers(call);
+      let callerHere = !call.callerGone;
+      if (callerHere) {
+        try {
+          callerHere = (await this.deps.ari.getChannel(call.inboundId)) !== undefined;
+        } catch {
+          // unknown: assume the caller is still there
+        }
+      }
+      log.error({ err: errorMessage(err), step: what, state: call.state, callerHere }, 'call control error');
+      if (call.outboundId) {
+        const outboundId = call.outboundId;
+        this.dropOutbound(call);
+        await this.quietly(() => this.deps.ari.hangup(outboundId), log, 'hang up the agent leg');
+      }
+      if (call.bridgeId) {
+        const bridgeId = call.bridgeId;
+        await this.quietly(() => this.deps.ari.destroyBridge(bridgeId), log, 'destroy the bridge');
+      }
+      if (!callerHere) {
+        const patch: Partial<CallRecord> | undefined = call.state === 'ringing' || call.state === 'new'
+          ? { outcome: 'abandoned', durationSeconds: this.secondsSince(call.startedAt) }
+          : call.state === 'saving' || call.state === 'goodbye' ? undefined : { outcome: 'no message' };
+        await this.finish(call, patch ? { ...patch, note: noteOf(what, err) } : { note: noteOf(what, err) }, 'caller gone after an error');
+        return;
+      }
+      const messageTaken = call.state === 'saving' || call.state === 'goodbye' || call.state === 'unknown' || !call.agent;
+      if (!messageTaken) {
+        const store = this.deps.store();
+        const context = store?.settings.dialplan.didContext;
+        if (context) {
+          try {
+            await this.deps.ari.continueInDialplan(call.inboundId, { context, extension: call.did, priority: DID_VM_PRIORITY });
+            log.warn({ context, extension: call.did, priority: DID_VM_PRIORITY }, 'caller sent to the dialplan voicemail');
+            await this.finish(call, {
+              callType: 'Diverted Call', divertReason: 'failed', outcome: 'voicemail', note: noteOf(what, err),
+            }, 'handed to the dialplan');
+            return;
+          } catch (err2) {
+            log.error({ err: errorMessage(err2) }, 'continue in the dialplan failed: hanging up');
+          }
+        }
+      }
+      await this.quietly(() => this.deps.ari.hangup(call.inboundId), log, 'hang up the caller');
+      await this.finish(call, messageTaken ? { note: noteOf(what, err) } : { outcome: 'no message', divertReason: call.divertReason ?? 'failed', note: noteOf(what, err) }, 'hung up after an error');
+    } catch (fatal) {
+      this.log.error({ callId: call.id, err: errorMessage(fatal) }, 'call control: the fail-safe itself failed');
+      this.forget(call);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reconnect
+
+  /**
+   * After a (re)connect, compares what we track with `GET /channels`:
+   * - a call whose caller channel is gone: handled as if its StasisEnd had arrived (ringing →
+   *   agent leg cancelled, "abandoned"; bridged → agent leg hung up, bridge destroyed, "answered"
+   *   with its duration; greeting → "no message"; recording → the stored recording is fetched at
+   *   once (Asterisk finished it on hangup) and kept/emailed as usual, or "no message");
+   * - ringing: agent leg gone → voicemail ("no answer": the cause was lost); agent leg `Up` →
+   *   treated as answered (its StasisStart was missed); else keep ringing (our timer still runs);
+   * - bridged: agent leg gone → the caller is hung up and the call recorded as answered;
+   *   otherwise tracking goes on until either side hangs up;
+   * - greeting: PlaybackFinished may have been missed, so recording starts now (Asterisk runs
+   *   channel operations in order, so it starts after any prompt still playing);
+   * - recording, caller still there: wait for RecordingFinished; the overdue timer (max duration
+   *   + grace) falls back to the stored recording;
+   * - goodbye: the caller is hung up.
+   * Channels in our Stasis app that no call here knows (left by an earlier process) are handed to
+   * the dialplan's voicemail (callers) or hung up (agent legs).
+   */
+  private async onConnected(resync: boolean): Promise<void> {
+    const channels = await this.deps.ari.listChannels();
+    const byId = new Map(channels.map((c) => [c.id, c]));
+    if (resync) {
+      this.log.info({ calls: this.calls.size, channels: channels.length }, 'ARI back: resynchronising calls in progress');
+      for (const call of this.calls) this.enqueue(call, 'resync', () => this.resync(call, byId));
+    }
+    await this.adoptOrphans(channels);
+  }
+
+  private async resync(call: Call, channels: Map<string, ChannelJson>): Promise<void> {
+    const inbound = channels.get(call.inboundId);
+    const outbound = call.outboundId ? channels.get(call.outboundId) : undefined;
+    call.log.info({ state: call.state, callerHere: Boolean(inbound), agentLegHere: Boolean(outbound) }, 'resync');
+    if (!inbound) {
+      if (call.callerGone) return;
+      call.callerGone = true;
+      if (call.state === 'recording') {
+        this.clearTimers(call);
+        await this.recordingOverdue(call);
+        return;
+      }
+      await this.callerGone(call);
+      return;
+    }
+    switch (call.state) {
+      case 'ringing':
+        if (!call.outboundId) return;
+        if (!outbound) await this.agentLegGone(call, call.outboundId, undefined);
+        else if (outbound.state === 'Up') await this.agentAnswered(call, call.outboundId);
+        return;
+      case 'connecting':
+      case 'bridged':
+        if (call.outboundId && !outbound) await this.agentLegGone(call, call.outboundId, undefined);
+        return;
+      case 'greeting':
+        await this.startRecording(call);
+        return;
+      case 'goodbye':
+        this.dropPlaybacks(call);
+        await this.quietly(() => this.deps.ari.hangup(call.inboundId), call.log, 'hang up the caller');
+        await this.finish(call, undefined, 'caller hung up by us');
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async adoptOrphans(channels: ChannelJson[]): Promise<void> {
+    const store = this.deps.store();
+    const app = this.deps.settings.app ?? store?.settings.dialplan.stasisApp;
+    if (!app) return;
+    const ours = (ch: ChannelJson): boolean =>
+      !this.byChannel.has(ch.id) && ch.dialplan?.app_name === 'Stasis' && (ch.dialplan.app_data ?? '').split(',')[0] === app;
+    let candidates = channels.filter(ours);
+    if (candidates.length === 0) return;
+    // A call that arrives while the list is on its way shows up in it before its StasisStart.
+    await new Promise<void>((resolve) => {
+      this.timers.setTimeout(resolve, this.deps.settings.orphanGraceMs ?? 2000);
+    });
+    if (!this.running) return;
+    candidates = candidates.filter(ours);
+    for (const listed of candidates) {
+      const ch = await this.deps.ari.getChannel(listed.id);
+      if (!ch || !ours(ch)) continue;
+      const first = (ch.dialplan.app_data ?? '').split(',')[1];
+      const log = this.log.child({ channelId: ch.id });
+      if (first === DIALED_MARKER) {
+        log.warn('an agent leg left by an earlier run: hanging it up');
+        await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan agent leg');
+        continue;
+      }
+      const did = first ?? ch.dialplan.exten;
+      const context = this.deps.store()?.settings.dialplan.didContext;
+      log.warn({ did }, 'a caller left in our app by an earlier run: sending it to the dialplan voicemail');
+      try {
+        if (!context) throw new Error('no store loaded');
+        await this.deps.ari.continueInDialplan(ch.id, { context, extension: did, priority: DID_VM_PRIORITY });
+      } catch (err) {
+        log.error({ err: errorMessage(err) }, 'could not send the orphan caller to the dialplan: hanging up');
+        await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan caller');
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Helpers
+
+  private agentFor(store: Store, did: string): Agent | undefined {
+    let index = this.indexes.get(store);
+    if (!index) {
+      index = new Map();
+      for (const agent of store.agents) {
+        for (const d of agent.dids) {
+          index.set(d, agent);
+          index.set(d.replace(/^\+/, ''), agent);
+        }
+      }
+      this.indexes.set(store, index);
+    }
+    return index.get(did) ?? index.get(did.replace(/^\+/, ''));
+  }
+
+  private app(store: Store): string {
+    return this.deps.settings.app ?? store.settings.dialplan.stasisApp;
+  }
+
+  private initialRecord(call: Call, agent: Agent): CallRecord {
+    return {
+      interactionId: call.id,
+      callType: 'Direct Agent Call',
+      agentId: agent.id,
+      agentUsername: agent.username,
+      startedAt: call.startedAt.toISOString(),
+      callerNumber: call.callerNumber.slice(0, 1000),
+      calledNumber: call.did.slice(0, 1000),
+      durationSeconds: 0,
+      outcome: 'in progress',
+      recordingStatus: 'none',
+      emailStatus: 'not applicable',
+    };
+  }
+
+  private update(call: Call, patch: Partial<CallRecord>): void {
+    if (call.recorded) this.deps.records.update(call.id, patch);
+  }
+
+  private async play(call: Call, kind: 'greeting' | 'goodbye' | 'noservice', media: string[]): Promise<void> {
+    const playbackId = `${call.id}-${kind}`;
+    this.byPlayback.set(playbackId, call);
+    await this.deps.ari.play(call.inboundId, media, playbackId);
+    this.timer(call, `${kind} prompt overdue`, this.deps.settings.promptTimeoutMs ?? 60_000, async () => {
+      if (!this.byPlayback.has(playbackId)) return;
+      call.log.warn({ playbackId }, 'PlaybackFinished never came: going on');
+      this.byPlayback.delete(playbackId);
+      await this.promptFinished(call, playbackId);
+    });
+  }
+
+  private dropOutbound(call: Call): void {
+    if (call.outboundId) this.byChannel.delete(call.outboundId);
+    call.outboundId = undefined;
+    if (call.state === 'ringing') this.clearTimers(call);
+  }
+
+  private dropPlaybacks(call: Call): void {
+    for (const [id, c] of this.byPlayback) if (c === call) this.byPlayback.delete(id);
+  }
+
+  private async finish(call: Call, patch: Partial<CallRecord> | undefined, why: string): Promise<void> {
+    if (call.state === 'done') return;
+    if (patch && call.recorded) {
+      try {
+        this.deps.records.update(call.id, patch);
+      } catch (err) {
+        call.log.error({ err: errorMessage(err) }, 'could not update the call record');
+      }
+    }
+    const record = call.recorded ? this.deps.records.get(call.id) : undefined;
+    if (record?.outcome === 'in progress') {
+      try {
+        this.deps.records.update(call.id, { outcome: 'no message' });
+      } catch { /* logged above */ }
+    }
+    call.log.info({ why, outcome: record?.outcome, durationSeconds: record?.durationSeconds }, 'call finished');
+    this.forget(call);
+  }
+
+  private forget(call: Call): void {
+    call.state = 'done';
+    this.clearTimers(call);
+    this.calls.delete(call);
+    for (const map of [this.byChannel, this.byPlayback, this.byRecording]) {
+      for (const [key, c] of map) if (c === call) map.delete(key);
+    }
+  }
+
+  private async quietly(fn: () => Promise<unknown>, log: Logger, what: string): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      if (!isNotFound(err)) log.warn({ err: errorMessage(err) }, `could not ${what}`);
+    }
+  }
+
+  private secondsSince(date: Date): number {
+    return Math.max(0, (this.now().getTime() - date.getTime()) / 1000);
+  }
+}
+
+/** Seconds of audio in a PCM WAV file (from its byte rate); 0 when it is not one. */
+export function wavDurationSeconds(bytes: Buffer): number {
+  if (bytes.length < 44 || bytes.toString('ascii', 0, 4) !== 'RIFF' || bytes.toString('ascii', 8, 12) !== 'WAVE') return 0;
+  const byteRate = bytes.readUInt32LE(28);
+  return byteRate > 0 ? (bytes.length - 44) / byteRate : 0;
+}
+
+function noteOf(what: string, err: unknown): string {
+  return `error during "${what}": ${errorMessage(err)}`.replace(/[\r\n]+/g, ' ').slice(0, 1000);
+}

@@ -1,0 +1,569 @@
+/**
+ * DID call control end to end: the real AriClient against FakeAriServer, a real SMTP server on
+ * loopback, a real SQLite call-records database and a real mail outbox in a temp data dir.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CallRecord } from '../src/calls/records.js';
+import { createLogger, type Logger } from '../src/log.js';
+import { localDateTime, recordingFileName } from '../src/mail/voicemail-email.js';
+import type { Agent, Store } from '../src/model/types.js';
+import { loadStore } from '../src/store/yaml-store.js';
+import { DID_VM_PRIORITY, divertReasonForCause, wavDurationSeconds, type PresenceLookup } from '../src/workflows/did.js';
+import { startCallControl, type CallControl } from '../src/workflows/wire.js';
+import { FakeAriServer, makeWav, type RecordedRequest } from './fakes/ari-server.js';
+import { parseMessage, startSmtpServer, type TestSmtpServer } from './helpers/smtp.js';
+import { waitFor } from './helpers/wait.js';
+
+const PASSWORD = 'ari-Secret-77';
+const ALICE_DID = '+61290000001';
+const CALLER = '+61400111222';
+const FIXTURE_STORE = new URL('../fixtures/store/', import.meta.url).pathname;
+
+let baseStore: Store | undefined;
+async function fixtureStore(): Promise<Store> {
+  if (!baseStore) {
+    const result = await loadStore(FIXTURE_STORE);
+    if (!result.store) throw new Error('fixture store invalid');
+    baseStore = result.store;
+  }
+  return baseStore;
+}
+
+/** The fixture store with alice's ring time shortened (and any other change to alice). */
+async function storeWith(change: (a: Agent) => Agent = (a) => a): Promise<Store> {
+  const s = await fixtureStore();
+  return {
+    settings: s.settings,
+    agents: s.agents.map((a) => (a.id === '1001' ? change({ ...a, voice: { ...a.voice, ringTimeoutSeconds: 1 } }) : a)),
+  };
+}
+
+class StubPresence implements PresenceLookup {
+  readonly states = new Map<string, { state: string; reason?: string; until?: number }>();
+  now = () => Date.now();
+  asked: string[] = [];
+  set(id: string, state: string, opts: { reason?: string; until?: number } = {}): void {
+    this.states.set(id, { state, ...opts });
+  }
+  get(id: string) {
+    this.asked.push(id);
+    const s = this.states.get(id) ?? { state: 'available' };
+    if (s.until !== undefined && this.now() >= s.until) return { state: 'available' };
+    return { state: s.state, ...(s.reason ? { reason: s.reason } : {}) };
+  }
+}
+
+interface Harness {
+  fake: FakeAriServer;
+  smtp: TestSmtpServer;
+  dataDir: string;
+  cc: CallControl;
+  presence: StubPresence;
+  logs: () => Record<string, unknown>[];
+  logger: Logger;
+  store: Store;
+  restart: (opts?: Partial<SetupOptions>) => Promise<CallControl>;
+}
+
+interface SetupOptions {
+  store: Store;
+  password: string;
+  minDurationSeconds: number;
+  smtpDown: boolean;
+  waitConnected: boolean;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const fn of cleanups.reverse()) await fn();
+  cleanups.length = 0;
+});
+
+async function setup(opts: Partial<SetupOptions> = {}): Promise<Harness> {
+  const fake = new FakeAriServer({ password: PASSWORD });
+  await fake.start();
+  cleanups.push(() => fake.stop());
+  const smtp = await startSmtpServer();
+  cleanups.push(() => smtp.stop());
+  if (opts.smtpDown) await smtp.setDown(true);
+  const dataDir = mkdtempSync(join(tmpdir(), 'sb-workflow-'));
+  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  const lines: string[] = [];
+  const logger = createLogger({
+    level: 'debug',
+    destination: new Writable({ write(chunk: Buffer, _e, cb) { lines.push(chunk.toString('utf8')); cb(); } }),
+  });
+  const store = opts.store ?? (await storeWith());
+  const presence = new StubPresence();
+  const start = async (o: Partial<SetupOptions> = {}): Promise<CallControl> => {
+    const lists = (): number => fake.requests().filter((r) => r.method === 'GET' && r.path === '/ari/channels').length;
+    const listsBefore = lists();
+    const cc = await startCallControl({
+      settings: {
+        ari: { url: fake.url, user: 'asterisk', password: o.password ?? opts.password ?? PASSWORD, app: 'switchboard' },
+        smtp: { host: '127.0.0.1', port: smtp.port, secure: false, from: 'voicemail@example.com' },
+        voicemail: { maxDurationSeconds: 180, maxSilenceSeconds: 5, minDurationSeconds: o.minDurationSeconds ?? opts.minDurationSeconds ?? 2 },
+      },
+      store: () => store,
+      presence,
+      logger,
+      dataDir,
+      ariTimings: { requestTimeoutMs: 1000, reconnectInitialMs: 20, reconnectMaxMs: 100, pingIntervalMs: 0 },
+      authRetryMs: 50,
+      outboxTimings: { initialDelayMs: 50, maxDelayMs: 100 },
+      workflow: { ringGraceMs: 0, promptTimeoutMs: 5000, recordingGraceMs: 300, orphanGraceMs: 200 },
+    });
+    let stopped = false;
+    const stop = cc.stop.bind(cc);
+    cc.stop = async () => {
+      if (stopped) return;
+      stopped = true;
+      await stop();
+    };
+    cleanups.push(() => cc.stop());
+    // Connected, and the workflow has seen 'connected' (it lists the channels then): events reach it from now on.
+    if (o.waitConnected ?? opts.waitConnected ?? true) await waitFor(() => fake.connectedApps().includes('switchboard') && lists() > listsBefore);
+    return cc;
+  };
+  const cc = await start();
+  const logs = () => lines.flatMap((l) => l.split('\n')).filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { fake, smtp, dataDir, cc, presence, logs, logger, store, restart: start };
+}
+
+function rest(fake: FakeAriServer): RecordedRequest[] {
+  return fake.requests().filter((r) => !r.websocket && !r.path.startsWith('/ari/api-docs') && r.path !== '/ari/asterisk/info');
+}
+
+function findRequest(fake: FakeAriServer, method: string, path: string | RegExp): RecordedRequest | undefined {
+  return rest(fake).find((r) => r.method === method && (typeof path === 'string' ? r.path === path : path.test(r.path)));
+}
+
+async function onlyRecord(cc: CallControl, pred: (r: CallRecord) => boolean = () => true): Promise<CallRecord> {
+  return waitFor(() => {
+    const all = cc.records.query({ from: new Date(0), to: new Date(Date.now() + 60_000) });
+    expect(all).toHaveLength(1);
+    return pred(all[0]!) ? all[0] : undefined;
+  }, 5000);
+}
+
+async function callIn(h: Harness, did = ALICE_DID): Promise<string> {
+  const ch = h.fake.incomingCall({ callerNumber: CALLER, dialedExten: did });
+  return ch.id as string;
+}
+
+/** Waits for the voicemail recording to start; returns its name. */
+async function recordingStarted(h: Harness): Promise<string> {
+  const req = await h.fake.waitForRequest((r) => r.method === 'POST' && /\/record$/.test(r.path), 5000);
+  await waitFor(() => h.fake.liveRecordings().some((r) => r.name === req.query.name));
+  return req.query.name!;
+}
+
+function bridgeSize(fake: FakeAriServer): number {
+  return ((fake.bridgesList()[0]?.channels as string[] | undefined) ?? []).length;
+}
+
+async function noActiveCalls(h: Harness): Promise<void> {
+  await waitFor(() => h.cc.workflow!.activeCalls().length === 0, 5000);
+}
+
+describe('DID workflow: the agent answers', () => {
+  it('rings the caller, originates to the agent, bridges on answer and tears down on hang-up', async () => {
+    const h = await setup();
+    const listenersBefore = h.cc.ari!.listenerCount('StasisStart');
+    const inbound = await callIn(h);
+    const originate = await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    const rec = await onlyRecord(h.cc);
+    const outbound = `${rec.interactionId}-agent`;
+    expect(originate.query).toEqual({
+      endpoint: 'PJSIP/alice.smith', app: 'switchboard', appArgs: `dialed,${rec.interactionId}`,
+      callerId: CALLER, timeout: '1', channelId: outbound,
+    });
+    const ring = findRequest(h.fake, 'POST', `/ari/channels/${inbound}/ring`);
+    expect(ring).toBeDefined();
+    expect(rest(h.fake).indexOf(ring!)).toBeLessThan(rest(h.fake).findIndex((r) => r.method === 'POST' && r.path === '/ari/channels'));
+    expect(h.presence.asked).toEqual(['1001']);
+
+    h.fake.answerOutbound(outbound);
+    await h.fake.waitForRequest((r) => r.path === `/ari/bridges/${rec.interactionId}-bridge/addChannel`);
+    await waitFor(() => bridgeSize(h.fake) === 2);
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/answer`)).toBeDefined();
+    expect(findRequest(h.fake, 'POST', '/ari/bridges')?.query).toEqual({ type: 'mixing', bridgeId: `${rec.interactionId}-bridge` });
+    expect(findRequest(h.fake, 'POST', /\/addChannel$/)?.query).toEqual({ channel: `${inbound},${outbound}` });
+    await onlyRecord(h.cc, (r) => r.outcome === 'answered');
+
+    await new Promise((r) => setTimeout(r, 1100));
+    h.fake.hangupFromFarEnd(inbound);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${outbound}`);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/bridges/${rec.interactionId}-bridge`);
+    await noActiveCalls(h);
+    const done = await onlyRecord(h.cc);
+    expect(done).toMatchObject({
+      callType: 'Direct Agent Call', agentId: '1001', agentUsername: 'alice.smith', callerNumber: CALLER, calledNumber: ALICE_DID,
+      outcome: 'answered', recordingStatus: 'none', emailStatus: 'not applicable',
+    });
+    expect(done.durationSeconds).toBeGreaterThanOrEqual(1);
+    expect(done.divertReason).toBeUndefined();
+    expect(h.fake.channels()).toEqual([]);
+    expect(h.fake.bridgesList()).toEqual([]);
+    // No per-call listeners: only the workflow's own, installed once.
+    expect(h.cc.ari!.listenerCount('StasisStart')).toBe(listenersBefore);
+    // A child logger per call carries callId, did and agentId.
+    expect(h.logs().some((l) => l.callId === rec.interactionId && l.did === ALICE_DID && l.agentId === '1001')).toBe(true);
+    await h.cc.workflow!.stop();
+    expect(h.cc.ari!.listenerCount('StasisStart')).toBe(listenersBefore - 1);
+  });
+
+  it('the agent hangs up first: the caller is hung up and the bridge destroyed', async () => {
+    const h = await setup();
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    h.fake.answerOutbound(`${rec.interactionId}-agent`);
+    await onlyRecord(h.cc, (r) => r.outcome === 'answered');
+    await waitFor(() => bridgeSize(h.fake) === 2);
+    h.fake.hangupFromFarEnd(`${rec.interactionId}-agent`);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`);
+    await noActiveCalls(h);
+    expect(h.fake.bridgesList()).toEqual([]);
+    expect((await onlyRecord(h.cc)).outcome).toBe('answered');
+  });
+});
+
+describe('DID workflow: voicemail', () => {
+  it('no answer within the ring time: agent leg cancelled, greeting, recording, file kept and emailed', async () => {
+    const h = await setup();
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    const id = rec.interactionId;
+    const name = await recordingStarted(h);
+    expect(name).toBe(`switchboard-${id}`);
+    // Our own ring timer (1 s) cancelled the agent leg: the fake never ends it by itself.
+    expect(findRequest(h.fake, 'DELETE', `/ari/channels/${id}-agent`)?.query).toEqual({ reason: 'no_answer' });
+    expect(findRequest(h.fake, 'GET', '/ari/recordings/stored/greeting-1001')).toBeDefined();
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/play`)?.query).toEqual({
+      media: 'sound:vm-theperson,digits:1001,sound:vm-isunavail,sound:vm-intro', playbackId: `${id}-greeting`,
+    });
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/record`)?.query).toEqual({
+      name, format: 'wav', maxDurationSeconds: '180', maxSilenceSeconds: '5', beep: 'true', terminateOn: '#', ifExists: 'fail',
+    });
+    const recordAt = new Date();
+    expect((await onlyRecord(h.cc)).callType).toBe('Diverted Call');
+
+    h.fake.finishRecording(name, { durationSeconds: 7 });
+    await waitFor(() => h.smtp.messages.length === 1, 5000);
+    const final = await onlyRecord(h.cc, (r) => r.emailStatus === 'sent');
+    expect(final).toMatchObject({
+      callType: 'Diverted Call', divertReason: 'no answer', outcome: 'voicemail', recordingStatus: 'available',
+      recordingName: name, durationSeconds: 7,
+    });
+    const expectedBytes = makeWav(7 * 16000);
+    const file = final.recordingFile!;
+    expect(file.startsWith(join(h.dataDir, 'recordings'))).toBe(true);
+    expect(readFileSync(file).equals(expectedBytes)).toBe(true);
+    // yyyymmdd_hhmm_<interaction id>.wav in the agent's time zone (Australia/Sydney).
+    const names = [recordAt, new Date(recordAt.getTime() - 60_000)].map((d) => recordingFileName(localDateTime(d, 'Australia/Sydney'), id, 'wav'));
+    expect(names).toContain(basename(file));
+
+    const msg = h.smtp.messages[0]!;
+    expect(msg.to).toEqual(['alice.smith@example.com']);
+    const parsed = parseMessage(msg.raw);
+    const attachment = parsed.parts.find((p) => p.filename);
+    expect(attachment?.filename).toBe(basename(file));
+    expect(attachment?.body.equals(expectedBytes)).toBe(true);
+    expect(parsed.headers['x-switchboard-interaction-id']).toBe(id);
+
+    // The caller is still there: "message saved", goodbye, hang up. Asterisk's copy is removed.
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === `/ari/channels/${inbound}/play` && r.query.playbackId === `${id}-goodbye`);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`);
+    expect(findRequest(h.fake, 'DELETE', `/ari/recordings/stored/${name}`)).toBeDefined();
+    expect(h.fake.storedRecordings()).toEqual([]);
+    await noActiveCalls(h);
+  });
+
+  it('busy (cause 17): voicemail with divert reason "busy"', async () => {
+    const h = await setup();
+    h.fake.setOriginateBehavior({ kind: 'reject', cause: 17 });
+    await callIn(h);
+    const name = await recordingStarted(h);
+    expect((await onlyRecord(h.cc)).divertReason).toBe('busy');
+    h.fake.finishRecording(name, { durationSeconds: 4 });
+    await onlyRecord(h.cc, (r) => r.emailStatus === 'sent');
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+
+  it('callee refuses with another cause before answer: voicemail, reason from the cause', async () => {
+    expect(divertReasonForCause(17)).toBe('busy');
+    expect(divertReasonForCause(19)).toBe('no answer');
+    expect(divertReasonForCause(27)).toBe('failed');
+    const h = await setup();
+    h.fake.setOriginateBehavior({ kind: 'reject', cause: 27 });
+    await callIn(h);
+    await recordingStarted(h);
+    expect((await onlyRecord(h.cc)).divertReason).toBe('failed');
+  });
+
+  it('originate refused by Asterisk (REST error): voicemail, reason "failed"', async () => {
+    const h = await setup();
+    h.fake.setOriginateBehavior({ kind: 'error', status: 400, message: 'Endpoint not found' });
+    await callIn(h);
+    await recordingStarted(h);
+    expect((await onlyRecord(h.cc)).divertReason).toBe('failed');
+  });
+
+  for (const state of ['paused', 'logged out', 'busy'] as const) {
+    it(`agent ${state}: voicemail at once, nobody rung`, async () => {
+      const h = await setup();
+      h.presence.set('1001', state, { reason: 'Lunch' });
+      await callIn(h);
+      const name = await recordingStarted(h);
+      expect(findRequest(h.fake, 'POST', '/ari/channels')).toBeUndefined();
+      expect((await onlyRecord(h.cc)).divertReason).toBe(state);
+      h.fake.finishRecording(name, { durationSeconds: 3 });
+      const rec = await onlyRecord(h.cc, (r) => r.emailStatus === 'sent');
+      expect(rec).toMatchObject({ callType: 'Diverted Call', outcome: 'voicemail', recordingStatus: 'available' });
+    });
+  }
+
+  it('a pause that has expired: the next call rings the agent', async () => {
+    const h = await setup();
+    let now = Date.parse('2024-05-01T00:00:00Z');
+    h.presence.now = () => now;
+    h.presence.set('1001', 'paused', { until: now + 30 * 60_000 });
+    const first = await callIn(h);
+    await recordingStarted(h);
+    expect(findRequest(h.fake, 'POST', '/ari/channels')).toBeUndefined();
+    h.fake.hangupFromFarEnd(first);
+    await noActiveCalls(h);
+    now += 31 * 60_000;
+    await callIn(h);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+  });
+
+  it('agent with a stored greeting: it is played instead of the stock prompts', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.addStoredRecording('greeting-1001');
+    const inbound = await callIn(h);
+    await recordingStarted(h);
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/play`)?.query.media).toBe('recording:greeting-1001,sound:vm-intro');
+  });
+
+  it('caller hangs up while recording: the message is kept and emailed', async () => {
+    const h = await setup({ minDurationSeconds: 1 });
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    await new Promise((r) => setTimeout(r, 1100));
+    h.fake.hangupFromFarEnd(inbound); // Asterisk finishes the recording, then StasisEnd
+    const rec = await onlyRecord(h.cc, (r) => r.emailStatus === 'sent');
+    expect(rec).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', recordingName: name });
+    expect(rec.durationSeconds).toBeGreaterThanOrEqual(1);
+    expect(h.smtp.messages).toHaveLength(1);
+    await noActiveCalls(h);
+    // Nothing is played to a caller who has gone.
+    expect(rest(h.fake).filter((r) => r.path === `/ari/channels/${inbound}/play`)).toHaveLength(1);
+  });
+
+  it('caller hangs up while recording and RecordingFinished never comes: the stored recording is used', async () => {
+    const h = await setup({ minDurationSeconds: 1 });
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    // Simulate a lost RecordingFinished: the recording is stored, only StasisEnd reaches us.
+    h.fake.addStoredRecording(name, 'wav', makeWav(3 * 16000));
+    h.fake.sendEvent({ type: 'StasisEnd', channel: h.fake.channel(inbound)! });
+    const rec = await onlyRecord(h.cc, (r) => r.emailStatus === 'sent');
+    expect(rec).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', durationSeconds: 3 });
+    expect(wavDurationSeconds(makeWav(3 * 16000))).toBe(3);
+  });
+
+  it('short recording: dropped, "no message", nothing emailed', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    h.fake.finishRecording(name, { durationSeconds: 1 });
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/recordings/stored/${name}`);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`);
+    await noActiveCalls(h);
+    const rec = await onlyRecord(h.cc);
+    expect(rec).toMatchObject({ outcome: 'no message', recordingStatus: 'none', emailStatus: 'not applicable', divertReason: 'paused' });
+    expect(rec.recordingFile).toBeUndefined();
+    expect(existsSync(join(h.dataDir, 'recordings')) ? readdirSync(join(h.dataDir, 'recordings')) : []).toEqual([]);
+    expect(h.cc.outbox.pending()).toEqual([]);
+    expect(h.smtp.messages).toHaveLength(0);
+  });
+
+  it('agent without an email: recording kept, warning logged, email status "no email"', async () => {
+    const h = await setup({ store: await storeWith((a) => { const { email: _e, ...rest } = a; return rest as Agent; }) });
+    h.presence.set('1001', 'logged out');
+    await callIn(h);
+    const name = await recordingStarted(h);
+    h.fake.finishRecording(name, { durationSeconds: 5 });
+    const rec = await onlyRecord(h.cc, (r) => r.outcome === 'voicemail');
+    expect(rec).toMatchObject({ emailStatus: 'no email', recordingStatus: 'available' });
+    expect(readFileSync(rec.recordingFile!).equals(makeWav(5 * 16000))).toBe(true);
+    await waitFor(() => h.logs().some((l) => l.level === 40 && String(l.msg).includes('no email address') && l.agentId === '1001'));
+    expect(h.cc.outbox.pending()).toEqual([]);
+    expect(h.smtp.messages).toHaveLength(0);
+  });
+});
+
+describe('DID workflow: caller gives up, unknown DID', () => {
+  it('caller hangs up while the agent rings: the agent leg is cancelled, outcome "abandoned"', async () => {
+    const h = await setup();
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    h.fake.hangupFromFarEnd(inbound);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${rec.interactionId}-agent`);
+    await noActiveCalls(h);
+    expect(await onlyRecord(h.cc)).toMatchObject({ outcome: 'abandoned', callType: 'Direct Agent Call', recordingStatus: 'none' });
+    // The ring timer is gone too: no voicemail starts a second later.
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(findRequest(h.fake, 'POST', /\/record$/)).toBeUndefined();
+    expect(h.fake.channels()).toEqual([]);
+  });
+
+  it('unknown DID: answer, "not in service", hang up; logged, no call record', async () => {
+    const h = await setup();
+    const inbound = await callIn(h, '+61299999999');
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`);
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/play`)?.query.media).toBe('sound:ss-noservice');
+    expect(findRequest(h.fake, 'POST', '/ari/channels')).toBeUndefined();
+    await noActiveCalls(h);
+    expect(h.cc.records.query({ from: new Date(0) })).toEqual([]);
+    expect(h.logs().some((l) => l.level === 40 && l.did === '+61299999999' && String(l.msg).includes('no agent has this DID'))).toBe(true);
+  });
+});
+
+describe('DID workflow: fail safe', () => {
+  it('a REST error mid-workflow sends the caller to the dialplan at the DID\'s vm priority', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.setResponse('POST', '/channels/{id}/record', { status: 500, body: { message: 'Internal Server Error' } });
+    const inbound = await callIn(h);
+    await h.fake.waitForRequest((r) => r.path === `/ari/channels/${inbound}/continue`, 5000);
+    expect(h.fake.continuedTo(inbound)).toEqual({ context: 'switchboard-dids', extension: ALICE_DID, priority: DID_VM_PRIORITY });
+    await noActiveCalls(h);
+    const rec = await onlyRecord(h.cc);
+    expect(rec).toMatchObject({ outcome: 'voicemail', divertReason: 'failed', callType: 'Diverted Call' });
+    expect(rec.note).toContain('Internal Server Error');
+    expect(h.logs().some((l) => l.level === 50 && l.callId === rec.interactionId && String(l.msg).includes('call control error'))).toBe(true);
+  });
+
+  it('when continuing in the dialplan fails too, the caller is hung up cleanly', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.setResponse('POST', '/channels/{id}/play', { status: 500, body: { message: 'boom' } });
+    h.fake.setResponse('POST', '/channels/{id}/continue', { status: 500, body: { message: 'no dialplan' } });
+    const inbound = await callIn(h);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
+    await noActiveCalls(h);
+    expect(await onlyRecord(h.cc)).toMatchObject({ outcome: 'no message', divertReason: 'paused' });
+  });
+
+  it('the vm priority matches the `vm` label in templates/extensions/did.hbs', () => {
+    const template = readFileSync(new URL('../templates/extensions/did.hbs', import.meta.url), 'utf8');
+    const lines = template.split('\n').filter((l) => /^\s*(exten|same)\s*=>/.test(l));
+    const vm = lines.findIndex((l) => l.includes('(vm)'));
+    expect(vm + 1).toBe(DID_VM_PRIORITY);
+  });
+});
+
+describe('DID workflow: mail delivery', () => {
+  it('SMTP down, then up: the email is delivered once and the record says "sent"', async () => {
+    const h = await setup({ smtpDown: true });
+    h.presence.set('1001', 'paused');
+    await callIn(h);
+    const name = await recordingStarted(h);
+    h.fake.finishRecording(name, { durationSeconds: 5 });
+    await onlyRecord(h.cc, (r) => r.emailStatus === 'queued');
+    await waitFor(() => (h.cc.outbox.pending()[0]?.attempts ?? 0) >= 1, 5000);
+    await h.smtp.setDown(false);
+    await onlyRecord(h.cc, (r) => r.emailStatus === 'sent');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+
+  it('daemon restarted with mail in the outbox: the new outbox delivers it', async () => {
+    const h = await setup({ smtpDown: true });
+    h.presence.set('1001', 'paused');
+    await callIn(h);
+    const name = await recordingStarted(h);
+    h.fake.finishRecording(name, { durationSeconds: 5 });
+    const queued = await onlyRecord(h.cc, (r) => r.emailStatus === 'queued');
+    await h.cc.stop();
+    expect(readdirSync(join(h.dataDir, 'outbox', 'pending')).filter((f) => f.endsWith('.json'))).toHaveLength(1);
+    await h.smtp.setDown(false);
+    const cc2 = await h.restart();
+    await waitFor(() => cc2.records.get(queued.interactionId)?.emailStatus === 'sent', 5000);
+    expect(h.smtp.messages).toHaveLength(1);
+    const attachment = parseMessage(h.smtp.messages[0]!.raw).parts.find((p) => p.filename);
+    expect(attachment?.filename).toBe(basename(queued.recordingFile!));
+    expect(attachment?.body.equals(makeWav(5 * 16000))).toBe(true);
+  });
+});
+
+describe('DID workflow: ARI connection', () => {
+  it('events socket dropped mid-call: the call is resynchronised and finished properly', async () => {
+    const h = await setup();
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    const outbound = `${rec.interactionId}-agent`;
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    h.fake.answerOutbound(outbound);
+    await onlyRecord(h.cc, (r) => r.outcome === 'answered');
+    await waitFor(() => bridgeSize(h.fake) === 2);
+    const sockets = h.fake.webSocketConnections();
+    h.fake.dropWebSockets();
+    h.fake.hangupFromFarEnd(outbound); // the events of this hang-up are lost
+    await waitFor(() => h.fake.webSocketConnections() > sockets, 5000);
+    await h.fake.waitForRequest((r) => r.method === 'GET' && r.path === '/ari/channels', 5000);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
+    await noActiveCalls(h);
+    expect(h.fake.bridgesList()).toEqual([]);
+    expect((await onlyRecord(h.cc)).outcome).toBe('answered');
+  });
+
+  it('socket dropped while the agent rings and the agent answers meanwhile: bridged after reconnect', async () => {
+    const h = await setup({ store: await storeWith((a) => ({ ...a, voice: { ...a.voice, ringTimeoutSeconds: 5 } })) });
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    const sockets = h.fake.webSocketConnections();
+    h.fake.dropWebSockets();
+    h.fake.answerOutbound(`${rec.interactionId}-agent`); // StasisStart lost
+    await waitFor(() => h.fake.webSocketConnections() > sockets, 5000);
+    await waitFor(() => bridgeSize(h.fake) === 2, 5000);
+    expect((await onlyRecord(h.cc)).outcome).toBe('answered');
+    h.fake.hangupFromFarEnd(inbound);
+    await noActiveCalls(h);
+  });
+
+  it('a caller left in our app by an earlier run is sent to the dialplan voicemail on connect', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    await recordingStarted(h);
+    await h.cc.stop(); // the daemon goes away; Asterisk keeps the caller in Stasis
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    await h.restart();
+    await h.fake.waitForRequest((r) => r.path === `/ari/channels/${inbound}/continue`, 5000);
+    expect(h.fake.continuedTo(inbound)).toEqual({ context: 'switchboard-dids', extension: ALICE_DID, priority: DID_VM_PRIORITY });
+  });
+
+  it('bad ARI password: a clear error is logged, nothing throws, it keeps trying', async () => {
+    const h = await setup({ password: 'wrong-password', waitConnected: false });
+    await waitFor(() => h.fake.requests().filter((r) => r.path === '/ari/asterisk/info').length >= 3, 5000);
+    expect(h.fake.connectedApps()).toEqual([]);
+    const errors = h.logs().filter((l) => l.level === 50 && String(l.msg).includes('ARI refused the user and password'));
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    expect(JSON.stringify(h.logs())).not.toContain('wrong-password');
+    await h.cc.stop();
+  });
+});
