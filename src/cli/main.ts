@@ -6,6 +6,8 @@ import { EXIT, exitCodeForError } from './exit-codes.js';
 import { validateCommand } from './commands/validate.js';
 import { renderCommand } from './commands/render.js';
 import { diffCommand } from './commands/diff.js';
+import { callsCommand } from './commands/calls.js';
+import { recordingCommand } from './commands/recording.js';
 
 /** The `switchboard` command line. Each command lives in commands/<name>.ts. */
 export async function main(argv: string[]): Promise<void> {
@@ -15,6 +17,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(validateCommand)
     .command(renderCommand)
     .command(diffCommand)
+    .command(callsCommand)
+    .command(recordingCommand)
     .demandCommand(1, 'name a command: validate, render, diff, ... (see --help)')
     .strict()
     .help()
