@@ -148,7 +148,10 @@ export function validateAgent(doc: SourceDoc, settings: Settings, issues: IssueL
   if (r.object(['voicemail'])) r.knownKeys(['voicemail'], ['enabled', 'pin', 'attach']);
   const vmEnabled = r.bool(['voicemail', 'enabled'], true);
   const pin = r.text(['voicemail', 'pin'], { re: RE.pin, numberAsText: true, rule: 'the voicemail PIN must be 4-12 digits', fix: 'e.g. pin: "4321" (quoted)' });
-  if (vmEnabled && !pin && !r.has(['voicemail', 'pin'])) {
+  // An empty PIN counts as missing (text() returns nothing for it without an issue); a PIN that is
+  // present but malformed has already been reported by text().
+  const pinRaw = r.get(['voicemail', 'pin']);
+  if (vmEnabled && !pin && (pinRaw === undefined || pinRaw === null || pinRaw === '')) {
     r.fail(['voicemail', 'pin'], undefined, 'a voicemail box needs a PIN', 'set voicemail.pin: "<4-12 digits>", or voicemail.enabled: false', 'FIELD_REQUIRED');
   }
   const attach = r.bool(['voicemail', 'attach'], true);
@@ -209,7 +212,7 @@ function readId(r: FieldReader): string | undefined {
 
 function readPassword(r: FieldReader, settings: Settings): Password | undefined {
   const raw = r.text(['password'], {
-    check: secretSyntaxProblem, numberAsText: true, rule: 'the SIP password', fix: 'set password: "<secret>" or password: "md5:<32 hex digits>"', required: true,
+    check: secretSyntaxProblem, numberAsText: true, secret: true, rule: 'the SIP password', fix: 'set password: "<secret>" or password: "md5:<32 hex digits>"', required: true,
   });
   if (raw === undefined) return undefined;
   if (raw.startsWith('md5:')) {

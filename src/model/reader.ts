@@ -85,8 +85,10 @@ export class FieldReader {
    * Text that must match `re`. Numbers are refused with a message saying to quote them: YAML reads
    * an unquoted `0100` as the number 100, which would silently change an extension or a PIN.
    */
-  text(path: Path, opts: Common & { re?: RegExp; check?: (s: string) => string | undefined; required?: boolean; numberAsText?: boolean }): string | undefined {
+  text(path: Path, opts: Common & { re?: RegExp; check?: (s: string) => string | undefined; required?: boolean; numberAsText?: boolean; secret?: boolean }): string | undefined {
     const v = this.get(path);
+    // A secret is never echoed, not even when it is malformed.
+    const shown = opts.secret ? '********' : v;
     if (v === undefined || v === null || v === '') {
       if (opts.required) this.fail(path, undefined, 'is required', opts.fix, 'FIELD_REQUIRED');
       return undefined;
@@ -94,23 +96,24 @@ export class FieldReader {
     if (typeof v === 'number' || typeof v === 'bigint') {
       if (opts.numberAsText) {
         const key = String(path.at(-1));
-        this.fail(path, v, 'is a number in YAML, so leading zeros and "+" are lost', `quote it as text, e.g. ${key}: "${this.source(path) ?? String(v)}"`, 'NUMBER_NOT_QUOTED');
+        const example = opts.secret ? '<the same characters>' : this.source(path) ?? String(v);
+        this.fail(path, shown, 'is a number in YAML, so leading zeros and "+" are lost', `quote it as text, e.g. ${key}: "${example}"`, 'NUMBER_NOT_QUOTED');
       } else {
-        this.fail(path, v, 'must be text', opts.fix);
+        this.fail(path, shown, 'must be text', opts.fix);
       }
       return undefined;
     }
     if (typeof v !== 'string') {
-      this.fail(path, v, 'must be text', opts.fix);
+      this.fail(path, shown, 'must be text', opts.fix);
       return undefined;
     }
     const problem = opts.check?.(v);
     if (problem) {
-      this.fail(path, v, `${opts.rule}: it ${problem}`, opts.fix);
+      this.fail(path, shown, `${opts.rule}: it ${problem}`, opts.fix);
       return undefined;
     }
     if (opts.re && !opts.re.test(v)) {
-      this.fail(path, v, opts.rule, opts.fix);
+      this.fail(path, shown, opts.rule, opts.fix);
       return undefined;
     }
     return v;
@@ -162,5 +165,16 @@ function similar(a: string, b: string): boolean {
   if (Math.abs(x.length - y.length) > 2) return false;
   let diff = 0;
   for (let i = 0; i < Math.max(x.length, y.length); i++) if (x[i] !== y[i]) diff++;
-  return diff <= 2 || x.startsWith(y) || y.startsWith(x);
+  // Position-by-position misses a dropped or added letter ("backnd"): allow an edit distance of 2 too.
+  return diff <= 2 || x.startsWith(y) || y.startsWith(x) || (Math.min(x.length, y.length) >= 4 && editDistance(x, y) <= 2);
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }

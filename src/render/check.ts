@@ -33,8 +33,13 @@ export function checkChunk(text: string, rules: ChunkRules, where: string): stri
       else if (!rules.sections.has(m[1]!)) problems.push(`${at}: section [${m[1]}] does not belong here`);
       return;
     }
+    if (line.trimStart().startsWith('#')) {
+      problems.push(`${at}: directive line ${JSON.stringify(line.slice(0, 80))} (#include, #exec, ...)`);
+      return;
+    }
     if (/\r/.test(line)) problems.push(`${at}: carriage return in line`);
-    if (line.includes(';') && !/\\;/.test(line)) problems.push(`${at}: ";" inside a value ${JSON.stringify(line)}`);
+    // Any ";" not written as "\;" starts a comment that would silently cut the value.
+    if (/(^|[^\\]);/.test(line)) problems.push(`${at}: ";" inside a value ${JSON.stringify(line)}`);
     const a = ASSIGN.exec(line);
     if (a) return;
     const r = ARROW.exec(line);

@@ -278,7 +278,9 @@ export function planExtensionAgent(a: Agent, settings: Settings): ExtensionAgent
 export interface SpyView { comment: string; code: string; target: string }
 export function planSpy(a: Agent, settings: Settings): SpyView | undefined {
   if (!a.voice.chanspy || !a.enabled) return undefined;
-  return { comment: agentComment(a), code: `${settings.dialplan.spyPrefix}${a.extension}`, target: dialTarget(a, settings.backend) };
+  // ChanSpy spies on every channel whose name *begins* with its argument: "PJSIP/eve" would also
+  // match "PJSIP/evelyn-00000001". Channel names are "<driver>/<name>-<sequence>", so end it at "-".
+  return { comment: agentComment(a), code: `${settings.dialplan.spyPrefix}${a.extension}`, target: `${dialTarget(a, settings.backend)}-` };
 }
 
 export interface DidView { comment: string; did: string; app: string; voicemailBox?: string }

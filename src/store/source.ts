@@ -10,19 +10,26 @@ export function parseYamlSource(file: string, text: string, issues: IssueList): 
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true });
   let data: unknown = undefined;
+  const syntax = (message: string, offset: number | undefined) => {
+    // With prettyErrors off the parser gives no linePos, only offsets: turn them into a line.
+    const line = offset === undefined ? undefined : lineCounter.linePos(offset).line;
+    issues.add({
+      code: 'YAML_SYNTAX',
+      file,
+      ...(line ? { line } : {}),
+      rule: `the file is not valid YAML: ${message.split('\n')[0]}`,
+      fix: 'correct the YAML syntax (indentation, quotes, one key per line); the last good config stays in force meanwhile',
+    });
+  };
   if (doc.errors.length) {
-    for (const e of doc.errors) {
-      const line = e.linePos?.[0]?.line;
-      issues.add({
-        code: 'YAML_SYNTAX',
-        file,
-        ...(line ? { line } : {}),
-        rule: `the file is not valid YAML: ${e.message.split('\n')[0]}`,
-        fix: 'correct the YAML syntax (indentation, quotes, one key per line); the last good config stays in force meanwhile',
-      });
-    }
+    for (const e of doc.errors) syntax(e.message, e.pos?.[0]);
   } else {
-    data = doc.toJS({ maxAliasCount: 50 });
+    try {
+      data = doc.toJS({ maxAliasCount: 50 });
+    } catch (err) {
+      // toJS throws (rather than reporting) on an alias to an unknown anchor or too many aliases.
+      syntax((err as Error).message, undefined);
+    }
   }
   return {
     file,
