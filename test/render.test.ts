@@ -302,7 +302,7 @@ describe('what each agent setting renders', () => {
     expect(sections(pj).some((x) => x.name === 'farid-identify')).toBe(false);
 
     const sip = section(files.get(OUTPUT_FILES.sip)!, 'farid');
-    expect(opt(sip, 'deny')).toEqual(['0.0.0.0/0.0.0.0']);
+    expect(opt(sip, 'deny')).toEqual(['0.0.0.0/0.0.0.0', '::/0']);
     expect(opt(sip, 'qualify')).toEqual(['no']);
 
     const ext = files.get(OUTPUT_FILES.extensions)!;

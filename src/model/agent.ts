@@ -147,7 +147,7 @@ export function validateAgent(doc: SourceDoc, settings: Settings, issues: IssueL
   // ---- voicemail
   if (r.object(['voicemail'])) r.knownKeys(['voicemail'], ['enabled', 'pin', 'attach']);
   const vmEnabled = r.bool(['voicemail', 'enabled'], true);
-  const pin = r.text(['voicemail', 'pin'], { re: RE.pin, numberAsText: true, rule: 'the voicemail PIN must be 4-12 digits', fix: 'e.g. pin: "4321" (quoted)' });
+  const pin = r.text(['voicemail', 'pin'], { re: RE.pin, numberAsText: true, secret: true, rule: 'the voicemail PIN must be 4-12 digits', fix: 'e.g. pin: "4321" (quoted)' });
   // An empty PIN counts as missing (text() returns nothing for it without an issue); a PIN that is
   // present but malformed has already been reported by text().
   const pinRaw = r.get(['voicemail', 'pin']);

@@ -195,6 +195,7 @@ export interface SipAgentView {
   language: string;
   setvars: { value: string }[];
   deny: { value: string }[];
+  directMediaNo: boolean;
   webrtc: boolean;
   port?: string;
 }
@@ -224,7 +225,9 @@ export function planSipAgent(a: Agent, settings: Settings): SipAgentView {
     qualify: a.enabled,
     language: a.language,
     setvars: setVars(a).map((value) => ({ value })),
-    deny: a.enabled ? [] : [{ value: '0.0.0.0/0.0.0.0' }],
+    deny: a.enabled ? [] : DENY_ALL.map((value) => ({ value })),
+    // As for pjsip: with NAT handling (or WebRTC) media must flow through Asterisk.
+    directMediaNo: pjsipNat(a.voice.nat).rtpSymmetric || pjsipNat(a.voice.nat).forceRport || webrtc,
     webrtc,
   };
 }
