@@ -64,6 +64,8 @@ beforeEach(() => {
   records.insert(record({ interactionId: '500', callType: 'Diverted Call', outcome: 'voicemail', divertReason: 'busy', recordingStatus: 'deleted', startedAt: new Date(now - 3 * DAY).toISOString() }));
   records.insert(record({ interactionId: '600', callType: 'Diverted Call', outcome: 'voicemail', divertReason: 'busy', recordingStatus: 'available', recordingFile: join(dataDir, 'recordings', 'gone.wav'), startedAt: new Date(now - 3 * DAY).toISOString() }));
   records.insert(record({ interactionId: '700', startedAt: '2024-05-01T09:30:00Z' }));
+  // Written by a daemon whose data directory has since moved.
+  records.insert(record({ interactionId: '800', startedAt: '2024-05-02T09:30:00Z', recordingStatus: 'available', recordingFile: '/old/place/recordings/20240501_0930_200.wav' }));
   records.close();
 });
 
@@ -98,7 +100,7 @@ describe('switchboard calls', () => {
     const diverted = await run(['calls', '--data', dataDir, '--type', 'diverted', '--json']);
     expect((JSON.parse(diverted.stdout) as CallRecord[]).map((c) => c.interactionId)).toEqual(['200', '600', '500', '400']);
     const direct = await run(['calls', '--data', dataDir, '--type', 'Direct Agent Call', '--from', '2000-01-01', '--json']);
-    expect((JSON.parse(direct.stdout) as CallRecord[]).map((c) => c.interactionId)).toEqual(['100', '300', '700']);
+    expect((JSON.parse(direct.stdout) as CallRecord[]).map((c) => c.interactionId)).toEqual(['100', '300', '800', '700']);
     expect(JSON.parse(direct.stdout)[0]).toMatchObject({ callType: 'Direct Agent Call', agentUsername: 'alice.smith', durationSeconds: 65 });
   });
 
@@ -107,7 +109,7 @@ describe('switchboard calls', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\r\n');
     expect(lines[0]).toBe('Interaction ID,Call Type,Agent ID,Agent Username,Date & Time,Caller Number,Called Number,Duration (s),Outcome,Divert Reason,Recording Status,Recording Name,Recording File,Email Status,Note');
-    expect(lines.filter(Boolean)).toHaveLength(8);
+    expect(lines.filter(Boolean)).toHaveLength(9);
     expect(r.stdout).toContain(`"'=HYPERLINK(""x"")"`);
   });
 
@@ -146,6 +148,13 @@ describe('switchboard recording', () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('exists (use --force to overwrite)');
     expect((await run(['recording', '200', '--out', out, '--data', dataDir, '--force'])).code).toBe(0);
+  });
+
+  it('finds the recording in <data>/recordings when the data directory moved', async () => {
+    const out = join(dataDir, 'moved.wav');
+    const r = await run(['recording', '800', '--out', out, '--data', dataDir]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(out).equals(WAV)).toBe(true);
   });
 
   it('clear errors: unknown call, no recording, deleted, file missing', async () => {

@@ -6,13 +6,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CallRecord } from '../src/calls/records.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { localDateTime, recordingFileName } from '../src/mail/voicemail-email.js';
 import type { Agent, Store } from '../src/model/types.js';
 import { loadStore } from '../src/store/yaml-store.js';
-import { DID_VM_PRIORITY, divertReasonForCause, wavDurationSeconds, type PresenceLookup } from '../src/workflows/did.js';
+import { DID_VM_PRIORITY, callerIdOf, divertReasonForCause, wavDurationSeconds, type PresenceLookup } from '../src/workflows/did.js';
 import { startCallControl, type CallControl } from '../src/workflows/wire.js';
 import { FakeAriServer, makeWav, type RecordedRequest } from './fakes/ari-server.js';
 import { parseMessage, startSmtpServer, type TestSmtpServer } from './helpers/smtp.js';
@@ -21,6 +22,16 @@ import { waitFor } from './helpers/wait.js';
 const PASSWORD = 'ari-Secret-77';
 const ALICE_DID = '+61290000001';
 const CALLER = '+61400111222';
+const PRESENCE_MODULE = fileURLToPath(new URL('../src/presence/index.ts', import.meta.url));
+/** The slice of src/presence's PresenceService this test drives. */
+type PresenceServiceCtor = new (deps: {
+  stateFile: string; logger: Logger; now: () => number; watch: boolean; pollMs: number;
+  setTimer: (fn: () => void, ms: number) => () => void;
+}) => {
+  start(): Promise<void>; stop(): Promise<void>; setAgents(store: Store): void;
+  setManual(id: string, state: 'paused' | 'available', opts: { reason?: string; forMs?: number }): Promise<unknown>;
+  get(id: string): { state: string } | undefined;
+};
 const FIXTURE_STORE = new URL('../fixtures/store/', import.meta.url).pathname;
 
 let baseStore: Store | undefined;
@@ -71,6 +82,7 @@ interface Harness {
 
 interface SetupOptions {
   store: Store;
+  presence: PresenceLookup;
   password: string;
   minDurationSeconds: number;
   smtpDown: boolean;
@@ -109,7 +121,7 @@ async function setup(opts: Partial<SetupOptions> = {}): Promise<Harness> {
         voicemail: { maxDurationSeconds: 180, maxSilenceSeconds: 5, minDurationSeconds: o.minDurationSeconds ?? opts.minDurationSeconds ?? 2 },
       },
       store: () => store,
-      presence,
+      presence: opts.presence ?? presence,
       logger,
       dataDir,
       ariTimings: { requestTimeoutMs: 1000, reconnectInitialMs: 20, reconnectMaxMs: 100, pingIntervalMs: 0 },
@@ -295,6 +307,12 @@ describe('DID workflow: voicemail', () => {
     expect(h.smtp.messages).toHaveLength(1);
   });
 
+  it('caller id shown to the agent: name and number, or the number alone when the name is empty or unsafe', () => {
+    expect(callerIdOf('Jane Doe', '+61400111222')).toBe('"Jane Doe" <+61400111222>');
+    expect(callerIdOf('', '+61400111222')).toBe('+61400111222');
+    expect(callerIdOf('x" <evil>', '+61400111222')).toBe('+61400111222');
+  });
+
   it('callee refuses with another cause before answer: voicemail, reason from the cause', async () => {
     expect(divertReasonForCause(17)).toBe('busy');
     expect(divertReasonForCause(19)).toBe('no answer');
@@ -328,7 +346,7 @@ describe('DID workflow: voicemail', () => {
     });
   }
 
-  it('a pause that has expired: the next call rings the agent', async () => {
+  it('a pause that has expired (stub presence): the next call rings the agent', async () => {
     const h = await setup();
     let now = Date.parse('2024-05-01T00:00:00Z');
     h.presence.now = () => now;
@@ -339,6 +357,36 @@ describe('DID workflow: voicemail', () => {
     h.fake.hangupFromFarEnd(first);
     await noActiveCalls(h);
     now += 31 * 60_000;
+    await callIn(h);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+  });
+
+  // Runs once src/presence (PresenceService) is in the tree; imported by path so this file compiles without it.
+  it.skipIf(!existsSync(PRESENCE_MODULE))('a timed pause (real PresenceService, fake clock) ends: the next call rings the agent', async () => {
+    const { PresenceService } = (await import(PRESENCE_MODULE)) as { PresenceService: PresenceServiceCtor };
+    let now = Date.parse('2024-05-01T00:00:00Z');
+    const timers: { at: number; fn: () => void }[] = [];
+    const dir = mkdtempSync(join(tmpdir(), 'sb-presence-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const store = await storeWith();
+    const service = new PresenceService({
+      stateFile: join(dir, 'presence.json'), logger: createLogger({ level: 'silent' }), now: () => now, watch: false, pollMs: 0,
+      setTimer: (fn, ms) => { const t = { at: now + ms, fn }; timers.push(t); return () => { timers.splice(timers.indexOf(t), 1); }; },
+    });
+    await service.start();
+    cleanups.push(() => service.stop());
+    service.setAgents(store);
+    await service.setManual('1001', 'paused', { reason: 'Lunch', forMs: 30 * 60_000 });
+    expect(service.get('1001')?.state).toBe('paused');
+    const h = await setup({ store, presence: service });
+    const first = await callIn(h);
+    await recordingStarted(h);
+    expect(findRequest(h.fake, 'POST', '/ari/channels')).toBeUndefined();
+    h.fake.hangupFromFarEnd(first);
+    await noActiveCalls(h);
+    now += 31 * 60_000;
+    for (const t of timers.filter((x) => x.at <= now)) t.fn();
+    expect(service.get('1001')?.state).toBe('available');
     await callIn(h);
     await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
   });

@@ -148,6 +148,9 @@ interface Call {
   outboundId?: string;
   bridgeId?: string;
   answeredAt?: Date;
+  /** When the agent leg was originated, and its ring time. */
+  ringStartedAt?: Date;
+  ringTimeoutSeconds?: number;
   recordingName?: string;
   recordingStartedAt?: Date;
   /** Set as soon as the event arrives (before the queue reaches it). */
@@ -395,6 +398,8 @@ export class DidWorkflow {
     const timeoutSeconds = this.deps.settings.ringTimeoutSeconds ?? (agent.voice?.ringTimeoutSeconds || 20);
     call.state = 'ringing';
     call.outboundId = outboundId;
+    call.ringStartedAt = this.now();
+    call.ringTimeoutSeconds = timeoutSeconds;
     this.byChannel.set(outboundId, call);
     await this.deps.ari.ring(call.inboundId);
     this.timer(call, 'ring timeout', timeoutSeconds * 1000 + (this.deps.settings.ringGraceMs ?? 2000), () => this.ringTimedOut(call));
@@ -404,7 +409,7 @@ export class DidWorkflow {
         endpoint,
         app: this.app(store),
         appArgs: `${DIALED_MARKER},${call.id}`,
-        callerId: call.callerNumber,
+        callerId: callerIdOf(call.callerName, call.callerNumber),
         timeoutSeconds,
         channelId: outboundId,
       });
@@ -448,7 +453,10 @@ export class DidWorkflow {
   private async agentLegGone(call: Call, outboundId: string, cause: number | undefined): Promise<void> {
     if (call.outboundId !== outboundId) return;
     if (call.state === 'ringing') {
-      const reason = divertReasonForCause(cause);
+      let reason = divertReasonForCause(cause);
+      // Asterisk ends an unanswered originate at its timeout with a cause that varies by driver.
+      const rung = call.ringStartedAt ? this.now().getTime() - call.ringStartedAt.getTime() : 0;
+      if (reason === 'failed' && call.ringTimeoutSeconds !== undefined && rung >= call.ringTimeoutSeconds * 1000 - 500) reason = 'no answer';
       call.log.info({ cause, reason }, 'the agent leg ended before answer: voicemail');
       this.dropOutbound(call);
       await this.divert(call, reason);
@@ -932,6 +940,13 @@ export function wavDurationSeconds(bytes: Buffer): number {
   if (bytes.length < 44 || bytes.toString('ascii', 0, 4) !== 'RIFF' || bytes.toString('ascii', 8, 12) !== 'WAVE') return 0;
   const byteRate = bytes.readUInt32LE(28);
   return byteRate > 0 ? (bytes.length - 44) / byteRate : 0;
+}
+
+/** `"Name" <number>` for the agent's display, or the number alone when the name is empty or unsafe. */
+export function callerIdOf(name: string, number: string): string {
+  const n = name.trim();
+  if (!n || /["<>\u0000-\u001f\u007f]/.test(n) || n === number) return number;
+  return `"${n}" <${number}>`;
 }
 
 function noteOf(what: string, err: unknown): string {

@@ -3,7 +3,7 @@
  * DID workflow from the daemon's settings, and starts them. The daemon calls `startCallControl`
  * once and `stop()` on the way out; nothing here is a module singleton.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { AriClient } from '../asterisk/ari/client.js';
 import type { AriPort } from '../asterisk/ari/types.js';
 import { CallRecords } from '../calls/records.js';
@@ -77,7 +77,9 @@ export interface CallControl {
  */
 export async function startCallControl(deps: CallControlDeps): Promise<CallControl> {
   const log = deps.logger.child({ component: 'call-control' });
-  const { settings, dataDir } = deps;
+  const { settings } = deps;
+  // Absolute, so that the recording paths kept in the call records do not depend on the cwd.
+  const dataDir = resolve(deps.dataDir);
   const records = CallRecords.open(join(dataDir, 'calls.sqlite'));
   const templates = await loadEmailTemplates(deps.emailTemplatesDir);
 

@@ -27,7 +27,10 @@ export function recordingFileOf(dataDir: string, interactionId: string): string 
     if (record.recordingStatus !== 'available' || !record.recordingFile) {
       throw new RecordingUnavailableError(interactionId, `call ${interactionId} has no recording (outcome: ${record.outcome})`);
     }
-    const file = path.resolve(dataDir, record.recordingFile);
+    let file = path.resolve(dataDir, record.recordingFile);
+    // The data directory may have moved since the daemon wrote the record: look in its recordings/.
+    const moved = path.join(dataDir, 'recordings', path.basename(record.recordingFile));
+    if (!existsSync(file) && existsSync(moved)) file = moved;
     if (!existsSync(file)) {
       throw new RecordingUnavailableError(interactionId, `the recording of call ${interactionId} is missing: ${file} does not exist (was it deleted by hand?)`);
     }
