@@ -82,6 +82,8 @@ interface Harness {
 
 interface SetupOptions {
   store: Store;
+  /** The daemon has not loaded a store yet. */
+  noStore: boolean;
   presence: PresenceLookup;
   password: string;
   minDurationSeconds: number;
@@ -120,7 +122,7 @@ async function setup(opts: Partial<SetupOptions> = {}): Promise<Harness> {
         smtp: { host: '127.0.0.1', port: smtp.port, secure: false, from: 'voicemail@example.com' },
         voicemail: { maxDurationSeconds: 180, maxSilenceSeconds: 5, minDurationSeconds: o.minDurationSeconds ?? opts.minDurationSeconds ?? 2 },
       },
-      store: () => store,
+      store: () => (opts.noStore ? undefined : store),
       presence: opts.presence ?? presence,
       logger,
       dataDir,
@@ -502,6 +504,15 @@ describe('DID workflow: fail safe', () => {
     expect(rec).toMatchObject({ outcome: 'voicemail', divertReason: 'failed', callType: 'Diverted Call' });
     expect(rec.note).toContain('Internal Server Error');
     expect(h.logs().some((l) => l.level === 50 && l.callId === rec.interactionId && String(l.msg).includes('call control error'))).toBe(true);
+  });
+
+  it('no store loaded yet: the caller continues in the dialplan (its own context) at the vm priority', async () => {
+    const h = await setup({ noStore: true });
+    const inbound = await callIn(h);
+    await h.fake.waitForRequest((r) => r.path === `/ari/channels/${inbound}/continue`, 5000);
+    expect(h.fake.continuedTo(inbound)).toEqual({ context: 'from-trunk', extension: ALICE_DID, priority: DID_VM_PRIORITY });
+    await noActiveCalls(h);
+    expect(h.cc.records.query({ from: new Date(0) })).toEqual([]);
   });
 
   it('when continuing in the dialplan fails too, the caller is hung up cleanly', async () => {

@@ -137,6 +137,8 @@ interface Call {
   callerNumber: string;
   callerName: string;
   inboundId: string;
+  /** The dialplan context the caller's channel ran Stasis() in (fallback for the fail safe). */
+  dialplanContext?: string;
   log: Logger;
   startedAt: Date;
   state: CallState;
@@ -291,6 +293,7 @@ export class DidWorkflow {
       callerNumber: channel.caller?.number ?? '',
       callerName: channel.caller?.name ?? '',
       inboundId: channel.id,
+      ...(channel.dialplan?.context ? { dialplanContext: channel.dialplan.context } : {}),
       log: this.log.child({ callId: id, did, channelId: channel.id }),
       startedAt: this.now(),
       state: 'new',
@@ -361,10 +364,12 @@ export class DidWorkflow {
 
   private async begin(call: Call): Promise<void> {
     const store = this.deps.store();
-    const agent = store ? this.agentFor(store, call.did) : undefined;
-    if (!store || !agent) {
+    // Without a store we cannot tell: the fail safe hands the caller to the dialplan's voicemail.
+    if (!store) throw new Error('no agent store is loaded yet');
+    const agent = this.agentFor(store, call.did);
+    if (!agent) {
       call.state = 'unknown';
-      call.log.warn({ callerNumber: call.callerNumber }, store ? 'no agent has this DID: playing "not in service"' : 'no agent store loaded yet: playing "not in service"');
+      call.log.warn({ callerNumber: call.callerNumber }, 'no agent has this DID: playing "not in service"');
       await this.deps.ari.answer(call.inboundId);
       await this.play(call, 'noservice', ['sound:ss-noservice']);
       return;
@@ -699,10 +704,9 @@ export class DidWorkflow {
         await this.finish(call, patch ? { ...patch, note: noteOf(what, err) } : { note: noteOf(what, err) }, 'caller gone after an error');
         return;
       }
-      const messageTaken = call.state === 'saving' || call.state === 'goodbye' || call.state === 'unknown' || !call.agent;
+      const messageTaken = call.state === 'saving' || call.state === 'goodbye' || call.state === 'unknown';
       if (!messageTaken) {
-        const store = this.deps.store();
-        const context = store?.settings.dialplan.didContext;
+        const context = this.deps.store()?.settings.dialplan.didContext ?? call.dialplanContext;
         if (context) {
           try {
             await this.deps.ari.continueInDialplan(call.inboundId, { context, extension: call.did, priority: DID_VM_PRIORITY });
@@ -818,10 +822,9 @@ export class DidWorkflow {
         continue;
       }
       const did = first ?? ch.dialplan.exten;
-      const context = this.deps.store()?.settings.dialplan.didContext;
+      const context = this.deps.store()?.settings.dialplan.didContext ?? ch.dialplan.context;
       log.warn({ did }, 'a caller left in our app by an earlier run: sending it to the dialplan voicemail');
       try {
-        if (!context) throw new Error('no store loaded');
         await this.deps.ari.continueInDialplan(ch.id, { context, extension: did, priority: DID_VM_PRIORITY });
       } catch (err) {
         log.error({ err: errorMessage(err) }, 'could not send the orphan caller to the dialplan: hanging up');
