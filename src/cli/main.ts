@@ -8,6 +8,7 @@ import { renderCommand } from './commands/render.js';
 import { diffCommand } from './commands/diff.js';
 import { callsCommand } from './commands/calls.js';
 import { recordingCommand } from './commands/recording.js';
+import { applyCommand } from './commands/apply.js';
 
 /** The `switchboard` command line. Each command lives in commands/<name>.ts. */
 export async function main(argv: string[]): Promise<void> {
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(diffCommand)
     .command(callsCommand)
     .command(recordingCommand)
+    .command(applyCommand)
     .demandCommand(1, 'name a command: validate, render, diff, ... (see --help)')
     .strict()
     .help()

@@ -1,0 +1,398 @@
+/**
+ * Applies a store to a live Asterisk: render in memory, write only the files that changed
+ * (atomically, keeping what they replaced as a generation), reload only the modules that read
+ * them, ask Asterisk whether it took the change, and put everything back if it did not.
+ *
+ * Order of one apply (all under an in-process mutex and a lock file):
+ *   plan → (nothing to do: return) → AMI connected? → snapshot generation → write changed files →
+ *   Reload each module (retrying "A reload is in progress") → verify → manifest → prune generations.
+ * A verification failure restores the files byte for byte, reloads the same modules again and
+ * throws ApplyRolledBackError; any other failure after writing (AMI dropped, timeout) restores the
+ * files, reloads what it can and rethrows, so the next attempt starts from a clean state.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { PeerDisconnectedError, errorMessage, SwitchboardError } from '../errors.js';
+import { fsyncDir, writeFileAtomic } from '../fsutil.js';
+import type { Logger } from '../log.js';
+import type { Backend, Store } from '../model/types.js';
+import { MODULE_OF_FILE, OUTPUT_FILES, type RenderedFiles } from '../render/render.js';
+import { GENERATED_HEADER } from '../render/plan.js';
+import { transportRestartReasons } from './conf.js';
+import { ApplyRolledBackError } from './errors.js';
+import { Generations, generationId, generationTime, type Snapshot } from './generations.js';
+import { FileLock, Mutex, pidAlive } from './lock.js';
+import {
+  ABSENT, AgentStateCache, FILE_OF_KIND, KINDS, MANAGED_FILES, agentStates, diffAgents, hashContent, readManifest, writeManifest,
+  type AgentStates, type Manifest,
+} from './manifest.js';
+import { MODULE_ORDER, reloadModule } from './reload.js';
+import type { AmiPort, ApplyDeps, ApplyReport, GenerationInfo, RefusedOption } from './types.js';
+import { Verifier, emptyPlan, planSize, planVerification } from './verify.js';
+
+export interface ApplyOptions {
+  /** Compute the plan only: no write, no lock, no AMI. */
+  dryRun?: boolean;
+  /** Overrides the store's `backend`. */
+  backend?: Backend;
+}
+
+interface Plan {
+  target: Map<string, Buffer | undefined>;
+  changedFiles: string[];
+  modules: string[];
+  agents: ApplyReport['agents'];
+  restartNeeded: string[];
+  prevAgents: AgentStates | undefined;
+  /** Undefined when the target's agents are unknown (restoring a generation without a manifest). */
+  nextAgents: AgentStates | undefined;
+}
+
+const DEFAULT_RETRY = { attempts: 5, delayMs: 500 };
+
+export class Applier {
+  private readonly mutex = new Mutex();
+  private readonly stateDir: string;
+  private readonly keep: number;
+  private readonly lock: FileLock;
+  private readonly generations: Generations;
+  private readonly manifestFile: string;
+  private readonly stateCache = new AgentStateCache();
+  private lastIdMs = 0;
+
+  constructor(private readonly deps: ApplyDeps) {
+    this.stateDir = deps.stateDir ?? path.join(deps.outDir, '.switchboard');
+    this.keep = Math.max(1, Math.floor(deps.generations ?? 5));
+    this.lock = new FileLock(path.join(this.stateDir, 'apply.lock'));
+    this.generations = new Generations(path.join(this.stateDir, 'generations'));
+    this.manifestFile = path.join(this.stateDir, 'manifest.json');
+  }
+
+  /** Applies `store`; see the file comment. Calls are serialised. */
+  apply(store: Store, opts: ApplyOptions = {}): Promise<ApplyReport> {
+    return this.mutex.run(() => this.runApply(store, opts));
+  }
+
+  /** Puts a kept generation's files back (itself undoable: it keeps a generation of what it replaces). */
+  restore(generation: string): Promise<ApplyReport> {
+    return this.mutex.run(() => this.runRestore(generation));
+  }
+
+  /** Kept generations, newest first. */
+  listGenerations(): Promise<GenerationInfo[]> {
+    return this.generations.list();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private async runApply(store: Store, opts: ApplyOptions): Promise<ApplyReport> {
+    const t0 = performance.now();
+    const id = await this.newId();
+    const log = this.deps.logger.child({ component: 'apply', generation: id });
+    const backend = opts.backend ?? store.settings.backend;
+    // Render first: a store the safety checker refuses stops here, before any lock or write.
+    const rendered = this.deps.renderer.render(store, backend);
+    const nextAgents = agentStates(store, backend, this.stateCache);
+    if (opts.dryRun) {
+      const current = await this.readCurrent();
+      const prev = await readManifest(this.manifestFile);
+      const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev, nextAgents);
+      const report = this.report(id, t0, plan, { dryRun: true, modules: plan.modules });
+      log.info(this.summary(report), 'apply dry run: nothing written, nothing sent');
+      return report;
+    }
+    await this.lock.acquire();
+    try {
+      await fs.mkdir(this.deps.outDir, { recursive: true });
+      await this.removeDebris(log);
+      const current = await this.readCurrent();
+      const prev = await readManifest(this.manifestFile);
+      const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev, nextAgents);
+      return await this.transition(log, id, t0, plan, current, prev);
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  private async runRestore(generation: string): Promise<ApplyReport> {
+    const t0 = performance.now();
+    await this.lock.acquire();
+    try {
+      const gen = await this.generations.read(generation);
+      const id = await this.newId();
+      const log = this.deps.logger.child({ component: 'apply', generation: id, restoring: generation });
+      await this.removeDebris(log);
+      const current = await this.readCurrent();
+      const prev = await readManifest(this.manifestFile);
+      const target = new Map<string, Buffer | undefined>(MANAGED_FILES.map((f) => [f, gen.snapshot.get(f)?.data]));
+      // The generation's manifest describes its files only if their hashes match.
+      const consistent = (m: Manifest) => MANAGED_FILES.every((f) => (m.files[f] ?? ABSENT) === hashContent(target.get(f)));
+      const allAbsent = MANAGED_FILES.every((f) => target.get(f) === undefined);
+      const nextAgents = gen.manifest && consistent(gen.manifest) ? gen.manifest.agents : allAbsent ? {} : undefined;
+      if (!nextAgents) log.warn('the generation has no usable record of its agents: files are restored and reloaded, but agents cannot be verified');
+      const plan = this.makePlan(target, current, prev, nextAgents);
+      const report = await this.transition(log, id, t0, plan, current, prev);
+      log.info({ restored: generation }, 'generation restored');
+      return report;
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  private async transition(log: Logger, id: string, t0: number, plan: Plan, current: Snapshot, prev: Manifest | undefined): Promise<ApplyReport> {
+    const ami = this.deps.ami;
+    if (!plan.changedFiles.length && !(ami && plan.modules.length)) {
+      const report = this.report(id, t0, plan, { modules: [], verified: ami !== undefined });
+      log.info(this.summary(report), 'apply: nothing changed');
+      return report;
+    }
+    if (ami && !ami.connected) {
+      throw new PeerDisconnectedError('AMI', 'apply (nothing was written; the next attempt starts afresh)');
+    }
+    const snapshot = plan.changedFiles.length > 0;
+    if (snapshot) await this.generations.create(id, current, prev);
+    const written: string[] = [];
+    const undoFiles = async (): Promise<void> => {
+      for (const f of [...written].reverse()) await this.putBack(f, current.get(f), log);
+      if (snapshot) await this.generations.remove(id);
+    };
+    try {
+      for (const f of plan.changedFiles) {
+        await this.writeManaged(f, plan.target.get(f));
+        written.push(f);
+      }
+    } catch (err) {
+      await undoFiles();
+      throw err;
+    }
+
+    if (!ami) {
+      await this.generations.prune(this.keep);
+      const report = this.report(id, t0, plan, { modules: [] });
+      log.info({ ...this.summary(report), toReload: plan.modules }, 'apply: files written, no reload sent (no AMI connection configured)');
+      return report;
+    }
+
+    const retry = this.deps.reloadRetry ?? DEFAULT_RETRY;
+    const reloadOpts = { attempts: retry.attempts, delayMs: retry.delayMs, timeoutMs: this.deps.reloadTimeoutMs ?? 60_000 };
+    const attempted: string[] = [];
+    let refused: RefusedOption[];
+    try {
+      for (const m of plan.modules) {
+        attempted.push(m);
+        await reloadModule(ami, m, reloadOpts, log);
+      }
+      const kinds = new Set(KINDS.filter((k) => plan.modules.includes(MODULE_OF_FILE[FILE_OF_KIND[k]]!)));
+      const vplan = plan.nextAgents ? planVerification(plan.prevAgents, plan.nextAgents, kinds) : emptyPlan();
+      log.debug({ objects: planSize(vplan) }, 'verifying');
+      refused = await new Verifier(ami, { timeoutMs: this.deps.verifyTimeoutMs ?? 5000 }, log).run(vplan);
+    } catch (err) {
+      log.error({ err: { code: (err as SwitchboardError).code, message: errorMessage(err) }, reloaded: attempted }, 'apply failed before Asterisk confirmed it: restoring the previous files');
+      await undoFiles();
+      await this.reloadBestEffort(ami, attempted, reloadOpts, log);
+      throw err;
+    }
+
+    if (refused.length) {
+      await undoFiles();
+      let reloadedAgain = true;
+      try {
+        for (const m of attempted) await reloadModule(ami, m, reloadOpts, log);
+      } catch (err) {
+        reloadedAgain = false;
+        log.error({ err: { message: errorMessage(err) }, modules: attempted }, 'rollback: reloading the restored files failed; reload them by hand');
+      }
+      const report = this.report(id, t0, plan, { modules: attempted, reloadSent: true, rolledBack: true, refused });
+      log.error({ ...this.summary(report), refused }, 'Asterisk refused the change: previous files restored and reloaded');
+      throw new ApplyRolledBackError(report, reloadedAgain);
+    }
+
+    await writeManifest(this.manifestFile, {
+      version: 1,
+      generation: id,
+      appliedAt: new Date().toISOString(),
+      files: Object.fromEntries(MANAGED_FILES.map((f) => [f, hashContent(plan.target.get(f))])),
+      agents: plan.nextAgents ?? {},
+    });
+    await this.generations.prune(this.keep);
+    const report = this.report(id, t0, plan, { modules: attempted, reloadSent: attempted.length > 0, verified: plan.nextAgents !== undefined });
+    log.info(this.summary(report), 'apply done');
+    return report;
+  }
+
+  private makePlan(target: Map<string, Buffer | undefined>, current: Snapshot, prev: Manifest | undefined, nextAgents: AgentStates | undefined): Plan {
+    const changedFiles = MANAGED_FILES.filter((f) => !sameBytes(target.get(f), current.get(f)?.data));
+    const reloadFiles = MANAGED_FILES.filter(
+      (f) => changedFiles.includes(f) || (target.get(f) !== undefined && (!prev || prev.files[f] !== hashContent(target.get(f)))),
+    );
+    const modules = MODULE_ORDER.filter((m) => reloadFiles.some((f) => MODULE_OF_FILE[f] === m));
+    const pj = OUTPUT_FILES.pjsip;
+    const restartNeeded = changedFiles.includes(pj)
+      ? transportRestartReasons(current.get(pj)?.data.toString('utf8'), target.get(pj)?.toString('utf8'))
+      : [];
+    const prevAgents = prev?.agents;
+    const agents = nextAgents ? diffAgents(prevAgents ?? {}, nextAgents) : { added: [], changed: [], removed: [] };
+    return { target, changedFiles, modules, agents, restartNeeded, prevAgents, nextAgents };
+  }
+
+  /**
+   * The rendered files; a managed file the backend no longer renders (pjsip → sip) but that exists
+   * becomes a comment-only file, so its agents go away while pjsip.conf's #include still finds it.
+   */
+  private targetFiles(rendered: RenderedFiles, current: Snapshot, backend: Backend): Map<string, Buffer | undefined> {
+    const out = new Map<string, Buffer | undefined>();
+    for (const f of MANAGED_FILES) {
+      const r = rendered.get(f);
+      if (r !== undefined) out.set(f, Buffer.from(r, 'utf8'));
+      else if (current.get(f)) out.set(f, Buffer.from(stub(f, backend), 'utf8'));
+      else out.set(f, undefined);
+    }
+    return out;
+  }
+
+  private report(id: string, t0: number, plan: Plan, extra: Partial<ApplyReport> & { modules: string[] }): ApplyReport {
+    return {
+      generation: id,
+      dryRun: false,
+      changedFiles: plan.changedFiles,
+      agents: plan.agents,
+      restartNeeded: plan.restartNeeded,
+      verified: false,
+      rolledBack: false,
+      refused: [],
+      reloadSent: false,
+      ...extra,
+      durationMs: Math.round(performance.now() - t0),
+    };
+  }
+
+  /** Fields of the one summary log line (counts and names, never file contents). */
+  private summary(r: ApplyReport): Record<string, unknown> {
+    return {
+      added: r.agents.added.length,
+      changed: r.agents.changed.length,
+      removed: r.agents.removed.length,
+      files: r.changedFiles,
+      modules: r.modules,
+      ...(r.restartNeeded.length ? { restartNeeded: r.restartNeeded } : {}),
+      verified: r.verified,
+      ms: r.durationMs,
+    };
+  }
+
+  private async readCurrent(): Promise<Snapshot> {
+    const out: Snapshot = new Map();
+    for (const f of MANAGED_FILES) {
+      const file = path.join(this.deps.outDir, f);
+      try {
+        const [data, st] = await Promise.all([fs.readFile(file), fs.stat(file)]);
+        out.set(f, { data, mode: st.mode & 0o777 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        out.set(f, undefined);
+      }
+    }
+    return out;
+  }
+
+  private async writeManaged(f: string, content: Buffer | undefined): Promise<void> {
+    const file = path.join(this.deps.outDir, f);
+    if (content === undefined) {
+      await fs.rm(file, { force: true });
+      await fsyncDir(this.deps.outDir);
+    } else {
+      await writeFileAtomic(file, content, 0o640);
+    }
+  }
+
+  private async putBack(f: string, snap: { data: Buffer; mode: number } | undefined, log: Logger): Promise<void> {
+    try {
+      if (!snap) {
+        await fs.rm(path.join(this.deps.outDir, f), { force: true });
+        await fsyncDir(this.deps.outDir);
+      } else {
+        await writeFileAtomic(path.join(this.deps.outDir, f), snap.data, snap.mode || 0o640);
+      }
+    } catch (err) {
+      log.error({ file: f, err: { message: errorMessage(err) } }, 'could not restore a file; restore the previous generation by hand');
+      throw err;
+    }
+  }
+
+  private async reloadBestEffort(ami: AmiPort, modules: string[], opts: { attempts: number; delayMs: number; timeoutMs: number }, log: Logger): Promise<void> {
+    if (!modules.length) return;
+    if (!ami.connected) {
+      log.warn({ modules }, 'AMI is down: the restored files are reloaded by the next apply');
+      return;
+    }
+    for (const m of modules) {
+      try {
+        await reloadModule(ami, m, { ...opts, attempts: Math.min(opts.attempts, 2) }, log);
+      } catch (err) {
+        log.warn({ module: m, err: { message: errorMessage(err) } }, 'reloading the restored file failed; the next apply reloads it');
+      }
+    }
+  }
+
+  /** Temp files of a crashed write, temp generations, and lock debris of dead processes. */
+  private async removeDebris(log: Logger): Promise<void> {
+    const removed = [...(await removeDeadTemps(this.deps.outDir)), ...(await removeDeadTemps(this.stateDir)), ...(await this.generations.removeTemps())];
+    let names: string[] = [];
+    try {
+      names = await fs.readdir(this.stateDir);
+    } catch {
+      // No state dir yet.
+    }
+    for (const n of names) {
+      const m = /^apply\.lock\.(?:stale\.)?(\d+)\./.exec(n);
+      if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) {
+        await fs.rm(path.join(this.stateDir, n), { force: true });
+        removed.push(n);
+      }
+    }
+    if (removed.length) log.warn({ removed }, 'removed temp files left by an interrupted apply');
+  }
+
+  /** A generation id later than every existing one (ids sort by time). */
+  private async newId(): Promise<string> {
+    const newest = await this.generations.newest();
+    const ms = Math.max(Date.now(), this.lastIdMs + 1, newest ? generationTime(newest) + 1 : 0);
+    this.lastIdMs = ms;
+    return generationId(ms);
+  }
+}
+
+/**
+ * removeStaleTemps, limited to temp files whose writer (the pid in `.name.<pid>.<rand>.tmp`) is
+ * dead: another process may be writing into /etc/asterisk right now (a `render --out`), and its
+ * temp file must survive until its rename.
+ */
+async function removeDeadTemps(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(n);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    await fs.rm(path.join(dir, n), { force: true });
+    removed.push(n);
+  }
+  return removed;
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.equals(b);
+}
+
+function stub(file: string, backend: Backend): string {
+  const driver = file === OUTPUT_FILES.pjsip ? 'pjsip' : 'chan_sip';
+  return [...GENERATED_HEADER, `The store's backend is "${backend}": no agent uses ${driver}, so this file defines nothing.`]
+    .map((l) => `; ${l}\n`)
+    .join('');
+}

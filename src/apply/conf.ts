@@ -1,0 +1,131 @@
+/**
+ * A small reader of Asterisk config text, enough to compare the transport sections of two
+ * renderings: `[name]` / `[name](opts)` sections, `key = value` and `key => value` lines (repeated
+ * keys kept in order), `;` comments (`\;` is a literal semicolon), `;-- … --;` block comments.
+ * Directives (`#include`, …) and anything else are reported as errors, not guessed at.
+ */
+export interface ConfSection {
+  name: string;
+  /** What stood in the parentheses after the name (`!`, `+`, template names), if any. */
+  options?: string;
+  /** Key/value pairs in file order; repeated keys stay repeated. */
+  entries: [string, string][];
+  line: number;
+}
+
+export interface ParsedConf {
+  sections: ConfSection[];
+  errors: string[];
+}
+
+export function parseConf(text: string): ParsedConf {
+  const sections: ConfSection[] = [];
+  const errors: string[] = [];
+  let current: ConfSection | undefined;
+  let inBlock = false;
+  text.split('\n').forEach((raw, i) => {
+    const lineNo = i + 1;
+    let line = raw.replace(/\r$/, '');
+    if (inBlock) {
+      const end = line.indexOf('--;');
+      if (end === -1) return;
+      inBlock = false;
+      line = line.slice(end + 3);
+    }
+    line = stripComment(line, () => (inBlock = true));
+    line = line.trim();
+    if (line === '') return;
+    if (line.startsWith('#')) {
+      errors.push(`line ${lineNo}: directive ${JSON.stringify(line.split(/\s/)[0])} is not supported here`);
+      return;
+    }
+    const header = /^\[([^\]]+)\](?:\(([^)]*)\))?$/.exec(line);
+    if (header) {
+      current = { name: header[1]!.trim(), ...(header[2] !== undefined ? { options: header[2] } : {}), entries: [], line: lineNo };
+      sections.push(current);
+      return;
+    }
+    const m = /^([^=]+?)\s*=>?\s*(.*)$/.exec(line);
+    if (!m) {
+      errors.push(`line ${lineNo}: not a section header or key = value`);
+      return;
+    }
+    if (!current) {
+      errors.push(`line ${lineNo}: "${m[1]}" outside any section`);
+      return;
+    }
+    current.entries.push([m[1]!.trim(), m[2]!.trim()]);
+  });
+  if (inBlock) errors.push('block comment ";--" is never closed');
+  return { sections, errors };
+}
+
+/** Removes a `;` comment (keeping `\;` as `;`); calls `openBlock` when a `;--` opens a block comment. */
+function stripComment(line: string, openBlock: () => void): string {
+  let out = '';
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === '\\' && line[i + 1] === ';') {
+      out += ';';
+      i++;
+      continue;
+    }
+    if (c === ';') {
+      if (line.startsWith(';--', i)) {
+        const end = line.indexOf('--;', i + 3);
+        if (end !== -1) {
+          // One-line block comment: keep what follows it.
+          return out + stripComment(line.slice(end + 3), openBlock);
+        }
+        openBlock();
+      }
+      return out;
+    }
+    out += c;
+  }
+  return out;
+}
+
+/** Value of the first `key` in a section (case-insensitive), if any. */
+export function valueOf(section: ConfSection, key: string): string | undefined {
+  const lower = key.toLowerCase();
+  return section.entries.find(([k]) => k.toLowerCase() === lower)?.[1];
+}
+
+/**
+ * Why a pjsip reload cannot put these transport changes into effect: each changed or removed
+ * `type = transport` section gives one human reason ("transport-tls: bind changed"). New transports
+ * are created by a reload and need nothing. Values are never quoted (a transport may hold a password).
+ */
+export function transportRestartReasons(before: string | undefined, after: string | undefined): string[] {
+  const old = transports(before);
+  const now = transports(after);
+  const reasons: string[] = [];
+  for (const [name, entries] of old) {
+    const next = now.get(name);
+    if (!next) {
+      reasons.push(`${name}: removed (Asterisk keeps its listener until restarted)`);
+      continue;
+    }
+    const keys = new Set([...entries.keys(), ...next.keys()]);
+    const changed = [...keys].filter((k) => (entries.get(k) ?? []).join('\n') !== (next.get(k) ?? []).join('\n')).sort();
+    if (changed.length) reasons.push(`${name}: ${changed.join(', ')} changed`);
+  }
+  return reasons;
+}
+
+function transports(text: string | undefined): Map<string, Map<string, string[]>> {
+  const out = new Map<string, Map<string, string[]>>();
+  if (text === undefined) return out;
+  for (const s of parseConf(text).sections) {
+    if (valueOf(s, 'type')?.toLowerCase() !== 'transport') continue;
+    const entries = new Map<string, string[]>();
+    for (const [k, v] of s.entries) {
+      const key = k.toLowerCase();
+      if (key === 'type') continue;
+      entries.set(key, [...(entries.get(key) ?? []), v]);
+    }
+    out.set(s.name, entries);
+  }
+  return out;
+}

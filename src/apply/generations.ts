@@ -1,0 +1,159 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fsyncDir } from '../fsutil.js';
+import { SwitchboardError } from '../errors.js';
+import type { Manifest } from './manifest.js';
+import type { GenerationInfo } from './types.js';
+
+/** One managed file as found on disk: content byte for byte, and its mode. */
+export interface FileSnapshot {
+  data: Buffer;
+  mode: number;
+}
+
+export type Snapshot = Map<string, FileSnapshot | undefined>;
+
+interface Meta {
+  id: string;
+  createdAt: string;
+  files: string[];
+  absent: string[];
+  modes: Record<string, number>;
+  /** What Asterisk had loaded when the snapshot was taken, as far as switchboard knew. */
+  manifest?: Manifest;
+}
+
+const ID_RE = /^\d{8}T\d{6}-\d{3}Z-[0-9a-f]{6}$/;
+const META = 'meta.json';
+
+/** `20250102T030405-678Z-a1b2c3`: sortable by time, safe as a directory name and on a command line. */
+export function generationId(ms: number): string {
+  const iso = new Date(ms).toISOString(); // 2025-01-02T03:04:05.678Z
+  const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}-${iso.slice(20, 23)}Z`;
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export function generationTime(id: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})-(\d{3})Z/.exec(id);
+  if (!m) return 0;
+  return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]!);
+}
+
+/**
+ * Snapshots of the managed files as they were before an apply overwrote them, one directory per
+ * generation under `<stateDir>/generations/`, written to a temp directory and renamed into place
+ * (a crash leaves either a complete generation or a temp directory that the next apply removes).
+ */
+export class Generations {
+  constructor(readonly dir: string) {}
+
+  async create(id: string, snapshot: Snapshot, manifest: Manifest | undefined): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o750 });
+    const tmp = path.join(this.dir, `.${id}.tmp`);
+    await fs.rm(tmp, { recursive: true, force: true });
+    await fs.mkdir(tmp, { mode: 0o750 });
+    const meta: Meta = { id, createdAt: new Date().toISOString(), files: [], absent: [], modes: {}, ...(manifest ? { manifest } : {}) };
+    for (const [name, snap] of snapshot) {
+      if (!snap) {
+        meta.absent.push(name);
+        continue;
+      }
+      await writeSynced(path.join(tmp, name), snap.data, 0o640);
+      meta.files.push(name);
+      meta.modes[name] = snap.mode;
+    }
+    await writeSynced(path.join(tmp, META), JSON.stringify(meta) + '\n', 0o640);
+    await fsyncDir(tmp);
+    await fs.rename(tmp, path.join(this.dir, id));
+    await fsyncDir(this.dir);
+  }
+
+  /** Newest first. */
+  async list(): Promise<GenerationInfo[]> {
+    const out: GenerationInfo[] = [];
+    for (const id of (await this.ids()).reverse()) {
+      try {
+        const meta = await this.meta(id);
+        out.push({ id, createdAt: meta.createdAt, files: [...meta.files].sort() });
+      } catch {
+        // A damaged generation is skipped (and pruned in time).
+      }
+    }
+    return out;
+  }
+
+  async read(id: string): Promise<{ snapshot: Snapshot; manifest: Manifest | undefined; createdAt: string }> {
+    if (!ID_RE.test(id) || !(await this.ids()).includes(id)) {
+      const known = (await this.ids()).reverse().slice(0, 10);
+      throw new SwitchboardError(
+        'GENERATION_NOT_FOUND',
+        `generation ${JSON.stringify(id)} does not exist in ${this.dir}; ` + (known.length ? `kept generations: ${known.join(', ')}` : 'no generation is kept yet'),
+        { id },
+      );
+    }
+    const meta = await this.meta(id);
+    const snapshot: Snapshot = new Map();
+    for (const name of meta.absent) snapshot.set(name, undefined);
+    for (const name of meta.files) {
+      snapshot.set(name, { data: await fs.readFile(path.join(this.dir, id, name)), mode: meta.modes[name] ?? 0o640 });
+    }
+    return { snapshot, manifest: meta.manifest, createdAt: meta.createdAt };
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!ID_RE.test(id)) return;
+    await fs.rm(path.join(this.dir, id), { recursive: true, force: true });
+  }
+
+  /** Keeps the `keep` newest generations. Returns the ids removed. */
+  async prune(keep: number): Promise<string[]> {
+    const ids = await this.ids();
+    const drop = ids.slice(0, Math.max(0, ids.length - Math.max(1, keep)));
+    for (const id of drop) await this.remove(id);
+    return drop;
+  }
+
+  /** Removes temp directories a crash left behind. */
+  async removeTemps(): Promise<string[]> {
+    let names: string[] = [];
+    try {
+      names = await fs.readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const stale = names.filter((n) => /^\..+\.tmp$/.test(n));
+    for (const n of stale) await fs.rm(path.join(this.dir, n), { recursive: true, force: true });
+    return stale;
+  }
+
+  /** Newest id (for keeping ids increasing), if any. */
+  async newest(): Promise<string | undefined> {
+    const ids = await this.ids();
+    return ids[ids.length - 1];
+  }
+
+  /** Oldest first. */
+  private async ids(): Promise<string[]> {
+    try {
+      return (await fs.readdir(this.dir)).filter((n) => ID_RE.test(n)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  private async meta(id: string): Promise<Meta> {
+    return JSON.parse(await fs.readFile(path.join(this.dir, id, META), 'utf8')) as Meta;
+  }
+}
+
+async function writeSynced(file: string, data: string | Buffer, mode: number): Promise<void> {
+  const h = await fs.open(file, 'w', mode);
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
