@@ -51,11 +51,11 @@ import { dialTarget } from '../render/plan.js';
 export const DIALED_MARKER = 'dialed';
 
 /**
- * Priority of the `vm` label in templates/extensions/did.hbs (1 Stasis, 2 GotoIf, 3 Hangup,
- * 4 `vm`). The ARI port's continueInDialplan takes a priority, not a label; a test reads the
- * template to keep the two in step.
+ * The priority label of the DID's voicemail step in templates/extensions/did.hbs (`n(vm),VoiceMail`).
+ * ARI's continue takes a label, so an operator's template may move the step without breaking the
+ * fallback; a test reads the template to keep the two in step.
  */
-export const DID_VM_PRIORITY = 4;
+export const DID_VM_LABEL = 'vm';
 
 /** Hangup causes (Q.850) of an agent leg that ended before answer → why the call was diverted. */
 export function divertReasonForCause(cause: number | undefined): 'busy' | 'no answer' | 'failed' {
@@ -709,8 +709,8 @@ export class DidWorkflow {
         const context = this.deps.store()?.settings.dialplan.didContext ?? call.dialplanContext;
         if (context) {
           try {
-            await this.deps.ari.continueInDialplan(call.inboundId, { context, extension: call.did, priority: DID_VM_PRIORITY });
-            log.warn({ context, extension: call.did, priority: DID_VM_PRIORITY }, 'caller sent to the dialplan voicemail');
+            await this.deps.ari.continueInDialplan(call.inboundId, { context, extension: call.did, label: DID_VM_LABEL });
+            log.warn({ context, extension: call.did, label: DID_VM_LABEL }, 'caller sent to the dialplan voicemail');
             await this.finish(call, {
               callType: 'Diverted Call', divertReason: 'failed', outcome: 'voicemail', note: noteOf(what, err),
             }, 'handed to the dialplan');
@@ -825,7 +825,7 @@ export class DidWorkflow {
       const context = this.deps.store()?.settings.dialplan.didContext ?? ch.dialplan.context;
       log.warn({ did }, 'a caller left in our app by an earlier run: sending it to the dialplan voicemail');
       try {
-        await this.deps.ari.continueInDialplan(ch.id, { context, extension: did, priority: DID_VM_PRIORITY });
+        await this.deps.ari.continueInDialplan(ch.id, { context, extension: did, label: DID_VM_LABEL });
       } catch (err) {
         log.error({ err: errorMessage(err) }, 'could not send the orphan caller to the dialplan: hanging up');
         await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan caller');

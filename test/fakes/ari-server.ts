@@ -945,8 +945,9 @@ export class FakeAriServer {
       case 'channels.continueInDialplan': {
         const ch = this.channelOr404(p.channelId);
         this.stasisOr409(ch);
-        const cont: { context?: string; extension?: string; priority?: number } = {};
+        const cont: { context?: string; extension?: string; priority?: number; label?: string } = {};
         if (p.context !== undefined) cont.context = p.context;
+        if (p.label !== undefined) cont.label = p.label;
         if (p.extension !== undefined) cont.extension = p.extension;
         if (p.priority !== undefined) cont.priority = Number(p.priority);
         this.continued.set(ch.json.id, cont);

@@ -188,6 +188,9 @@ export class AriClient extends EventEmitter implements AriPort {
     this.ws = ws;
     this.state = 'connected';
     this.failures = 0;
+    ws.off('message', this.holdEarlyMessage);
+    const early = this.earlyMessages;
+    this.earlyMessages = [];
     ws.on('message', (data: unknown) => this.onMessage(data));
     ws.on('pong', () => { this.awaitingPong = false; });
     ws.on('close', (code: number) => this.onSocketClosed(ws, code));
@@ -197,7 +200,13 @@ export class AriClient extends EventEmitter implements AriPort {
     this.firstStart = undefined;
     first?.resolve();
     this.safeEmit('connected');
+    for (const data of early) this.onMessage(data);
   }
+
+  private earlyMessages: unknown[] = [];
+  private readonly holdEarlyMessage = (data: unknown): void => {
+    this.earlyMessages.push(data);
+  };
 
   private onAttemptFailed(err: unknown): void {
     const error = err instanceof SwitchboardError ? err : new PeerRequestError(ARI_PEER, 'connect', this.scrub(errorMessage(err)));
@@ -326,6 +335,10 @@ export class AriClient extends EventEmitter implements AriPort {
       }
       ws.removeAllListeners();
       ws.on('error', noop); // ws throws on 'error' without a listener; errors are handled via 'close'
+      // ws can emit frames that arrived with the upgrade response synchronously right after 'open',
+      // before our await resumes: hold them until onConnected so that no StasisStart is lost.
+      this.earlyMessages = [];
+      ws.on('message', this.holdEarlyMessage);
       if (gen === this.generation) this.ws = ws; // so that stop() closes it while it is connecting
       const timer = setTimeout(() => {
         done();
@@ -455,8 +468,8 @@ export class AriClient extends EventEmitter implements AriPort {
     await this.call(`hang up channel ${channelId}`, (c) => c.channels.hangup({ channelId, ...(reason ? { reason } : {}) }));
   }
 
-  async continueInDialplan(channelId: string, opts: { context?: string; extension?: string; priority?: number } = {}): Promise<void> {
-    const params = { channelId, ...definedOnly({ context: opts.context, extension: opts.extension, priority: opts.priority }) };
+  async continueInDialplan(channelId: string, opts: { context?: string; extension?: string; priority?: number; label?: string } = {}): Promise<void> {
+    const params = { channelId, ...definedOnly({ context: opts.context, extension: opts.extension, priority: opts.priority, label: opts.label }) };
     await this.call(`continue channel ${channelId} in the dialplan`, (c) => c.channels.continueInDialplan(params));
   }
 

@@ -184,7 +184,7 @@ export interface AriPort extends EventEmitter {
   ringStop(channelId: string): Promise<void>;
   /** `reason`: one of ARI's hangup reasons ('normal', 'busy', 'no_answer', ...). */
   hangup(channelId: string, reason?: string): Promise<void>;
-  continueInDialplan(channelId: string, opts?: { context?: string; extension?: string; priority?: number }): Promise<void>;
+  continueInDialplan(channelId: string, opts?: { context?: string; extension?: string; priority?: number; label?: string }): Promise<void>;
   /** `media` like 'sound:vm-intro'; played in order. */
   play(channelId: string, media: string[], playbackId?: string): Promise<{ id: string }>;
   record(channelId: string, opts: RecordOptions): Promise<{ name: string }>;
