@@ -9,6 +9,7 @@ import { diffCommand } from './commands/diff.js';
 import { callsCommand } from './commands/calls.js';
 import { recordingCommand } from './commands/recording.js';
 import { applyCommand } from './commands/apply.js';
+import { serveCommand } from './commands/serve.js';
 import { presenceCommand } from './commands/presence.js';
 
 /** The `switchboard` command line. Each command lives in commands/<name>.ts. */
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(callsCommand)
     .command(recordingCommand)
     .command(applyCommand)
+    .command(serveCommand)
     .command(presenceCommand)
     .demandCommand(1, 'name a command: validate, render, diff, ... (see --help)')
     .strict()
