@@ -80,7 +80,7 @@ describe('AriClient: connecting', () => {
     expect(paths).toContain('/ari/api-docs/resources.json');
     expect(paths).toContain('/ari/events');
     const ws = fake.requests().find((r) => r.websocket);
-    expect(ws?.query).toEqual({ app: 'switchboard' });
+    expect(ws?.query).toEqual({ app: 'switchboard', subscribeAll: 'true' });
 
     // swagger-client did try to print its notice (the fake serves Asterisk's Swagger 1.1 listing)...
     expect(sink.text()).toContain('deprecated version of Swagger');

@@ -97,6 +97,8 @@ export interface ApplyFailureInfo {
 }
 
 export interface DaemonEvents {
+  /** A valid store state was loaded (before it is applied): presence and call control follow it. */
+  storeLoaded: [Store];
   applied: [report: DaemonApplyReport];
   applyFailed: [error: unknown, info: ApplyFailureInfo];
   storeInvalid: [issues: Issue[]];
@@ -149,6 +151,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Latest valid store seen; the one last applied successfully; whether the on-disk store is valid now. */
   private latest: Store | undefined;
   private applied: Store | undefined;
+
+  /** The latest valid store state (what DID routing follows, even before it reaches Asterisk). */
+  get latestStore(): Store | undefined {
+    return this.latest;
+  }
+
+  private setLatest(store: Store): void {
+    this.latest = store;
+    this.emit('storeLoaded', store);
+  }
   private lastGeneration: string | undefined;
   private invalid = false;
   /** Files that could not be read: the store state is incomplete until they read again. */
@@ -248,7 +260,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.logInvalid(errors);
       throw new StoreInvalidError(errors, `the store ${this.deps.store.dir} has ${errors.length} error(s): nothing was applied`);
     }
-    this.latest = result.store;
+    this.setLatest(result.store);
     const store = result.store;
     const log = this.log.child({ apply: ++this.applySeq });
     const report = await this.deps.applier.apply(store, this.applyOptions());
@@ -412,7 +424,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     if (this.invalid) this.log.info('store is valid again');
     this.invalid = false;
-    this.latest = result.store;
+    this.setLatest(result.store);
     // A new state deserves a fresh attempt, even after a refusal or during a retry backoff.
     this.blocked = false;
     if (this.retryTimer !== undefined && this.deps.ami?.connected !== false) this.cancelRetry();

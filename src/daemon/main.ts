@@ -12,6 +12,10 @@ import { Renderer } from '../render/render.js';
 import { loadTemplates } from '../render/templates.js';
 import { YamlStore } from '../store/yaml-store.js';
 import { Daemon, type Timers } from './daemon.js';
+import { PresenceService } from '../presence/index.js';
+import { startCallControl, type CallControl, type CallControlDeps } from '../workflows/wire.js';
+import { errorMessage } from '../errors.js';
+import path from 'node:path';
 import type { WatchFactory } from './watcher.js';
 
 export interface DaemonApp {
@@ -23,6 +27,10 @@ export interface DaemonApp {
   readonly ami?: AmiClient;
   readonly applier: Applier;
   readonly daemon: Daemon;
+  /** Agent presence (present when ARI is configured: it only serves DID routing). */
+  readonly presence?: PresenceService;
+  /** DID call control, once started (ARI configured). */
+  readonly callControl: CallControl | undefined;
   /** Starts AMI (if configured) and the daemon: watch, first load and apply. */
   start(): Promise<void>;
   /** One load + apply, no watching (`serve --once`); throws what the daemon's runOnce throws. */
@@ -41,6 +49,8 @@ export interface BuildOptions {
   amiReconnect?: { initialMs: number; maxMs: number };
   /** Retry pacing of failed applies (tests). */
   retry?: { initialMs: number; maxMs: number };
+  /** Test seams for call control (ARI client, SMTP transport, timings). */
+  callControl?: Partial<Pick<CallControlDeps, 'ari' | 'transport' | 'ariTimings' | 'outboxTimings' | 'authRetryMs' | 'workflow' | 'emailTemplatesDir'>>;
 }
 
 /** Builds the store, renderer, AMI client, applier and daemon from validated settings. */
@@ -81,6 +91,47 @@ export function buildDaemon(settings: DaemonSettings, logger: Logger, opts: Buil
     ...(opts.retry ? { retryInitialMs: opts.retry.initialMs, retryMaxMs: opts.retry.maxMs } : {}),
   });
 
+  // Call control runs when ARI is configured: presence follows the store, AMI and ARI events, and
+  // the DID workflow asks it whether to ring the agent or divert to voicemail.
+  const presence = settings.ari
+    ? new PresenceService({ stateFile: path.join(settings.data.dir, 'presence.json'), logger })
+    : undefined;
+  let callControl: CallControl | undefined;
+  if (presence) {
+    daemon.on('storeLoaded', (s) => presence.setAgents(s));
+    ami?.on('event', (evt) => presence.onAmiEvent(evt));
+    ami?.on('connected', () => {
+      // Queue pauses may have changed while we were away: ask for every queue member.
+      ami.listAction('QueueStatus').then(
+        (r) => presence.seedQueueMembers(r.events),
+        (err: unknown) => logger.warn({ err: errorMessage(err) }, 'AMI QueueStatus failed: queue pauses are learnt from events only'),
+      );
+    });
+  }
+  const startCalls = async (): Promise<void> => {
+    if (!presence) return;
+    await presence.start();
+    callControl = await startCallControl({
+      settings,
+      store: () => daemon.latestStore,
+      presence,
+      logger,
+      dataDir: settings.data.dir,
+      ...opts.callControl,
+    });
+    const ari = callControl.ari;
+    if (ari) {
+      ari.on('event', (evt: unknown) => presence.onAriEvent(evt));
+      ari.on('connected', () => {
+        // Registrations may have changed while the socket was down.
+        ari.listEndpoints().then(
+          (eps) => presence.seedRegistrations(eps),
+          (err: unknown) => logger.warn({ err: errorMessage(err) }, 'ARI endpoint list failed: registrations are learnt from events only'),
+        );
+      });
+    }
+  };
+
   let stopping: Promise<void> | undefined;
   return {
     settings,
@@ -90,10 +141,15 @@ export function buildDaemon(settings: DaemonSettings, logger: Logger, opts: Buil
     ...(ami ? { ami } : {}),
     applier,
     daemon,
+    ...(presence ? { presence } : {}),
+    get callControl() {
+      return callControl;
+    },
     async start() {
       logger.info({ settings: redactedSettings(settings) }, 'switchboard daemon starting');
       for (const w of settings.warnings) logger.warn(w);
       ami?.start();
+      await startCalls();
       await daemon.start();
     },
     async runOnce() {
@@ -105,6 +161,8 @@ export function buildDaemon(settings: DaemonSettings, logger: Logger, opts: Buil
     stop() {
       stopping ??= (async () => {
         await daemon.stop();
+        await callControl?.stop();
+        await presence?.stop();
         await ami?.stop();
       })();
       return stopping;

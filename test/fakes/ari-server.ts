@@ -209,6 +209,8 @@ export class FakeAriServer {
   private readonly sockets = new Set<Socket>();
   private readonly hung = new Set<ServerResponse | Socket>();
   private readonly appSockets = new Map<string, WebSocket>();
+  /** Apps whose socket asked for subscribeAll=true: like Asterisk, only they get endpoint and device-state events. */
+  private readonly subscribedAll = new Set<string>();
   private readonly allSockets = new Set<WebSocket>();
   private wsConnectCount = 0;
 
@@ -303,6 +305,7 @@ export class FakeAriServer {
     for (const ws of this.allSockets) ws.terminate();
     this.allSockets.clear();
     this.appSockets.clear();
+    this.subscribedAll.clear();
     for (const h of this.hung) h.destroy();
     this.hung.clear();
     for (const s of this.sockets) s.destroy();
@@ -552,14 +555,14 @@ export class FakeAriServer {
     next.state = state;
     this.endpoints.set(key, next);
     const json = this.endpointJson(next);
-    for (const app of this.appSockets.keys()) this.emitTo(app, { type: 'EndpointStateChange', endpoint: json });
+    for (const app of this.appSockets.keys()) if (this.subscribedAll.has(app)) this.emitTo(app, { type: 'EndpointStateChange', endpoint: json });
     this.setDeviceState(key, state === 'online' ? 'NOT_INUSE' : state === 'offline' ? 'UNAVAILABLE' : 'UNKNOWN');
   }
 
   setDeviceState(name: string, state: string): void {
     if (this.deviceStates.get(name) === state) return;
     this.deviceStates.set(name, state);
-    for (const app of this.appSockets.keys()) this.emitTo(app, { type: 'DeviceStateChanged', device_state: { name, state } });
+    for (const app of this.appSockets.keys()) if (this.subscribedAll.has(app)) this.emitTo(app, { type: 'DeviceStateChanged', device_state: { name, state } });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -704,6 +707,8 @@ export class FakeAriServer {
           old.send(JSON.stringify({ type: 'ApplicationReplaced', application: app, timestamp: asteriskTime(), asterisk_id: this.asteriskId }));
         }
         this.appSockets.set(app, ws);
+        if (url.searchParams.get('subscribeAll') === 'true') this.subscribedAll.add(app);
+        else this.subscribedAll.delete(app);
       }
       ws.on('error', () => undefined);
       ws.on('close', () => {

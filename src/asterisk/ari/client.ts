@@ -325,7 +325,9 @@ export class AriClient extends EventEmitter implements AriPort {
   private openSocket(lib: AriLibClient, gen: number, signal: AbortSignal): Promise<WsLike> {
     const ms = this.settings.requestTimeoutMs;
     return new Promise<WsLike>((resolve, reject) => {
-      const started = lib.start(this.settings.app) as unknown as PromiseLike<void> | undefined;
+      // subscribeAll: presence needs EndpointStateChange and DeviceStateChanged for every agent,
+      // which Asterisk only sends to apps subscribed to all event sources.
+      const started = lib.start(this.settings.app, true) as unknown as PromiseLike<void> | undefined;
       // Never settles once its listeners are gone; nothing to wait for.
       void Promise.resolve(started).catch(noop);
       const ws = (lib as unknown as { _ws?: WsLike })._ws;
