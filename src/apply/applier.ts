@@ -58,6 +58,9 @@ export class Applier {
   private readonly lock: FileLock;
   private readonly generations: Generations;
   private readonly manifestFile: string;
+  /** Render-only mode (no AMI): what was last written, so reports show what changed since then.
+   * Never used to skip a reload: manifest.json alone says what Asterisk has verifiably loaded. */
+  private readonly writtenFile: string;
   private readonly stateCache = new AgentStateCache();
   private lastIdMs = 0;
 
@@ -67,6 +70,7 @@ export class Applier {
     this.lock = new FileLock(path.join(this.stateDir, 'apply.lock'));
     this.generations = new Generations(path.join(this.stateDir, 'generations'));
     this.manifestFile = path.join(this.stateDir, 'manifest.json');
+    this.writtenFile = path.join(this.stateDir, 'written.json');
   }
 
   /** Applies `store`; see the file comment. Calls are serialised. */
@@ -96,7 +100,7 @@ export class Applier {
     const nextAgents = agentStates(store, backend, this.stateCache);
     if (opts.dryRun) {
       const current = await this.readCurrent();
-      const prev = await readManifest(this.manifestFile);
+      const prev = await this.previousManifest();
       const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev, nextAgents);
       const report = this.report(id, t0, plan, { dryRun: true, modules: plan.modules });
       log.info(this.summary(report), 'apply dry run: nothing written, nothing sent');
@@ -107,7 +111,7 @@ export class Applier {
       await fs.mkdir(this.deps.outDir, { recursive: true });
       await this.removeDebris(log);
       const current = await this.readCurrent();
-      const prev = await readManifest(this.manifestFile);
+      const prev = await this.previousManifest();
       const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev, nextAgents);
       return await this.transition(log, id, t0, plan, current, prev);
     } finally {
@@ -168,6 +172,13 @@ export class Applier {
     }
 
     if (!ami) {
+      await writeManifest(this.writtenFile, {
+        version: 1,
+        generation: id,
+        appliedAt: new Date().toISOString(),
+        files: Object.fromEntries(MANAGED_FILES.map((f) => [f, hashContent(plan.target.get(f))])),
+        agents: plan.nextAgents ?? {},
+      });
       await this.generations.prune(this.keep);
       const report = this.report(id, t0, plan, { modules: [] });
       log.info({ ...this.summary(report), toReload: plan.modules }, 'apply: files written, no reload sent (no AMI connection configured)');
@@ -219,6 +230,12 @@ export class Applier {
     const report = this.report(id, t0, plan, { modules: attempted, reloadSent: attempted.length > 0, verified: plan.nextAgents !== undefined });
     log.info(this.summary(report), 'apply done');
     return report;
+  }
+
+  /** With AMI: what Asterisk verifiably loaded. Render-only: what was last written. */
+  private async previousManifest(): Promise<Manifest | undefined> {
+    if (this.deps.ami) return readManifest(this.manifestFile);
+    return (await readManifest(this.writtenFile)) ?? (await readManifest(this.manifestFile));
   }
 
   private makePlan(target: Map<string, Buffer | undefined>, current: Snapshot, prev: Manifest | undefined, nextAgents: AgentStates | undefined): Plan {

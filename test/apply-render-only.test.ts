@@ -1,0 +1,31 @@
+/** Render-only mode (no AMI configured): files are written, no reload is sent, and each report
+ * names what changed since the last write (not every agent as "added" each time). */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Applier } from '../src/apply/index.js';
+import { silentLogger } from '../src/log.js';
+import { Renderer } from '../src/render/render.js';
+import { loadTemplates } from '../src/render/templates.js';
+import { FIXTURE_STORE, copyDir, editAgent, load, tempDir } from './helpers/apply-env.js';
+
+describe('apply without AMI', () => {
+  it('reports only the agents changed since the last write, and sends no reload', async () => {
+    const root = await tempDir('sb-render-only-');
+    const storeDir = path.join(root, 'store');
+    await copyDir(FIXTURE_STORE, storeDir);
+    const applier = new Applier({ renderer: new Renderer(loadTemplates()), outDir: path.join(root, 'out'), logger: silentLogger() });
+    const first = await applier.apply(await load(storeDir));
+    expect(first.reloadSent).toBe(false);
+    expect(first.agents.added).toHaveLength(13);
+
+    const again = await applier.apply(await load(storeDir));
+    expect(again.changedFiles).toEqual([]);
+    expect(again.agents).toEqual({ added: [], changed: [], removed: [] });
+
+    await editAgent(storeDir, '1001-alice.yaml', 'codecs: [ulaw, alaw]', 'codecs: [alaw]');
+    const edited = await applier.apply(await load(storeDir));
+    expect(edited.agents).toEqual({ added: [], changed: ['alice.smith'], removed: [] });
+    expect(edited.changedFiles).toEqual(['pjsip_switchboard.conf']);
+    expect(edited.modules).toEqual([]);
+  });
+});
