@@ -13,6 +13,8 @@ export const EXIT = {
   LOCKED: 5,
   /** apply: applied, but a transport change needs an Asterisk restart. */
   RESTART_NEEDED: 6,
+  /** The data directory (presence state, call records, outbox) cannot be read or written. */
+  DATA: 7,
   /** Anything unexpected (a bug: please report it). */
   INTERNAL: 70,
 } as const;
@@ -24,8 +26,23 @@ export function exitCodeForError(code: string | undefined): number {
     case 'SETTINGS_INVALID':
     case 'TEMPLATES_MISSING':
     case 'TEMPLATE_INVALID':
+    case 'EMAIL_TEMPLATE_INVALID':
     case 'USAGE':
+    case 'GENERATION_NOT_FOUND':
+    case 'PRESENCE_UNKNOWN_AGENT':
+    case 'PRESENCE_BAD_DURATION':
+    case 'PRESENCE_INVALID':
+    case 'CALL_QUERY_INVALID':
       return EXIT.USAGE;
+    case 'RENDER_CHECK_FAILED':
+    case 'RECORDING_UNAVAILABLE':
+    case 'CALL_RECORD_NOT_FOUND':
+      return EXIT.INVALID_OR_DIFFERENT;
+    case 'PRESENCE_STATE_FILE':
+    case 'CALL_RECORDS_STORE':
+    case 'MAIL_OUTBOX_STORAGE':
+      // The data directory (presence.json, calls.sqlite, outbox) is unreadable or locked.
+      return EXIT.DATA;
     case 'APPLY_ROLLED_BACK':
       return EXIT.ROLLED_BACK;
     case 'PEER_TIMEOUT':
