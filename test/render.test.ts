@@ -8,7 +8,7 @@ import { IssueList } from '../src/model/issues.js';
 import { validateAgent, type DraftAgent } from '../src/model/agent.js';
 import { validateSettings } from '../src/model/settings.js';
 import { validateAgents } from '../src/model/store.js';
-import type { Agent, Backend, Store } from '../src/model/types.js';
+import type { Agent, Backend, NatWord, Store } from '../src/model/types.js';
 import { checkChunk, RenderCheckError } from '../src/render/check.js';
 import { GENERATED_HEADER, planSipFile } from '../src/render/plan.js';
 import { OUTPUT_FILES, Renderer, type RenderedFiles } from '../src/render/render.js';
@@ -497,6 +497,16 @@ describe('what each agent setting renders', () => {
     });
     const udpOnly = store.agents.map((a) => ({ ...a, voice: { ...a.voice, transports: ['udp' as const], nat: ['no' as const] } }));
     expect(planSipFile(store.settings, udpOnly).general).toEqual({ tcpenable: false, tlsenable: false, nat: 'no' });
+  });
+
+  it('chan_sip [general](+) nat follows the force_rport majority, which is all chan_sip compares', () => {
+    // 3 agents on "no" but 4 with force_rport: "no" as the global value would warn for 4 peers, force_rport for 3.
+    const nats: NatWord[][] = [['no'], ['no'], ['no'], ['force_rport'], ['force_rport'], ['force_rport', 'comedia'], ['force_rport', 'comedia']];
+    const agents = nats.map((nat, i) => ({ ...store.agents[i]!, voice: { ...store.agents[i]!.voice, nat } }));
+    expect(planSipFile(store.settings, agents).general?.nat).toBe('force_rport');
+    // auto_force_rport is not force_rport for that comparison: 3 without, 2 with.
+    const auto: NatWord[][] = [['auto_force_rport'], ['no'], ['comedia'], ['force_rport', 'comedia'], ['force_rport', 'comedia']];
+    expect(planSipFile(store.settings, auto.map((nat, i) => ({ ...store.agents[i]!, voice: { ...store.agents[i]!.voice, nat } }))).general?.nat).toBe('auto_force_rport');
   });
 });
 

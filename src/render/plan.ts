@@ -57,13 +57,24 @@ function transportFor(settings: Settings, protocol: string): TransportSettings {
 
 export interface PjsipFileView {
   header: string[];
-  transports: (TransportSettings & { localNetList: { net: string }[] })[];
+  transports: (TransportSettings & { localNetList: { net: string }[]; tlsFromHttpConf?: boolean })[];
+}
+
+/** Websocket transports take their TLS certificate from http.conf (tlscertfile, tlsprivatekey):
+ * on a ws/wss transport res_pjsip ignores cert_file/priv_key_file and logs, at every load,
+ * "TLS certificate values ignored for websocket transport as they are configured in http.conf"
+ * (seen on Asterisk 20.20.1 and 22.10.1), so they are left out there. */
+function pjsipTransport(t: TransportSettings): PjsipFileView['transports'][number] {
+  const localNetList = t.localNets.map((net) => ({ net }));
+  if (t.protocol !== 'ws' && t.protocol !== 'wss') return { ...t, localNetList };
+  const { certFile, privKeyFile, ...rest } = t;
+  return { ...rest, localNetList, ...(certFile || privKeyFile ? { tlsFromHttpConf: true } : {}) };
 }
 
 export function planPjsipFile(settings: Settings): PjsipFileView {
   return {
     header: GENERATED_HEADER,
-    transports: settings.transports.map((t) => ({ ...t, localNetList: t.localNets.map((net) => ({ net })) })),
+    transports: settings.transports.map(pjsipTransport),
   };
 }
 
@@ -149,13 +160,25 @@ export interface SipFileView {
   general?: { tcpenable: boolean; tlsenable: boolean; tlscertfile?: string; tlsprivatekey?: string; nat: string };
 }
 
-/** The chan_sip [general](+) additions: tcp/tls must be enabled there, and `nat` set to the most
- * common agent value so that the fewest peers trigger chan_sip's "differs from global" warnings. */
+/** The chan_sip [general](+) additions: tcp/tls must be enabled there, and `nat` chosen so that
+ * the fewest peers trigger chan_sip's "Setting 'nat' for a peer/user that differs from the global
+ * setting" warnings. chan_sip compares only the force_rport part of `nat` (chan_sip.c,
+ * "global force_rport='Yes' peer/user force_rport='No'"; auto_force_rport does not count), so
+ * the side most agents are on wins, then the most common value on that side. */
 export function planSipFile(settings: Settings, agents: readonly Agent[]): SipFileView {
   const protocols = new Set(agents.flatMap((a) => a.voice.transports));
-  const natCounts = new Map<string, number>();
-  for (const a of agents) natCounts.set(sipNat(a.voice.nat), (natCounts.get(sipNat(a.voice.nat)) ?? 0) + 1);
-  const nat = [...natCounts].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))[0]?.[0] ?? sipNat(settings.defaults.nat);
+  const natCounts = new Map<string, { n: number; rport: boolean }>();
+  let rportAgents = 0;
+  for (const a of agents) {
+    const rport = a.voice.nat.includes('force_rport') || a.voice.nat.includes('yes');
+    if (rport) rportAgents++;
+    const key = sipNat(a.voice.nat);
+    natCounts.set(key, { n: (natCounts.get(key)?.n ?? 0) + 1, rport });
+  }
+  const ranked = [...natCounts].sort((x, y) => y[1].n - x[1].n || x[0].localeCompare(y[0]));
+  const others = agents.length - rportAgents;
+  const side = rportAgents === others ? ranked[0]?.[1].rport : rportAgents > others;
+  const nat = ranked.find(([, v]) => v.rport === side)?.[0] ?? sipNat(settings.defaults.nat);
   const tls = settings.transports.find((t) => t.protocol === 'tls');
   return {
     header: GENERATED_HEADER,
