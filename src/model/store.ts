@@ -44,7 +44,8 @@ export function validateAgents(
     let ok = true;
     const other = byId.get(a.id);
     if (other) { dup('id', 'id', a.id, other, a, 'give each agent its own ID'); ok = false; }
-    const u = byUser.get(a.username.toLowerCase());
+    const user = a.username.toLowerCase();
+    const u = byUser.get(user);
     if (u) { dup('username', 'username', a.username, u, a, 'usernames are unique (case does not count)'); ok = false; }
     if (a.extension) {
       const e = byExt.get(a.extension);
@@ -56,7 +57,7 @@ export function validateAgents(
     }
     if (!ok) continue;
     byId.set(a.id, a);
-    byUser.set(a.username.toLowerCase(), a);
+    byUser.set(user, a);
     if (a.extension) byExt.set(a.extension, a);
     for (const d of a.dids) byDid.set(d, a);
     kept.push(a);

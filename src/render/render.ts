@@ -35,14 +35,26 @@ export class Renderer {
   private cache = new WeakMap<Agent, AgentChunks>();
   private cacheSettings: unknown;
   private cacheBackend: Backend | undefined;
+  /** Each file's chunks and text from the last render: a file whose chunks are all the same
+   * strings is not joined again (and is the same string object, so comparing it is instant). */
+  private lastFiles = new Map<string, { parts: string[]; text: string }>();
 
   constructor(private readonly templates: Templates) {}
+
+  private join(file: string, parts: string[]): string {
+    const last = this.lastFiles.get(file);
+    if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i])) return last.text;
+    const text = parts.join('');
+    this.lastFiles.set(file, { parts, text });
+    return text;
+  }
 
   render(store: Store, backendOverride?: Backend): RenderedFiles {
     const { settings, agents } = store;
     const backend = backendOverride ?? settings.backend;
     if (this.cacheSettings !== settings || this.cacheBackend !== backend) {
       this.cache = new WeakMap();
+      this.lastFiles.clear();
       this.cacheSettings = settings;
       this.cacheBackend = backend;
     }
@@ -77,14 +89,14 @@ export class Renderer {
           sections: new Set([a.username, `${a.username}-auth`, `${a.username}-identify`]),
         })));
       }
-      files.set('pjsip_switchboard.conf', parts.join(''));
+      files.set('pjsip_switchboard.conf', this.join('pjsip_switchboard.conf', parts));
     }
     if (backend === 'sip' || backend === 'both') {
       const parts = [fixed('sip/file', planSipFile(effective, agents), { sections: new Set(['general']) })];
       for (const a of agents) {
         parts.push(chunk(a, 'sip/agent', () => planSipAgent(a, effective), () => ({ sections: new Set([a.username]) })));
       }
-      files.set('sip_switchboard.conf', parts.join(''));
+      files.set('sip_switchboard.conf', this.join('sip_switchboard.conf', parts));
     }
     {
       const fileView = planVoicemailFile(effective);
@@ -92,7 +104,7 @@ export class Renderer {
       for (const a of agents) {
         parts.push(chunk(a, 'voicemail/agent', () => planVoicemailAgent(a), () => ({ sections: new Set(), arrowKeys: new Set([a.extension]) })));
       }
-      files.set('voicemail_switchboard.conf', parts.join(''));
+      files.set('voicemail_switchboard.conf', this.join('voicemail_switchboard.conf', parts));
     }
     {
       const ctx = planContexts(effective);
@@ -108,14 +120,17 @@ export class Renderer {
       }
       parts.push('\n', fixed('extensions/context', ctx.dids, { sections: new Set([ctx.dids.name]) }));
       for (const a of agents) {
-        const dids = planDids(a, effective);
-        parts.push(chunk(a, 'extensions/did', () => (dids.length ? dids : undefined), () => ({ sections: new Set(), arrowKeys: new Set(a.dids) })));
+        parts.push(chunk(a, 'extensions/did', () => {
+          const dids = planDids(a, effective);
+          return dids.length ? dids : undefined;
+        }, () => ({ sections: new Set(), arrowKeys: new Set(a.dids) })));
       }
-      files.set('extensions_switchboard.conf', parts.join(''));
+      files.set('extensions_switchboard.conf', this.join('extensions_switchboard.conf', parts));
     }
     if (problems.length) {
       // Never cache a chunk that failed: drop everything so the next render re-checks.
       this.cache = new WeakMap();
+      this.lastFiles.clear();
       throw new RenderCheckError(problems);
     }
     return files;

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { IssueList, type Issue } from '../model/issues.js';
 import { validateSettings } from '../model/settings.js';
@@ -6,6 +6,7 @@ import { validateAgent, type DraftAgent } from '../model/agent.js';
 import { validateAgents } from '../model/store.js';
 import type { Agent, Settings, Store } from '../model/types.js';
 import { parseYamlSource } from './source.js';
+import { parseSimpleSource } from './simple-yaml.js';
 import { readAssignments, writeAssignments } from './assignments.js';
 
 export const SETTINGS_FILE = 'switchboard.yaml';
@@ -50,8 +51,10 @@ export class YamlStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const texts = await Promise.all(names.map((n) => fs.readFile(path.join(agentsDir, n), 'utf8')));
-    names.forEach((n, i) => this.parseAgent(`${AGENTS_DIR}/${n}`, texts[i]!));
+    // One file at a time, synchronously: parsing is synchronous anyway, and reading every file at
+    // once with fs.promises opened them all together (EMFILE past the fd limit, ~100k files) and
+    // took 0.7-1.5 s for 10k files where readFileSync takes 0.06-0.2 s (see BENCHMARKS.md).
+    for (const n of names) this.parseAgent(`${AGENTS_DIR}/${n}`, readFileSync(path.join(agentsDir, n), 'utf8'));
     this.loaded = true;
     return this.result();
   }
@@ -67,7 +70,8 @@ export class YamlStore {
     if (!isStoreFile(this.dir, absPath)) return this.result();
     let text: string | undefined;
     try {
-      text = await fs.readFile(absPath, 'utf8');
+      // Synchronous, as in loadAll: one small file, read faster than a thread-pool round trip.
+      text = readFileSync(absPath, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
@@ -105,7 +109,8 @@ export class YamlStore {
 
   private parseAgent(rel: string, text: string): void {
     const issues = new IssueList();
-    const doc = parseYamlSource(rel, text, issues);
+    // Agent files are plain YAML: most take the fast reader, the rest the full parser.
+    const doc = parseSimpleSource(rel, text) ?? parseYamlSource(rel, text, issues);
     const agent = issues.hasErrors ? undefined : validateAgent(doc, this.settingsDraft!, issues);
     this.drafts.set(rel, { ...(agent ? { agent } : {}), issues: issues.items });
   }
@@ -116,7 +121,7 @@ export class YamlStore {
     const drafts: DraftAgent[] = [];
     for (const rel of [...this.drafts.keys()].sort()) {
       const d = this.drafts.get(rel)!;
-      issues.push(...d.issues);
+      if (d.issues.length) issues.push(...d.issues);
       if (d.agent) drafts.push(d.agent);
     }
     const agents = validateAgents(drafts, this.settingsDraft!, issues, this.assignments, this.memo);

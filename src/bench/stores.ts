@@ -1,0 +1,54 @@
+/**
+ * Generated stores are cached under `.bench/stores/` (gitignored) and reused while the generator
+ * version, size and seed are the same: writing 100k files is slower than the benchmark itself.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { GENERATOR_VERSION, generateStore } from './generate.js';
+import { YamlStore } from '../store/yaml-store.js';
+
+const MARKER = '.bench-store.json';
+/** Present while a benchmark has agent files modified; a store left with it is rebuilt. */
+export const DIRTY = '.bench-dirty';
+
+export const DEFAULT_SEED = 20240611;
+
+export function storeDir(root: string, n: number, seed = DEFAULT_SEED): string {
+  return path.join(root, '.bench', 'stores', `agents-${n}-seed-${seed}`);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Returns the directory of a valid generated store of n agents, generating it when missing or
+ * stale. The store is then loaded once and its auto-assigned extensions saved, as the first
+ * `switchboard render` would: every measurement then sees the same steady-state store.
+ */
+export async function ensureStore(root: string, n: number, log: (m: string) => void, seed = DEFAULT_SEED): Promise<string> {
+  const dir = storeDir(root, n, seed);
+  const want = JSON.stringify({ version: GENERATOR_VERSION, agents: n, seed });
+  const marker = path.join(dir, MARKER);
+  const have = await fs.readFile(marker, 'utf8').catch(() => '');
+  if (have === want && !(await exists(path.join(dir, DIRTY)))) return dir;
+  log(`generating a store of ${n} agents (seed ${seed}) in ${path.relative(root, dir)} ...`);
+  const t0 = performance.now();
+  await fs.rm(dir, { recursive: true, force: true });
+  await generateStore(dir, n, seed);
+  const source = new YamlStore(dir);
+  const r = await source.loadAll();
+  if (!r.store) {
+    const errors = r.issues.filter((i) => i.severity === 'error');
+    throw new Error(`generated store is invalid (${errors.length} errors), first: ${errors[0]?.message}`);
+  }
+  await source.saveAssignments(r.store);
+  await fs.writeFile(marker, want);
+  log(`  generated in ${((performance.now() - t0) / 1000).toFixed(1)} s (${r.issues.length} warnings)`);
+  return dir;
+}

@@ -1,0 +1,75 @@
+/**
+ * Issue 1's store benchmarks: load + validate, and render + write, for generated stores of 1k, 10k
+ * and 100k agents; each measurement in a fresh process so its peak RSS is its own.
+ */
+import type { Row, Suite, SuiteContext } from '../suite.js';
+import { runWorker, type WorkerResult } from '../child.js';
+import { summarise } from '../stats.js';
+import { ensureStore } from '../stores.js';
+
+export const SIZES = [1_000, 10_000, 100_000];
+export const QUICK_SIZES = [1_000, 10_000];
+
+export function label(n: number): string {
+  return n >= 1000 ? `${n / 1000}k` : String(n);
+}
+
+function reps(ctx: SuiteContext, n: number): number {
+  if (ctx.quick) return 3;
+  return n >= 100_000 ? 3 : 5;
+}
+
+async function repeat(ctx: SuiteContext, times: number, what: string, run: () => Promise<WorkerResult>): Promise<WorkerResult[]> {
+  const out: WorkerResult[] = [];
+  for (let i = 0; i < times; i++) {
+    out.push(await run());
+    ctx.log(`  ${what} ${i + 1}/${times}`);
+  }
+  return out;
+}
+
+const pick = (rs: WorkerResult[], key: string) => rs.map((r) => r.timings[key] as number);
+const maxRss = (rs: WorkerResult[]) => Math.max(...rs.map((r) => r.rssMB));
+
+export const suite: Suite = {
+  name: 'store',
+  description: 'load + validate, and render + write, of generated stores (1k, 10k, 100k agents)',
+  order: 10,
+  async run(ctx) {
+    const rows: Row[] = [];
+    for (const n of ctx.quick ? QUICK_SIZES : SIZES) {
+      const store = await ensureStore(ctx.root, n, ctx.log);
+      const k = reps(ctx, n);
+      const L = label(n);
+
+      const loads = await repeat(ctx, k, `${L} load`, () => runWorker('load', { store }));
+      rows.push({
+        suite: 'store', name: `${L} load + validate`, unit: 'ms', stats: summarise(pick(loads, 'load')), rssMB: maxRss(loads), cpuMs: summarise(pick(loads, 'loadCpu')).median,
+        ...(n === 10_000 ? { goal: { text: '≤ 1000 ms', max: 1000 } } : {}),
+        detail: loads[0]!.detail ?? {},
+      });
+
+      const renders = await repeat(ctx, k, `${L} render`, () => runWorker('render', { store }));
+      const renderWrite = renders.map((r) => (r.timings['render'] as number) + (r.timings['write'] as number));
+      const rss = maxRss(renders);
+      rows.push({
+        suite: 'store', name: `${L} render (cold) + write`, unit: 'ms', stats: summarise(renderWrite), rssMB: rss, cpuMs: summarise(pick(renders, 'renderWriteCpu')).median,
+        ...(n === 10_000 ? { goal: { text: '≤ 150 ms', max: 150 } } : {}),
+        detail: { ...renders[0]!.detail, note: 'peak RSS of the process that loaded the store, then rendered and wrote it' },
+      });
+      rows.push({
+        suite: 'store', name: `${L} render (cold)`, unit: 'ms', stats: summarise(pick(renders, 'render')), rssMB: rss,
+        ...(n === 100_000 ? { goal: { text: '≤ 1500 ms', max: 1500 } } : {}),
+      });
+      rows.push({ suite: 'store', name: `${L} write (${renders[0]!.detail?.['files']} files)`, unit: 'ms', stats: summarise(pick(renders, 'write')), rssMB: rss });
+      rows.push({ suite: 'store', name: `${L} re-render (warm cache)`, unit: 'ms', stats: summarise(pick(renders, 'rerender')), rssMB: rss });
+      if (n === 100_000) {
+        rows.push({
+          suite: 'store', name: `${L} peak RSS, load + render + write`, unit: 'MB', stats: summarise(renders.map((r) => r.rssMB)), rssMB: rss,
+          goal: { text: '≤ 300 MB', max: 300, on: 'max' },
+        });
+      }
+    }
+    return rows;
+  },
+};
