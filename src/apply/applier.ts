@@ -190,11 +190,21 @@ export class Applier {
     const attempted: string[] = [];
     let refused: RefusedOption[];
     try {
+      const notLoaded = new Set<string>();
       for (const m of plan.modules) {
         attempted.push(m);
-        await reloadModule(ami, m, reloadOpts, log);
+        if (await reloadModule(ami, m, reloadOpts, log)) continue;
+        // A generated file with objects in it needs its module; an emptied stub (a driver the
+        // backend no longer uses, e.g. chan_sip on Asterisk 22) does not.
+        const file = MANAGED_FILES.find((f) => MODULE_OF_FILE[f] === m);
+        const content = file ? plan.target.get(file)?.toString('utf8') : undefined;
+        if (content !== undefined && /^\[/m.test(content)) {
+          throw new SwitchboardError('MODULE_NOT_LOADED', `Asterisk has no ${m} loaded, so it cannot read ${file}: load the module (modules.conf), or choose a backend without it (--backend / backend in switchboard.yaml)`, { module: m });
+        }
+        notLoaded.add(m);
+        log.info({ module: m }, `${m} is not loaded in Asterisk and its file holds no objects: nothing to reload`);
       }
-      const kinds = new Set(KINDS.filter((k) => plan.modules.includes(MODULE_OF_FILE[FILE_OF_KIND[k]]!)));
+      const kinds = new Set(KINDS.filter((k) => plan.modules.includes(MODULE_OF_FILE[FILE_OF_KIND[k]]!) && !notLoaded.has(MODULE_OF_FILE[FILE_OF_KIND[k]]!)));
       const vplan = plan.nextAgents ? planVerification(plan.prevAgents, plan.nextAgents, kinds) : emptyPlan();
       log.debug({ objects: planSize(vplan) }, 'verifying');
       refused = await new Verifier(ami, { timeoutMs: this.deps.verifyTimeoutMs ?? 5000 }, log).run(vplan);

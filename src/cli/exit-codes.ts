@@ -44,6 +44,7 @@ export function exitCodeForError(code: string | undefined): number {
       // The data directory (presence.json, calls.sqlite, outbox) is unreadable or locked.
       return EXIT.DATA;
     case 'APPLY_ROLLED_BACK':
+    case 'MODULE_NOT_LOADED':
       return EXIT.ROLLED_BACK;
     case 'PEER_TIMEOUT':
     case 'PEER_DISCONNECTED':
