@@ -375,10 +375,10 @@ describe('what each agent setting renders', () => {
   it('an md5 password becomes md5_cred (pjsip) and md5secret (chan_sip), never a plain password', () => {
     const files = render(store, 'both');
     const auth = section(files.get(OUTPUT_FILES.pjsip)!, 'eve-auth', 'auth');
-    expect(opt(auth, 'md5_cred')).toEqual(['5d41402abc4b2a76b9719d911017c592']);
+    expect(opt(auth, 'md5_cred')).toEqual(['f3604b6131ea66b960915d8a5f5976cd']);
     expect(opt(auth, 'password')).toEqual([]);
     const peer = section(files.get(OUTPUT_FILES.sip)!, 'eve');
-    expect(opt(peer, 'md5secret')).toEqual(['5d41402abc4b2a76b9719d911017c592']);
+    expect(opt(peer, 'md5secret')).toEqual(['f3604b6131ea66b960915d8a5f5976cd']);
     expect(opt(peer, 'secret')).toEqual([]);
     // A plain password is the reverse.
     expect(opt(section(files.get(OUTPUT_FILES.pjsip)!, 'alice.smith-auth', 'auth'), 'password')).toEqual(['Str0ng&Secret1']);
@@ -494,9 +494,12 @@ describe('what each agent setting renders', () => {
     expect(v.general).toEqual({
       tcpenable: true, tlsenable: true, nat: 'force_rport,comedia',
       tlscertfile: '/etc/asterisk/keys/asterisk.crt', tlsprivatekey: '/etc/asterisk/keys/asterisk.key',
+      websocketDisabled: false,
     });
+    // With both drivers, chan_sip leaves websockets to pjsip.
+    expect(planSipFile({ ...store.settings, backend: 'both' }, store.agents).general?.websocketDisabled).toBe(true);
     const udpOnly = store.agents.map((a) => ({ ...a, voice: { ...a.voice, transports: ['udp' as const], nat: ['no' as const] } }));
-    expect(planSipFile(store.settings, udpOnly).general).toEqual({ tcpenable: false, tlsenable: false, nat: 'no' });
+    expect(planSipFile(store.settings, udpOnly).general).toEqual({ tcpenable: false, tlsenable: false, nat: 'no', websocketDisabled: false });
   });
 
   it('chan_sip [general](+) nat follows the force_rport majority, which is all chan_sip compares', () => {

@@ -99,8 +99,8 @@ export function validateAgents(
     if (settings.backend === 'both' && a.typology === 'webrtc') {
       issues.add({
         severity: 'warning', code: 'WEBRTC_WITH_CHAN_SIP', file: a.file, agent: `${a.id} ${a.username}`, field: 'typology', value: 'webrtc',
-        rule: 'with chan_sip loaded, res_pjsip_transport_websocket cannot register the "sip" websocket protocol, so pjsip WebRTC agents cannot connect',
-        fix: 'use backend: pjsip (chan_sip not loaded) for stores with WebRTC agents',
+        rule: 'with both drivers loaded only one can take the "sip" websocket protocol: switchboard turns chan_sip\'s off (websocket_enabled = false in sip_switchboard.conf), so this agent connects through pjsip only',
+        fix: 'nothing, if the operator\'s sip.conf does not set websocket_enabled = true after the #include; or use backend: pjsip',
       });
     }
   }

@@ -157,7 +157,7 @@ export function planPjsipAgent(a: Agent, settings: Settings): PjsipAgentView {
 
 export interface SipFileView {
   header: string[];
-  general?: { tcpenable: boolean; tlsenable: boolean; tlscertfile?: string; tlsprivatekey?: string; nat: string };
+  general?: { tcpenable: boolean; tlsenable: boolean; tlscertfile?: string; tlsprivatekey?: string; nat: string; websocketDisabled: boolean };
 }
 
 /** The chan_sip [general](+) additions: tcp/tls must be enabled there, and `nat` chosen so that
@@ -188,6 +188,9 @@ export function planSipFile(settings: Settings, agents: readonly Agent[]): SipFi
       ...(protocols.has('tls') && tls?.certFile ? { tlscertfile: tls.certFile } : {}),
       ...(protocols.has('tls') && tls?.privKeyFile ? { tlsprivatekey: tls.privKeyFile } : {}),
       nat,
+      // With both drivers, pjsip serves WebRTC: chan_sip must leave the "sip" websocket protocol
+      // to res_pjsip_transport_websocket (sip.conf.sample; checked on Asterisk 20.20.1).
+      websocketDisabled: settings.backend === 'both',
     },
   };
 }
