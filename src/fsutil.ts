@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
  */
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o640): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await fs.open(tmp, 'w', mode);
+  const tmp = tempNameFor(file);
+  const handle = await fs.open(tmp, 'wx', mode);
   try {
     await handle.writeFile(data);
     await handle.sync();
@@ -27,6 +27,45 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
     throw err;
   }
   await fsyncDir(dir);
+}
+
+/** Copies `source` to `target` with the same all-or-nothing guarantee as writeFileAtomic. */
+export async function copyFileAtomic(source: string, target: string, mode = 0o640): Promise<void> {
+  const tmp = tempNameFor(target);
+  try {
+    await fs.copyFile(source, tmp, fsConstants.COPYFILE_EXCL);
+    await fs.chmod(tmp, mode);
+    const handle = await fs.open(tmp, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, target);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(path.dirname(target));
+}
+
+/** Renames `from` to `to` and makes the change durable in both directories. */
+export async function renameDurable(from: string, to: string): Promise<void> {
+  await fs.rename(from, to);
+  await fsyncDir(path.dirname(to));
+  if (path.dirname(from) !== path.dirname(to)) await fsyncDir(path.dirname(from));
+}
+
+const TEMP_NAME = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+
+/** The temp file writeFileAtomic/copyFileAtomic use for `file` (same directory, so rename is atomic). */
+function tempNameFor(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** True for a temp file name of writeFileAtomic/copyFileAtomic (a crash may leave one behind). */
+export function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -51,7 +90,7 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
     return removed;
   }
   for (const n of names) {
-    if (/^\..+\.\d+\.[0-9a-f]{8}\.tmp$/.test(n)) {
+    if (isTempName(n)) {
       await fs.rm(path.join(dir, n), { force: true });
       removed.push(n);
     }

@@ -143,7 +143,7 @@ describe('MailOutbox', () => {
     const b = await first.enqueue(job('2'));
     expect(files('pending')).toEqual([`${a.id}.att`, `${a.id}.json`, `${b.id}.json`]);
     // Leftovers of an enqueue interrupted before its commit point: removed on start.
-    const stale = [join(dir, 'outbox', 'pending', '.tmp-x.json-1234'), join(dir, 'outbox', 'pending', '0000000000001-aaaaaaaaaaaa.att')];
+    const stale = [join(dir, 'outbox', 'pending', '.x.json.1234.deadbeef.tmp'), join(dir, 'outbox', 'pending', '0000000000001-aaaaaaaaaaaa.att')];
     for (const file of stale) {
       writeFileSync(file, 'partial');
       utimesSync(file, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));

@@ -172,13 +172,7 @@ export class Applier {
     }
 
     if (!ami) {
-      await writeManifest(this.writtenFile, {
-        version: 1,
-        generation: id,
-        appliedAt: new Date().toISOString(),
-        files: Object.fromEntries(MANAGED_FILES.map((f) => [f, hashContent(plan.target.get(f))])),
-        agents: plan.nextAgents ?? {},
-      });
+      await writeManifest(this.writtenFile, manifestFor(id, plan));
       await this.generations.prune(this.keep);
       const report = this.report(id, t0, plan, { modules: [] });
       log.info({ ...this.summary(report), toReload: plan.modules }, 'apply: files written, no reload sent (no AMI connection configured)');
@@ -229,13 +223,7 @@ export class Applier {
       throw new ApplyRolledBackError(report, reloadedAgain);
     }
 
-    await writeManifest(this.manifestFile, {
-      version: 1,
-      generation: id,
-      appliedAt: new Date().toISOString(),
-      files: Object.fromEntries(MANAGED_FILES.map((f) => [f, hashContent(plan.target.get(f))])),
-      agents: plan.nextAgents ?? {},
-    });
+    await writeManifest(this.manifestFile, manifestFor(id, plan));
     await this.generations.prune(this.keep);
     const report = this.report(id, t0, plan, { modules: attempted, reloadSent: attempted.length > 0, verified: plan.nextAgents !== undefined });
     log.info(this.summary(report), 'apply done');
@@ -422,4 +410,15 @@ function stub(file: string, backend: Backend): string {
   return [...GENERATED_HEADER, `The store's backend is "${backend}": no agent uses ${driver}, so this file defines nothing.`]
     .map((l) => `; ${l}\n`)
     .join('');
+}
+
+/** What a generation's files and agents are, as recorded once they are written (and verified). */
+function manifestFor(generation: string, plan: Plan): Manifest {
+  return {
+    version: 1,
+    generation,
+    appliedAt: new Date().toISOString(),
+    files: Object.fromEntries(MANAGED_FILES.map((f) => [f, hashContent(plan.target.get(f))])),
+    agents: plan.nextAgents ?? {},
+  };
 }

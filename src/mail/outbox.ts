@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import type { SendMailOptions } from 'nodemailer';
 import { errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { copyFileDurable, renameDurable, TEMP_PREFIX, writeFileDurable } from './durable-fs.js';
+import { copyFileAtomic, isTempName, renameDurable, writeFileAtomic } from '../fsutil.js';
+
+/** Outbox files hold mail and recordings: readable by the daemon's user only. */
+const writeFileDurable = (target: string, data: string | Buffer) => writeFileAtomic(target, data, 0o600);
+const copyFileDurable = (source: string, target: string) => copyFileAtomic(source, target, 0o600);
 import { MailJobInvalidError, MailOutboxLockedError, MailOutboxStorageError, MailOutboxTimeoutError, MailSendError } from './errors.js';
 import type { MailTransport } from './transport.js';
 
@@ -460,7 +464,7 @@ export class MailOutbox {
   private async loadPending(): Promise<number> {
     let names: string[];
     try {
-      names = (await readdir(this.pendingDir)).filter((n) => n.endsWith('.json') && !n.startsWith(TEMP_PREFIX)).sort();
+      names = (await readdir(this.pendingDir)).filter((n) => n.endsWith('.json') && !isTempName(n)).sort();
     } catch (err) {
       throw new MailOutboxStorageError(this.dir, 'reading pending/', errorMessage(err), { cause: err });
     }
@@ -508,7 +512,7 @@ export class MailOutbox {
     const jobs = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length)));
     const cutoff = Date.now() - ORPHAN_AGE_MS;
     for (const name of names) {
-      const orphan = name.startsWith(TEMP_PREFIX) || (name.endsWith('.att') && !jobs.has(name.slice(0, -'.att'.length)));
+      const orphan = isTempName(name) || (name.endsWith('.att') && !jobs.has(name.slice(0, -'.att'.length)));
       if (!orphan) continue;
       const path = join(this.pendingDir, name);
       const info = await stat(path).catch(() => undefined);

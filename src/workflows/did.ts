@@ -42,7 +42,7 @@ import { nextInteractionId } from '../calls/interaction-id.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MailJob, MailJobInput } from '../mail/outbox.js';
-import { writeFileDurable } from '../mail/durable-fs.js';
+import { writeFileAtomic } from '../fsutil.js';
 import { buildVoicemailEmail, localDateTime, recordingFileName, type EmailTemplates } from '../mail/voicemail-email.js';
 import type { Agent, Store } from '../model/types.js';
 import { dialTarget } from '../render/plan.js';
@@ -636,7 +636,7 @@ export class DidWorkflow {
     const fileName = recordingFileName(local, call.id, 'wav');
     const file = join(this.deps.settings.recordingsDir, fileName);
     await mkdir(this.deps.settings.recordingsDir, { recursive: true });
-    await writeFileDurable(file, bytes);
+    await writeFileAtomic(file, bytes, 0o600);
     const hasEmail = Boolean(agent.email && agent.email.trim());
     this.update(call, {
       outcome: 'voicemail', recordingStatus: 'available', recordingName: name, recordingFile: file, durationSeconds: duration,

@@ -13,26 +13,11 @@ import { MailOutbox } from '../mail/outbox.js';
 import { createSmtpTransport, describeSmtp, type MailTransport } from '../mail/transport.js';
 import { loadEmailTemplates } from '../mail/voicemail-email.js';
 import type { Store } from '../model/types.js';
+import type { DaemonSettings } from '../config/settings.js';
 import { DidWorkflow, type DidWorkflowSettings, type PresenceLookup } from './did.js';
 
-/** The slice of the daemon's settings call control reads (src/config's DaemonSettings fits). */
-export interface CallControlSettings {
-  readonly ari?: { readonly url: string; readonly user: string; readonly password: string; readonly app: string };
-  readonly smtp?: {
-    readonly host: string;
-    readonly port: number;
-    readonly secure: boolean;
-    readonly user?: string;
-    readonly password?: string;
-    readonly from: string;
-  };
-  readonly voicemail: {
-    readonly maxDurationSeconds: number;
-    readonly maxSilenceSeconds: number;
-    readonly minDurationSeconds: number;
-    readonly ringTimeoutSeconds?: number;
-  };
-}
+/** The slice of the daemon's settings call control reads. */
+export type CallControlSettings = Pick<DaemonSettings, 'ari' | 'smtp' | 'voicemail'>;
 
 /** The ARI client as the wiring drives it (AriClient; tests may pass their own). */
 export interface AriSupervised extends AriPort {
