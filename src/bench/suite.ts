@@ -26,6 +26,8 @@ export interface Row {
   /** Median CPU time (user + system, ms) of the measured step: steadier than wall time on a busy machine. */
   cpuMs?: number;
   goal?: Goal;
+  /** Every sample, in the order taken (kept in results.json, not printed). */
+  samples?: number[];
   /** Free-form details (counts, phases) kept in results.json. */
   detail?: Record<string, unknown>;
 }

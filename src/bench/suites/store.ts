@@ -44,7 +44,7 @@ export const suite: Suite = {
 
       const loads = await repeat(ctx, k, `${L} load`, () => runWorker('load', { store }));
       rows.push({
-        suite: 'store', name: `${L} load + validate`, unit: 'ms', stats: summarise(pick(loads, 'load')), rssMB: maxRss(loads), cpuMs: summarise(pick(loads, 'loadCpu')).median,
+        suite: 'store', name: `${L} load + validate`, unit: 'ms', stats: summarise(pick(loads, 'load')), samples: pick(loads, 'load'), rssMB: maxRss(loads), cpuMs: summarise(pick(loads, 'loadCpu')).median,
         ...(n === 10_000 ? { goal: { text: '≤ 1000 ms', max: 1000 } } : {}),
         detail: loads[0]!.detail ?? {},
       });
@@ -53,19 +53,19 @@ export const suite: Suite = {
       const renderWrite = renders.map((r) => (r.timings['render'] as number) + (r.timings['write'] as number));
       const rss = maxRss(renders);
       rows.push({
-        suite: 'store', name: `${L} render (cold) + write`, unit: 'ms', stats: summarise(renderWrite), rssMB: rss, cpuMs: summarise(pick(renders, 'renderWriteCpu')).median,
+        suite: 'store', name: `${L} render (cold) + write`, unit: 'ms', stats: summarise(renderWrite), samples: renderWrite, rssMB: rss, cpuMs: summarise(pick(renders, 'renderWriteCpu')).median,
         ...(n === 10_000 ? { goal: { text: '≤ 150 ms', max: 150 } } : {}),
         detail: { ...renders[0]!.detail, note: 'peak RSS of the process that loaded the store, then rendered and wrote it' },
       });
       rows.push({
-        suite: 'store', name: `${L} render (cold)`, unit: 'ms', stats: summarise(pick(renders, 'render')), rssMB: rss,
+        suite: 'store', name: `${L} render (cold)`, unit: 'ms', stats: summarise(pick(renders, 'render')), samples: pick(renders, 'render'), rssMB: rss,
         ...(n === 100_000 ? { goal: { text: '≤ 1500 ms', max: 1500 } } : {}),
       });
       rows.push({ suite: 'store', name: `${L} write (${renders[0]!.detail?.['files']} files)`, unit: 'ms', stats: summarise(pick(renders, 'write')), rssMB: rss });
       rows.push({ suite: 'store', name: `${L} re-render (warm cache)`, unit: 'ms', stats: summarise(pick(renders, 'rerender')), rssMB: rss });
       if (n === 100_000) {
         rows.push({
-          suite: 'store', name: `${L} peak RSS, load + render + write`, unit: 'MB', stats: summarise(renders.map((r) => r.rssMB)), rssMB: rss,
+          suite: 'store', name: `${L} peak RSS, load + render + write`, unit: 'MB', stats: summarise(renders.map((r) => r.rssMB)), samples: renders.map((r) => r.rssMB), rssMB: rss,
           goal: { text: '≤ 300 MB', max: 300, on: 'max' },
         });
       }
