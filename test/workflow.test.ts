@@ -89,6 +89,8 @@ interface SetupOptions {
   minDurationSeconds: number;
   smtpDown: boolean;
   waitConnected: boolean;
+  /** Our ring timer's grace after the agent's ring time (default 0 here; 2000 in production). */
+  ringGraceMs: number;
 }
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -129,7 +131,7 @@ async function setup(opts: Partial<SetupOptions> = {}): Promise<Harness> {
       ariTimings: { requestTimeoutMs: 1000, reconnectInitialMs: 20, reconnectMaxMs: 100, pingIntervalMs: 0 },
       authRetryMs: 50,
       outboxTimings: { initialDelayMs: 50, maxDelayMs: 100 },
-      workflow: { ringGraceMs: 0, promptTimeoutMs: 5000, recordingGraceMs: 300, orphanGraceMs: 200 },
+      workflow: { ringGraceMs: o.ringGraceMs ?? opts.ringGraceMs ?? 0, promptTimeoutMs: 5000, recordingGraceMs: 300, orphanGraceMs: 200 },
     });
     let stopped = false;
     const stop = cc.stop.bind(cc);
@@ -298,6 +300,21 @@ describe('DID workflow: voicemail', () => {
     await noActiveCalls(h);
   });
 
+  it('no answer, Asterisk ends the agent leg at the originate timeout (cause 19, as 22.10.1): voicemail, "no answer"', async () => {
+    const h = await setup({ ringGraceMs: 2000 });
+    h.fake.setOriginateBehavior({ kind: 'ring', timesOut: true });
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    await recordingStarted(h);
+    // Asterisk ended the leg itself: nothing for us to cancel.
+    expect(findRequest(h.fake, 'DELETE', `/ari/channels/${rec.interactionId}-agent`)).toBeUndefined();
+    expect(h.fake.sentEvents().filter((e) => (e.channel as { id?: string } | undefined)?.id === `${rec.interactionId}-agent` || (e.peer as { id?: string } | undefined)?.id === `${rec.interactionId}-agent`)
+      .map((e) => `${String(e.type)}${e.dialstatus !== undefined ? `:${String(e.dialstatus)}` : ''}`))
+      .toEqual(['Dial:', 'ChannelStateChange', 'Dial:RINGING', 'ChannelDestroyed']);
+    expect(await onlyRecord(h.cc)).toMatchObject({ callType: 'Diverted Call', divertReason: 'no answer' });
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/play`)).toBeDefined();
+  });
+
   it('busy (cause 17): voicemail with divert reason "busy"', async () => {
     const h = await setup();
     h.fake.setOriginateBehavior({ kind: 'reject', cause: 17 });
@@ -400,6 +417,34 @@ describe('DID workflow: voicemail', () => {
     const inbound = await callIn(h);
     await recordingStarted(h);
     expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/play`)?.query.media).toBe('recording:greeting-1001,sound:vm-intro');
+  });
+
+  it('caller hangs up during the greeting (PlaybackFinished "failed" before StasisEnd, as Asterisk 22.10.1): "no message", no recording, no error', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.setPlaybackDelay(null); // the greeting is still playing when the caller hangs up
+    const inbound = await callIn(h);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === `/ari/channels/${inbound}/play`);
+    await h.fake.waitForEvent((e) => e.type === 'PlaybackStarted');
+    h.fake.hangupFromFarEnd(inbound);
+    await noActiveCalls(h);
+    const rec = await onlyRecord(h.cc);
+    expect(rec).toMatchObject({ outcome: 'no message', divertReason: 'paused', recordingStatus: 'none' });
+    expect(rec.note).toBeUndefined();
+    expect(h.fake.sentEvents().find((e) => e.type === 'PlaybackFinished')).toMatchObject({ playback: { state: 'failed' } });
+    expect(findRequest(h.fake, 'POST', /\/record$/)).toBeUndefined();
+    expect(findRequest(h.fake, 'POST', /\/continue$/)).toBeUndefined();
+    expect(h.logs().filter((l) => (l.level as number) >= 40 && l.callId === rec.interactionId)).toEqual([]);
+  });
+
+  it('a prompt that fails while the caller is still there (missing sound file): warning, the recording goes on', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.setMissingMedia(['sound:vm-isunavail']);
+    await callIn(h);
+    await recordingStarted(h);
+    const rec = await onlyRecord(h.cc);
+    expect(h.logs().some((l) => l.level === 40 && l.callId === rec.interactionId && l.media === 'sound:vm-isunavail' && String(l.msg).includes('sound file'))).toBe(true);
   });
 
   it('caller hangs up while recording: the message is kept and emailed', async () => {
@@ -613,6 +658,75 @@ describe('DID workflow: ARI connection', () => {
     await h.restart();
     await h.fake.waitForRequest((r) => r.path === `/ari/channels/${inbound}/continue`, 5000);
     expect(h.fake.continuedTo(inbound)).toEqual({ context: 'switchboard-dids', extension: ALICE_DID, label: DID_VM_LABEL });
+  });
+
+  it('daemon restarted during a bridged call: the call is adopted and goes on, then ends normally', async () => {
+    const h = await setup();
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    const outbound = `${rec.interactionId}-agent`;
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    h.fake.answerOutbound(outbound);
+    await waitFor(() => bridgeSize(h.fake) === 2);
+    await h.cc.stop(); // the daemon goes away; Asterisk keeps both channels in Stasis, bridged
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    const before = rest(h.fake).length;
+    const cc2 = await h.restart();
+    await waitFor(() => cc2.workflow!.activeCalls().length === 1, 5000);
+    expect(cc2.workflow!.activeCalls()[0]).toMatchObject({ interactionId: rec.interactionId, state: 'bridged', inboundId: inbound, outboundId: outbound });
+    await new Promise((r) => setTimeout(r, 1100));
+    // Nobody was hung up or sent to voicemail: the two are still talking.
+    expect(rest(h.fake).slice(before).filter((r) => r.method === 'DELETE' || r.path.endsWith('/continue'))).toEqual([]);
+    expect(bridgeSize(h.fake)).toBe(2);
+    h.fake.hangupFromFarEnd(outbound);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/bridges/${rec.interactionId}-bridge`, 5000);
+    await waitFor(() => cc2.workflow!.activeCalls().length === 0, 5000);
+    const done = cc2.records.get(rec.interactionId)!;
+    expect(done).toMatchObject({ outcome: 'answered', callType: 'Direct Agent Call' });
+    expect(done.durationSeconds).toBeGreaterThanOrEqual(1);
+    expect(h.fake.channels()).toEqual([]);
+    expect(h.fake.bridgesList()).toEqual([]);
+  });
+
+  it('the agent hung up while the daemon was away: the caller left in the bridge is hung up, not sent to voicemail', async () => {
+    const h = await setup();
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    const outbound = `${rec.interactionId}-agent`;
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    h.fake.answerOutbound(outbound);
+    await waitFor(() => bridgeSize(h.fake) === 2);
+    await h.cc.stop();
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    h.fake.hangupFromFarEnd(outbound);
+    const cc2 = await h.restart();
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/bridges/${rec.interactionId}-bridge`, 5000);
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/continue`)).toBeUndefined();
+    await waitFor(() => h.fake.channels().length === 0 && h.fake.bridgesList().length === 0);
+    await waitFor(() => cc2.records.get(rec.interactionId)?.note?.includes('not connected to ARI'), 5000);
+    expect(cc2.records.get(rec.interactionId)).toMatchObject({ outcome: 'answered' });
+  });
+
+  it('both sides hung up while the daemon was away: the empty bridge it left is destroyed', async () => {
+    const h = await setup();
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    const outbound = `${rec.interactionId}-agent`;
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    h.fake.answerOutbound(outbound);
+    await waitFor(() => bridgeSize(h.fake) === 2);
+    await h.cc.stop();
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    h.fake.hangupFromFarEnd(inbound);
+    h.fake.hangupFromFarEnd(outbound);
+    expect(h.fake.bridgesList()).toHaveLength(1);
+    const cc2 = await h.restart();
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/bridges/${rec.interactionId}-bridge`, 5000);
+    await waitFor(() => h.fake.bridgesList().length === 0);
+    await waitFor(() => cc2.records.get(rec.interactionId)?.note?.includes('duration unknown'), 5000);
+    expect(cc2.records.get(rec.interactionId)).toMatchObject({ outcome: 'answered' });
   });
 
   it('bad ARI password: a clear error is logged, nothing throws, it keeps trying', async () => {

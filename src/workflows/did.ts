@@ -29,14 +29,16 @@
  * leaves nothing behind: maps, timers and queue are dropped.
  *
  * After the events socket comes back ('connected' after a 'disconnected'), `resync` compares every
- * call with `GET /channels` and resumes it (see `resync` for exactly what is resumed); channels
- * left in our app by an earlier process (no state here) are handed to the dialplan's voicemail
- * (callers) or hung up (agent legs).
+ * call with `GET /channels` and resumes it (see `resync` for exactly what is resumed). Channels
+ * left in our app by an earlier process (no state here): a caller still bridged with its agent
+ * (bridge `<interaction id>-bridge`) is adopted and the two go on talking; one side left alone in
+ * such a bridge is hung up; other callers are handed to the dialplan's voicemail and other agent
+ * legs hung up; empty bridges of ours are destroyed (Asterisk keeps them otherwise).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AriPort, ChannelJson, LiveRecordingJson } from '../asterisk/ari/types.js';
-import { isNotFound } from '../asterisk/ari/errors.js';
+import type { AriPort, BridgeJson, ChannelJson, LiveRecordingJson, PlaybackJson } from '../asterisk/ari/types.js';
+import { AriRequestError, isNotFound } from '../asterisk/ari/errors.js';
 import type { CallRecord, CallRecords, CallType } from '../calls/records.js';
 import { nextInteractionId } from '../calls/interaction-id.js';
 import { errorMessage } from '../errors.js';
@@ -157,6 +159,12 @@ interface Call {
   recordingStartedAt?: Date;
   /** Set as soon as the event arrives (before the queue reaches it). */
   callerGone: boolean;
+  /**
+   * Asterisk announced the caller's hang-up (ChannelHangupRequest): set on arrival. Asterisk sends
+   * it before it ends the caller's playback or recording (PlaybackFinished "failed",
+   * RecordingFinished) and before StasisEnd, so nothing new is started for a caller who is leaving.
+   */
+  hangupRequested: boolean;
   timers: Set<unknown>;
   queue: Promise<void>;
 }
@@ -211,8 +219,9 @@ export class DidWorkflow {
     };
     on('StasisStart', (e: { args?: string[]; channel: ChannelJson }) => this.onStasisStart(e));
     on('StasisEnd', (e: { channel: ChannelJson }) => this.onChannelGone(e.channel.id, undefined, 'StasisEnd'));
+    on('ChannelHangupRequest', (e: { channel: ChannelJson }) => this.onHangupRequest(e.channel.id));
     on('ChannelDestroyed', (e: { channel: ChannelJson; cause?: number }) => this.onChannelGone(e.channel.id, e.cause, 'ChannelDestroyed'));
-    on('PlaybackFinished', (e: { playback: { id: string; state?: string } }) => this.onPlaybackFinished(e.playback.id));
+    on('PlaybackFinished', (e: { playback: PlaybackJson }) => this.onPlaybackFinished(e.playback));
     on('RecordingFinished', (e: { recording: LiveRecordingJson }) => this.onRecordingEnded(e.recording, true));
     on('RecordingFailed', (e: { recording: LiveRecordingJson }) => this.onRecordingEnded(e.recording, false));
     on('disconnected', () => {
@@ -300,6 +309,7 @@ export class DidWorkflow {
       recorded: false,
       callType: 'Direct Agent Call',
       callerGone: false,
+      hangupRequested: false,
       timers: new Set(),
       queue: Promise.resolve(),
     };
@@ -321,11 +331,22 @@ export class DidWorkflow {
     }
   }
 
-  private onPlaybackFinished(playbackId: string): void {
-    const call = this.byPlayback.get(playbackId);
+  private onHangupRequest(channelId: string): void {
+    const call = this.byChannel.get(channelId);
+    if (call && channelId === call.inboundId) call.hangupRequested = true;
+  }
+
+  private onPlaybackFinished(playback: PlaybackJson): void {
+    const call = this.byPlayback.get(playback.id);
     if (!call) return;
-    this.byPlayback.delete(playbackId);
-    this.enqueue(call, 'prompt finished', () => this.promptFinished(call, playbackId));
+    this.byPlayback.delete(playback.id);
+    // Asterisk ends a prompt with state "failed" when the caller hangs up during it, and when a
+    // sound file is missing (it then skips the rest of the list): only the latter is worth a warning.
+    if (playback.state === 'failed' && !call.hangupRequested && !call.callerGone) {
+      call.log.warn({ playbackId: playback.id, media: playback.media_uri },
+        'a prompt could not be played (is the sound file installed in Asterisk\'s sounds directory?): going on');
+    }
+    this.enqueue(call, 'prompt finished', () => this.promptFinished(call, playback.id));
   }
 
   private onRecordingEnded(recording: LiveRecordingJson, finished: boolean): void {
@@ -549,7 +570,11 @@ export class DidWorkflow {
 
   private async promptFinished(call: Call, playbackId: string): Promise<void> {
     const kind = playbackId.slice(call.id.length + 1);
-    if (kind === 'greeting' && call.state === 'greeting') await this.startRecording(call);
+    if (kind === 'greeting' && call.state === 'greeting') {
+      // The caller hung up during the greeting: StasisEnd follows and records "no message".
+      if (call.hangupRequested || call.callerGone) return;
+      await this.startRecording(call);
+    }
     else if ((kind === 'goodbye' && call.state === 'goodbye') || (kind === 'noservice' && call.state === 'unknown')) {
       await this.quietly(() => this.deps.ari.hangup(call.inboundId), call.log, 'hang up the caller');
       await this.finish(call, undefined, 'caller hung up by us');
@@ -565,9 +590,26 @@ export class DidWorkflow {
     call.recordingName = name;
     call.recordingStartedAt = this.now();
     this.byRecording.set(name, call);
-    await this.deps.ari.record(call.inboundId, {
-      name, format: 'wav', maxDurationSeconds, maxSilenceSeconds, beep: true, terminateOn: '#', ifExists: 'fail',
-    });
+    try {
+      await this.deps.ari.record(call.inboundId, {
+        name, format: 'wav', maxDurationSeconds, maxSilenceSeconds, beep: true, terminateOn: '#', ifExists: 'fail',
+      });
+    } catch (err) {
+      if (isNotFound(err) && (call.hangupRequested || (await this.deps.ari.getChannel(call.inboundId).catch(() => null)) === undefined)) {
+        // The caller hung up just before the recording could start.
+        call.log.info('the caller hung up before the recording started');
+        call.callerGone = true;
+        await this.finish(call, { outcome: 'no message', recordingStatus: 'none' }, 'caller hung up during the greeting');
+        return;
+      }
+      if (err instanceof AriRequestError && (err.status === 500 || /internal server error/i.test(err.peerMessage))) {
+        // Asterisk 20/22 log "Unrecognized recording error: No such file or directory" when
+        // <astspooldir>/recording is missing: ARI creates subdirectories, not the directory itself.
+        call.log.error({ err: errorMessage(err) },
+          'Asterisk could not start the recording: check that its recording directory (<astspooldir>/recording, e.g. /var/spool/asterisk/recording) exists and is writable by Asterisk');
+      }
+      throw err;
+    }
     call.log.info({ recording: name }, 'recording the message');
     this.timer(call, 'recording overdue', maxDurationSeconds * 1000 + (this.deps.settings.recordingGraceMs ?? 15_000), () => this.recordingOverdue(call));
   }
@@ -577,7 +619,7 @@ export class DidWorkflow {
     this.clearTimers(call);
     call.state = 'saving';
     const saved = await this.saveMessage(call, durationSeconds, bytes);
-    if (call.callerGone) {
+    if (call.callerGone || call.hangupRequested) {
       await this.finish(call, undefined, saved ? 'message saved' : 'no message');
       return;
     }
@@ -746,8 +788,9 @@ export class DidWorkflow {
    * - recording, caller still there: wait for RecordingFinished; the overdue timer (max duration
    *   + grace) falls back to the stored recording;
    * - goodbye: the caller is hung up.
-   * Channels in our Stasis app that no call here knows (left by an earlier process) are handed to
-   * the dialplan's voicemail (callers) or hung up (agent legs).
+   * Channels in our Stasis app that no call here knows (left by an earlier process): see
+   * `adoptBridgedOrphans` for calls that were bridged; other callers are handed to the dialplan's
+   * voicemail, other agent legs hung up.
    */
   private async onConnected(resync: boolean): Promise<void> {
     const channels = await this.deps.ari.listChannels();
@@ -804,14 +847,17 @@ export class DidWorkflow {
     const ours = (ch: ChannelJson): boolean =>
       !this.byChannel.has(ch.id) && ch.dialplan?.app_name === 'Stasis' && (ch.dialplan.app_data ?? '').split(',')[0] === app;
     let candidates = channels.filter(ours);
-    if (candidates.length === 0) return;
-    // A call that arrives while the list is on its way shows up in it before its StasisStart.
-    await new Promise<void>((resolve) => {
-      this.timers.setTimeout(resolve, this.deps.settings.orphanGraceMs ?? 2000);
-    });
-    if (!this.running) return;
-    candidates = candidates.filter(ours);
+    if (candidates.length > 0) {
+      // A call that arrives while the list is on its way shows up in it before its StasisStart.
+      await new Promise<void>((resolve) => {
+        this.timers.setTimeout(resolve, this.deps.settings.orphanGraceMs ?? 2000);
+      });
+      if (!this.running) return;
+      candidates = candidates.filter(ours);
+    }
+    const handled = await this.adoptBridgedOrphans(candidates, ours);
     for (const listed of candidates) {
+      if (handled.has(listed.id)) continue;
       const ch = await this.deps.ari.getChannel(listed.id);
       if (!ch || !ours(ch)) continue;
       const first = (ch.dialplan.app_data ?? '').split(',')[1];
@@ -830,6 +876,124 @@ export class DidWorkflow {
         log.error({ err: errorMessage(err) }, 'could not send the orphan caller to the dialplan: hanging up');
         await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan caller');
       }
+    }
+  }
+
+  /**
+   * Calls an earlier run had bridged (bridge `<interaction id>-bridge`) are not interrupted: with
+   * both sides still there the call is adopted and goes on until either side hangs up (then
+   * handled as usual: the other side hung up, the bridge destroyed, the call record finished with
+   * the duration since the bridge was made). With one side left, that side is hung up and the
+   * bridge destroyed. Returns the channels dealt with here.
+   */
+  private async adoptBridgedOrphans(candidates: ChannelJson[], ours: (ch: ChannelJson) => boolean): Promise<Set<string>> {
+    const handled = new Set<string>();
+    let bridges: BridgeJson[];
+    try {
+      bridges = await this.deps.ari.listBridges();
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'could not list the bridges: calls bridged by an earlier run are treated as unbridged');
+      return handled;
+    }
+    const argsOf = (ch: ChannelJson): string[] => (ch.dialplan?.app_data ?? '').split(',').slice(1);
+    for (const bridge of bridges) {
+      const m = /^(\d+)-bridge$/.exec(bridge.id);
+      if (!m) continue;
+      const id = m[1]!;
+      if ([...this.calls].some((c) => c.id === id)) continue;
+      const log = this.log.child({ callId: id, bridgeId: bridge.id });
+      const answeredAt = asteriskTime(bridge.creationtime) ?? this.now();
+      if (bridge.channels.length === 0) {
+        // Both sides hung up while we were away: Asterisk keeps a Stasis bridge until it is destroyed.
+        log.warn('an empty bridge left by an earlier run: destroying it');
+        await this.quietly(() => this.deps.ari.destroyBridge(bridge.id), log, 'destroy the bridge');
+        this.finishOrphanRecord(id, undefined, log);
+        continue;
+      }
+      const members = candidates.filter((c) => bridge.channels.includes(c.id) && !handled.has(c.id));
+      const agentLeg = members.find((c) => argsOf(c)[0] === DIALED_MARKER && argsOf(c)[1] === id);
+      const caller = members.find((c) => argsOf(c)[0] !== DIALED_MARKER);
+      if (!agentLeg && !caller) continue;
+      for (const c of [agentLeg, caller]) if (c) handled.add(c.id);
+      if (agentLeg && caller) {
+        this.adoptBridged(id, bridge, caller, agentLeg, answeredAt, log);
+        continue;
+      }
+      // One side hung up while we were away: the other goes too.
+      const left = (agentLeg ?? caller)!;
+      log.warn({ channelId: left.id, side: agentLeg ? 'agent' : 'caller' },
+        'a call bridged by an earlier run lost one side while switchboard was away: hanging up the other');
+      const current = await this.deps.ari.getChannel(left.id).catch(() => undefined);
+      if (current && ours(current)) await this.quietly(() => this.deps.ari.hangup(left.id), log, 'hang up the remaining side');
+      await this.quietly(() => this.deps.ari.destroyBridge(bridge.id), log, 'destroy the bridge');
+      this.finishOrphanRecord(id, answeredAt, log);
+    }
+    return handled;
+  }
+
+  private adoptBridged(id: string, bridge: BridgeJson, caller: ChannelJson, agentLeg: ChannelJson, answeredAt: Date, log: Logger): void {
+    const record = this.recordOf(id);
+    const agent = record ? this.deps.store()?.agents.find((a) => a.id === record.agentId) : undefined;
+    const did = (caller.dialplan?.app_data ?? '').split(',')[1] ?? caller.dialplan?.exten ?? record?.calledNumber ?? '';
+    const call: Call = {
+      id, did,
+      callerNumber: caller.caller?.number ?? record?.callerNumber ?? '',
+      callerName: caller.caller?.name ?? '',
+      inboundId: caller.id,
+      ...(caller.dialplan?.context ? { dialplanContext: caller.dialplan.context } : {}),
+      log: this.log.child({ callId: id, did, channelId: caller.id, ...(agent ? { agentId: agent.id } : {}) }),
+      startedAt: record ? new Date(record.startedAt) : (asteriskTime(caller.creationtime) ?? answeredAt),
+      state: 'bridged',
+      ...(agent ? { agent } : {}),
+      recorded: record !== undefined,
+      callType: 'Direct Agent Call',
+      outboundId: agentLeg.id,
+      bridgeId: bridge.id,
+      answeredAt,
+      callerGone: false,
+      hangupRequested: false,
+      timers: new Set(),
+      queue: Promise.resolve(),
+    };
+    this.calls.add(call);
+    this.byChannel.set(caller.id, call);
+    this.byChannel.set(agentLeg.id, call);
+    log.warn({ callerChannel: caller.id, agentChannel: agentLeg.id },
+      'a call bridged by an earlier run: adopted, it goes on until either side hangs up');
+    // Either side may have hung up between the list and now (its events went to nobody).
+    this.enqueue(call, 'adopt', async () => {
+      const [inbound, outbound] = await Promise.all([this.deps.ari.getChannel(caller.id), this.deps.ari.getChannel(agentLeg.id)]);
+      if (!inbound) {
+        if (call.callerGone) return;
+        call.callerGone = true;
+        await this.callerGone(call);
+      } else if (!outbound && call.outboundId) {
+        await this.agentLegGone(call, call.outboundId, undefined);
+      }
+    });
+  }
+
+  /**
+   * The record of a bridged call that ended while we were away: "answered", with the duration up
+   * to now when one side was still there (`answeredAt`), else the duration left as it was; a note says so.
+   */
+  private finishOrphanRecord(id: string, answeredAt: Date | undefined, log: Logger): void {
+    const record = this.recordOf(id);
+    if (!record) return;
+    try {
+      this.deps.records.update(id, answeredAt
+        ? { outcome: 'answered', durationSeconds: this.secondsSince(answeredAt), note: 'ended while switchboard was not connected to ARI: the duration runs to when it reconnected' }
+        : { outcome: 'answered', note: 'ended while switchboard was not connected to ARI: duration unknown' });
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'could not update the call record');
+    }
+  }
+
+  private recordOf(id: string): CallRecord | undefined {
+    try {
+      return this.deps.records.get(id);
+    } catch {
+      return undefined;
     }
   }
 
@@ -936,6 +1100,13 @@ export class DidWorkflow {
   private secondsSince(date: Date): number {
     return Math.max(0, (this.now().getTime() - date.getTime()) / 1000);
   }
+}
+
+/** Asterisk's timestamps (`2026-11-22T01:28:34.970+0000`) as a Date; undefined when absent or unreadable. */
+function asteriskTime(text: string | undefined): Date | undefined {
+  if (!text) return undefined;
+  const ms = Date.parse(text.replace(/([+-]\d\d)(\d\d)$/, '$1:$2'));
+  return Number.isNaN(ms) ? undefined : new Date(ms);
 }
 
 /** Seconds of audio in a PCM WAV file (from its byte rate); 0 when it is not one. */

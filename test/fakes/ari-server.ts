@@ -52,8 +52,12 @@ export interface RecordedRequest {
 export type FakeResponse = { status: number; body?: unknown; headers?: Record<string, string> } | 'hang';
 
 export type OriginateBehavior =
-  /** The far end rings until the test calls answerOutbound / rejectOutbound (default). */
-  | { kind: 'ring' }
+  /**
+   * The far end rings until the test calls answerOutbound / rejectOutbound (default). With
+   * `timesOut`, Asterisk ends the leg at the originate's `timeout` as Asterisk 20/22 do: a lone
+   * ChannelDestroyed with cause 19 (no ChannelHangupRequest, no final Dial event).
+   */
+  | { kind: 'ring'; timesOut?: boolean }
   | { kind: 'answer'; afterMs?: number }
   | { kind: 'reject'; cause: number; afterMs?: number }
   /** The POST /channels itself fails. */
@@ -481,35 +485,58 @@ export class FakeAriServer {
     return clone(ch.json);
   }
 
-  /** The far end of an originated channel answers: Dial ANSWER, ChannelStateChange Up, StasisStart. */
+  /** The far end of an originated channel answers: ChannelStateChange Up, Dial ANSWER, StasisStart (Asterisk 22.10.1's order). */
   answerOutbound(channelId: string): void {
     const ch = this.mustChannel(channelId);
     if (ch.direction !== 'out') throw new Error(`FakeAriServer: ${channelId} is not an originated channel`);
     if (ch.json.state === 'Up') return;
     ch.timers.forEach(clearTimeout);
     ch.json.state = 'Up';
-    this.channelEvent(ch, { type: 'Dial', peer: clone(ch.json), dialstring: ch.originate?.dialstring ?? '', dialstatus: 'ANSWER' });
     this.channelEvent(ch, { type: 'ChannelStateChange', channel: clone(ch.json) });
+    this.channelEvent(ch, { type: 'Dial', peer: clone(ch.json), dialstring: ch.originate?.dialstring ?? '', dialstatus: 'ANSWER' });
     if (ch.subscribed) {
       ch.inStasis = true;
       const appArgs = ch.originate?.appArgs;
+      // As Asterisk shows it from now on (GET /channels): running Stasis(<app>,<appArgs>).
+      ch.json.dialplan = { ...(ch.json.dialplan as Json), app_name: 'Stasis', app_data: [ch.app, ...(appArgs ? [appArgs] : [])].join(',') };
       this.emitTo(ch.app, { type: 'StasisStart', args: appArgs ? appArgs.split(',') : [], channel: clone(ch.json) });
     }
   }
 
-  /** The far end of an originated channel refuses (17 busy, 19 no answer, 34 congestion, ...). */
+  /**
+   * The far end of an originated channel refuses (17 busy, 19 no answer, 34 congestion, ...):
+   * ChannelHangupRequest with the cause, Dial with the final status, ChannelDestroyed (as Asterisk
+   * 22.10.1 for a 486 from a pjsip phone).
+   */
   rejectOutbound(channelId: string, cause = 17): void {
     const ch = this.mustChannel(channelId);
     if (ch.direction !== 'out') throw new Error(`FakeAriServer: ${channelId} is not an originated channel`);
     if (ch.json.state === 'Up') throw new Error(`FakeAriServer: ${channelId} is already answered; use hangupFromFarEnd`);
     ch.timers.forEach(clearTimeout);
+    this.channelEvent(ch, { type: 'ChannelHangupRequest', cause, channel: clone(ch.json) });
     this.channelEvent(ch, { type: 'Dial', peer: clone(ch.json), dialstring: ch.originate?.dialstring ?? '', dialstatus: dialStatus(cause) });
     this.destroy(ch, cause);
   }
 
-  /** The far end hangs up (the caller, or an answered agent leg). */
-  hangupFromFarEnd(channelId: string, cause = 16): void {
-    this.hangupChannel(this.mustChannel(channelId), cause, false);
+  /**
+   * The far end hangs up (the caller, or an answered agent leg), as Asterisk 22.10.1 reports it for
+   * a pjsip BYE (CANCEL for a caller not yet answered): ChannelHangupRequest (no cause for a BYE;
+   * 127 for a CANCEL), then what it ends (PlaybackFinished "failed", RecordingFinished,
+   * ChannelLeftBridge), StasisEnd, for a caller that came from the dialplan a second
+   * ChannelHangupRequest (cause 16, soft), and ChannelDestroyed (a caller's BYE: cause 0
+   * "Unknown"; an agent leg's: 16). `cause` overrides the ChannelDestroyed cause.
+   */
+  hangupFromFarEnd(channelId: string, cause?: number): void {
+    const ch = this.mustChannel(channelId);
+    if (!this.chans.has(ch.json.id)) return;
+    ch.timers.forEach(clearTimeout);
+    ch.timers = [];
+    const cancel = ch.direction === 'in' && ch.json.state !== 'Up';
+    this.channelEvent(ch, cancel ? { type: 'ChannelHangupRequest', cause: 127, channel: clone(ch.json) } : { type: 'ChannelHangupRequest', channel: clone(ch.json) });
+    if (ch.direction === 'out' && ch.json.state !== 'Up') {
+      this.channelEvent(ch, { type: 'Dial', peer: clone(ch.json), dialstring: ch.originate?.dialstring ?? '', dialstatus: 'CANCEL' });
+    }
+    this.destroy(ch, cause ?? (cancel ? 127 : ch.direction === 'in' ? 0 : 16), 'failed');
   }
 
   /** DTMF from the far end; ends a recording whose terminateOn matches. */
@@ -774,24 +801,35 @@ export class FakeAriServer {
     ch?.timers.push(t);
   }
 
-  private hangupChannel(ch: FakeChannel, cause: number, soft: boolean): void {
+  /**
+   * DELETE /channels/{id} as Asterisk 22.10.1 reports it: ChannelHangupRequest (cause 32, soft: the
+   * AST_SOFTHANGUP_EXPLICIT flag, not a Q.850 cause), for an agent leg still ringing Dial
+   * NOANSWER, then the tear-down of `destroy` with the reason's cause.
+   */
+  private hangupChannel(ch: FakeChannel, cause: number): void {
     if (!this.chans.has(ch.json.id)) return;
     ch.timers.forEach(clearTimeout);
     ch.timers = [];
-    this.channelEvent(ch, soft ? { type: 'ChannelHangupRequest', cause, soft: true, channel: clone(ch.json) } : { type: 'ChannelHangupRequest', cause, channel: clone(ch.json) });
+    this.channelEvent(ch, { type: 'ChannelHangupRequest', cause: 32, soft: true, channel: clone(ch.json) });
     if (ch.direction === 'out' && ch.json.state !== 'Up') {
-      this.channelEvent(ch, { type: 'Dial', peer: clone(ch.json), dialstring: ch.originate?.dialstring ?? '', dialstatus: 'CANCEL' });
+      this.channelEvent(ch, { type: 'Dial', peer: clone(ch.json), dialstring: ch.originate?.dialstring ?? '', dialstatus: 'NOANSWER' });
     }
-    this.destroy(ch, cause);
+    this.destroy(ch, cause, 'done');
   }
 
-  /** Tear-down order as Asterisk: playbacks end, recordings finish (stored), bridge left, StasisEnd, ChannelDestroyed. */
-  private destroy(ch: FakeChannel, cause: number): void {
+  /**
+   * Tear-down order as Asterisk: playbacks end (`playbackState`: "failed" when the far end hung up
+   * during them), recordings finish (stored), bridge left, StasisEnd, for a caller in the dialplan
+   * ChannelHangupRequest (cause 16, soft), ChannelDestroyed.
+   */
+  private destroy(ch: FakeChannel, cause: number, playbackState: 'done' | 'failed' = 'done'): void {
     const id = ch.json.id;
-    for (const pb of [...this.playbacks.values()]) if (pb.channelId === id) this.endPlayback(pb, 'done');
+    for (const pb of [...this.playbacks.values()]) if (pb.channelId === id) this.endPlayback(pb, playbackState);
     for (const rec of [...this.live.values()]) if (rec.channelId === id) this.completeRecording(rec, {});
     if (ch.bridgeId) this.leaveBridge(ch);
+    const wasInStasis = ch.inStasis;
     if (ch.inStasis) this.emitTo(ch.app, { type: 'StasisEnd', channel: clone(ch.json) });
+    if (wasInStasis && ch.direction === 'in') this.channelEvent(ch, { type: 'ChannelHangupRequest', cause: 16, soft: true, channel: clone(ch.json) });
     this.channelEvent(ch, { type: 'ChannelDestroyed', cause, cause_txt: causeText(cause), channel: clone(ch.json) });
     ch.inStasis = false;
     ch.subscribed = false;
@@ -810,7 +848,8 @@ export class FakeAriServer {
     if (pb.timer) clearTimeout(pb.timer);
     this.playbacks.delete(pb.json.id);
     pb.json.state = state;
-    delete pb.json.next_media_uri;
+    // Asterisk keeps next_media_uri in a PlaybackFinished "failed" that cut a list short.
+    if (state === 'done') delete pb.json.next_media_uri;
     this.toChannelApp(pb.channelId, { type: 'PlaybackFinished', playback: clone(pb.json) });
   }
 
@@ -830,6 +869,8 @@ export class FakeAriServer {
         pb.json.state = 'continuing';
         this.toChannelApp(pb.channelId, { type: 'PlaybackContinuing', playback: clone(pb.json) });
         pb.json.state = 'playing';
+        // Asterisk 22.10.1 announces each item of a list: PlaybackContinuing, then PlaybackStarted.
+        this.toChannelApp(pb.channelId, { type: 'PlaybackStarted', playback: clone(pb.json) });
         this.advancePlayback(pb);
       } else {
         this.endPlayback(pb, 'done');
@@ -858,6 +899,9 @@ export class FakeAriServer {
       ch.json.state = 'Ringing';
       this.channelEvent(ch, { type: 'ChannelStateChange', channel: clone(ch.json) });
       this.channelEvent(ch, { type: 'Dial', peer: clone(ch.json), dialstring: ch.originate?.dialstring ?? '', dialstatus: 'RINGING' });
+      if (behavior.kind === 'ring' && behavior.timesOut) {
+        this.later(ch, () => this.destroy(ch, 19), (ch.originate?.timeout ?? 30) * 1000);
+      }
       if (behavior.kind === 'answer') this.later(ch, () => this.answerOutbound(ch.json.id), behavior.afterMs ?? 0);
       if (behavior.kind === 'reject') this.later(ch, () => this.rejectOutbound(ch.json.id, behavior.cause), behavior.afterMs ?? 0);
     });
@@ -945,7 +989,7 @@ export class FakeAriServer {
           cause = Number(p.reason_code);
           if (!Number.isInteger(cause)) throw new HttpError(400, 'Invalid reason for hangup provided');
         }
-        return { status: 204, after: () => this.later(undefined, () => this.hangupChannel(ch, cause, true)) };
+        return { status: 204, after: () => this.later(undefined, () => this.hangupChannel(ch, cause)) };
       }
       case 'channels.continueInDialplan': {
         const ch = this.channelOr404(p.channelId);
@@ -978,9 +1022,8 @@ export class FakeAriServer {
       case 'channels.ring': {
         const ch = this.channelOr404(p.channelId);
         this.stasisOr409(ch);
-        if (ch.json.state === 'Up' || ch.json.state === 'Ringing') return { status: 204 };
-        ch.json.state = 'Ringing';
-        return { status: 204, after: () => this.later(undefined, () => this.channelEvent(ch, { type: 'ChannelStateChange', channel: clone(ch.json) })) };
+        // Asterisk sends the caller 180 Ringing; its channel stays in state Ring (no event).
+        return { status: 204 };
       }
       case 'channels.ringStop': {
         const ch = this.channelOr404(p.channelId);

@@ -31,7 +31,7 @@ import { ARI_PEER, AriRequestError, toAriError } from './errors.js';
 import { HttpTransportError, httpGet, peerMessage } from './http.js';
 import { SwaggerGuard } from './swagger-guard.js';
 import type {
-  AriEvent, AriPort, AriSettings, ChannelJson, EndpointJson, OriginateOptions, RecordOptions, StoredRecordingJson,
+  AriEvent, AriPort, AriSettings, BridgeJson, ChannelJson, EndpointJson, OriginateOptions, RecordOptions, StoredRecordingJson,
 } from './types.js';
 
 /** The slice of ws@6's WebSocket that ari-client opens (ari-client 2.2.0 keeps it in `client._ws`). */
@@ -526,6 +526,10 @@ export class AriClient extends EventEmitter implements AriPort {
 
   async listChannels(): Promise<ChannelJson[]> {
     return plain<ChannelJson[]>(await this.call('list channels', (c) => c.channels.list()));
+  }
+
+  async listBridges(): Promise<BridgeJson[]> {
+    return plain<BridgeJson[]>(await this.call('list bridges', (c) => c.bridges.list()));
   }
 
   async listEndpoints(): Promise<EndpointJson[]> {

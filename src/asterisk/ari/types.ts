@@ -195,6 +195,8 @@ export interface AriPort extends EventEmitter {
   /** undefined when Asterisk answers 404. */
   getChannel(channelId: string): Promise<ChannelJson | undefined>;
   listChannels(): Promise<ChannelJson[]>;
+  /** Every bridge in Asterisk (GET /bridges). */
+  listBridges(): Promise<BridgeJson[]>;
   listEndpoints(): Promise<EndpointJson[]>;
   getStoredRecordingFile(name: string): Promise<Buffer>;
   deleteStoredRecording(name: string): Promise<void>;
