@@ -648,16 +648,72 @@ describe('DID workflow: ARI connection', () => {
     await noActiveCalls(h);
   });
 
-  it('a caller left in our app by an earlier run is sent to the dialplan voicemail on connect', async () => {
+  it('a caller left in our app by an earlier run during the greeting is sent to the dialplan voicemail on connect', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.setPlaybackDelay(null);
+    const inbound = await callIn(h);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === `/ari/channels/${inbound}/play`);
+    const rec = await onlyRecord(h.cc);
+    await h.cc.stop(); // the daemon goes away; Asterisk keeps the caller in Stasis
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    const cc2 = await h.restart();
+    await h.fake.waitForRequest((r) => r.path === `/ari/channels/${inbound}/continue`, 5000);
+    expect(h.fake.continuedTo(inbound)).toEqual({ context: 'switchboard-dids', extension: ALICE_DID, label: DID_VM_LABEL });
+    await waitFor(() => cc2.records.get(rec.interactionId)?.outcome === 'voicemail', 5000);
+    expect(cc2.records.get(rec.interactionId)).toMatchObject({ divertReason: 'paused', note: expect.stringContaining('dialplan voicemail') });
+  });
+
+  it('daemon restarted while a caller is recording: adopted (Asterisk keeps recording), the message is kept and emailed', async () => {
     const h = await setup();
     h.presence.set('1001', 'paused');
     const inbound = await callIn(h);
-    await recordingStarted(h);
-    await h.cc.stop(); // the daemon goes away; Asterisk keeps the caller in Stasis
+    const name = await recordingStarted(h);
+    const rec = await onlyRecord(h.cc);
+    await h.cc.stop();
     await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
-    await h.restart();
-    await h.fake.waitForRequest((r) => r.path === `/ari/channels/${inbound}/continue`, 5000);
-    expect(h.fake.continuedTo(inbound)).toEqual({ context: 'switchboard-dids', extension: ALICE_DID, label: DID_VM_LABEL });
+    const cc2 = await h.restart();
+    await waitFor(() => cc2.workflow!.activeCalls().some((c) => c.state === 'recording' && c.recordingName === name), 5000);
+    h.fake.finishRecording(name, { durationSeconds: 4 });
+    await waitFor(() => cc2.records.get(rec.interactionId)?.emailStatus === 'sent', 5000);
+    expect(cc2.records.get(rec.interactionId)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', durationSeconds: 4, divertReason: 'paused' });
+    expect(h.smtp.messages).toHaveLength(1);
+    // The caller hears "message saved, goodbye" and is hung up; never sent to a second voicemail.
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/continue`)).toBeUndefined();
+    expect(h.fake.storedRecordings()).toEqual([]);
+  });
+
+  it('the caller hung up while the daemon was away and Asterisk stored the message: it is kept and emailed on restart', async () => {
+    const h = await setup({ minDurationSeconds: 1 });
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    await recordingStarted(h);
+    const rec = await onlyRecord(h.cc);
+    await h.cc.stop();
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    await new Promise((r) => setTimeout(r, 1100));
+    h.fake.hangupFromFarEnd(inbound); // Asterisk finishes and stores the recording; nobody listens
+    const cc2 = await h.restart();
+    await waitFor(() => cc2.records.get(rec.interactionId)?.emailStatus === 'sent', 5000);
+    expect(cc2.records.get(rec.interactionId)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available' });
+    expect(h.smtp.messages).toHaveLength(1);
+    expect(h.fake.storedRecordings()).toEqual([]);
+  });
+
+  it('a call record an earlier run left in progress whose caller has gone is closed on restart', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.setPlaybackDelay(null);
+    const inbound = await callIn(h);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === `/ari/channels/${inbound}/play`);
+    const rec = await onlyRecord(h.cc);
+    await h.cc.stop();
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    h.fake.hangupFromFarEnd(inbound);
+    const cc2 = await h.restart();
+    await waitFor(() => cc2.records.get(rec.interactionId)?.outcome === 'no message', 5000);
+    expect(cc2.records.get(rec.interactionId)?.note).toContain('switchboard was stopped during the call');
   });
 
   it('daemon restarted during a bridged call: the call is adopted and goes on, then ends normally', async () => {

@@ -198,6 +198,9 @@ export class DidWorkflow {
   private readonly indexes = new WeakMap<Store, Map<string, Agent>>();
   private readonly listeners: [string, (...args: unknown[]) => void][] = [];
   private running = false;
+  /** When start() ran: call records still "in progress" from before are an earlier run's. */
+  private startedAt = new Date(0);
+  private swept = false;
   private wasDisconnected = false;
   private adopting: Promise<void> | undefined;
 
@@ -212,6 +215,7 @@ export class DidWorkflow {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.startedAt = this.now();
     const on = <E>(name: string, fn: (e: E) => void): void => {
       const listener = fn as unknown as (...args: unknown[]) => void;
       this.deps.ari.on(name, listener);
@@ -800,6 +804,10 @@ export class DidWorkflow {
       for (const call of this.calls) this.enqueue(call, 'resync', () => this.resync(call, byId));
     }
     await this.adoptOrphans(channels);
+    if (!this.swept && this.running) {
+      this.swept = true;
+      await this.sweepStaleRecords();
+    }
   }
 
   private async resync(call: Call, channels: Map<string, ChannelJson>): Promise<void> {
@@ -868,14 +876,135 @@ export class DidWorkflow {
         continue;
       }
       const did = first ?? ch.dialplan.exten;
+      const record = this.orphanRecord(ch, did);
+      if (record && (await this.adoptRecordingCaller(record, ch, did))) continue;
       const context = this.deps.store()?.settings.dialplan.didContext ?? ch.dialplan.context;
-      log.warn({ did }, 'a caller left in our app by an earlier run: sending it to the dialplan voicemail');
+      log.warn({ did, ...(record ? { callId: record.interactionId } : {}) }, 'a caller left in our app by an earlier run: sending it to the dialplan voicemail');
       try {
         await this.deps.ari.continueInDialplan(ch.id, { context, extension: did, label: DID_VM_LABEL });
+        if (record) {
+          this.patchRecord(record.interactionId, {
+            callType: 'Diverted Call', divertReason: record.divertReason ?? 'failed', outcome: 'voicemail',
+            note: 'switchboard restarted during the call: the caller was handed to the dialplan voicemail',
+          }, log);
+        }
       } catch (err) {
         log.error({ err: errorMessage(err) }, 'could not send the orphan caller to the dialplan: hanging up');
         await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan caller');
       }
+    }
+  }
+
+  /**
+   * The call record of a caller left by an earlier run: the one still "in progress" for this
+   * caller and DID that started within a minute of the channel (the channel id is not recorded).
+   */
+  private orphanRecord(ch: ChannelJson, did: string): CallRecord | undefined {
+    const created = asteriskTime(ch.creationtime);
+    if (!created) return undefined;
+    try {
+      const near = this.deps.records.query({ from: new Date(created.getTime() - 60_000), to: new Date(created.getTime() + 60_000) });
+      return near.find((r) => r.outcome === 'in progress' && r.calledNumber === did && r.callerNumber === (ch.caller?.number ?? '')
+        && ![...this.calls].some((c) => c.id === r.interactionId));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * A caller an earlier run was recording: Asterisk goes on recording (a continue in the dialplan
+   * would only run after the recording), so the call is adopted in state "recording" and its
+   * RecordingFinished handled as usual (message kept and emailed, goodbye). A recording that has
+   * already ended is taken from Asterisk's stored recordings now. False when there is none.
+   */
+  private async adoptRecordingCaller(record: CallRecord, ch: ChannelJson, did: string): Promise<boolean> {
+    const agent = this.deps.store()?.agents.find((a) => a.id === record.agentId);
+    if (!agent) return false;
+    const name = `switchboard-${record.interactionId}`;
+    const live = await this.deps.ari.getLiveRecording(name).catch(() => undefined);
+    const active = live !== undefined && ['queued', 'recording', 'paused'].includes(live.state);
+    const stored = active ? undefined : await this.deps.ari.getStoredRecording(name).catch(() => undefined);
+    if (!active && !stored) return false;
+    const call = this.adoptedCall(record, ch, did, agent, 'recording');
+    call.recordingName = name;
+    this.byRecording.set(name, call);
+    if (active) {
+      call.log.warn({ recording: name }, 'a caller an earlier run was recording: adopted, the message is taken when the recording ends');
+      this.timer(call, 'recording overdue', this.deps.settings.voicemail.maxDurationSeconds * 1000 + (this.deps.settings.recordingGraceMs ?? 15_000), () => this.recordingOverdue(call));
+    } else {
+      call.log.warn({ recording: name }, 'a caller whose message an earlier run recorded: taking the stored recording now');
+      this.enqueue(call, 'recording finished (earlier run)', () => this.recordingFinished(call, undefined));
+    }
+    return true;
+  }
+
+  private adoptedCall(record: CallRecord, ch: ChannelJson, did: string, agent: Agent, state: CallState): Call {
+    const call: Call = {
+      id: record.interactionId, did,
+      callerNumber: record.callerNumber,
+      callerName: ch.caller?.name ?? '',
+      inboundId: ch.id,
+      ...(ch.dialplan?.context ? { dialplanContext: ch.dialplan.context } : {}),
+      log: this.log.child({ callId: record.interactionId, did, channelId: ch.id, agentId: agent.id }),
+      startedAt: new Date(record.startedAt),
+      state,
+      agent,
+      recorded: true,
+      callType: record.callType,
+      ...(record.divertReason ? { divertReason: record.divertReason } : {}),
+      callerGone: false,
+      hangupRequested: false,
+      timers: new Set(),
+      queue: Promise.resolve(),
+    };
+    this.calls.add(call);
+    this.byChannel.set(ch.id, call);
+    return call;
+  }
+
+  /**
+   * Call records an earlier run left "in progress" whose caller has gone: a message Asterisk
+   * recorded meanwhile (stored recording `switchboard-<id>`) is kept and emailed as usual; otherwise
+   * the record is closed ("abandoned" for a call that never reached voicemail, else "no message")
+   * with a note. Runs once, after the first connect.
+   */
+  private async sweepStaleRecords(): Promise<void> {
+    let stale: CallRecord[];
+    try {
+      stale = this.deps.records.query({ from: new Date(this.startedAt.getTime() - 7 * 24 * 3600_000), to: this.startedAt })
+        .filter((r) => r.outcome === 'in progress' && ![...this.calls].some((c) => c.id === r.interactionId));
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'could not look for call records left in progress by an earlier run');
+      return;
+    }
+    for (const record of stale) {
+      if (!this.running) return;
+      const log = this.log.child({ callId: record.interactionId });
+      const agent = this.deps.store()?.agents.find((a) => a.id === record.agentId);
+      const name = `switchboard-${record.interactionId}`;
+      const stored = agent ? await this.deps.ari.getStoredRecording(name).catch(() => undefined) : undefined;
+      if (agent && stored) {
+        log.warn({ recording: name }, 'a message recorded while switchboard was away: keeping and emailing it');
+        const call = this.adoptedCall(record, { id: `gone-${record.interactionId}` } as ChannelJson, record.calledNumber, agent, 'recording');
+        call.callerGone = true;
+        call.recordingName = name;
+        this.byRecording.set(name, call);
+        this.enqueue(call, 'recording finished (earlier run)', () => this.recordingFinished(call, undefined));
+        continue;
+      }
+      log.warn('a call left in progress by an earlier run: closing its record');
+      this.patchRecord(record.interactionId, {
+        outcome: record.callType === 'Direct Agent Call' && !record.divertReason ? 'abandoned' : 'no message',
+        note: 'switchboard was stopped during the call and the caller had gone when it came back',
+      }, log);
+    }
+  }
+
+  private patchRecord(id: string, patch: Partial<CallRecord>, log: Logger): void {
+    try {
+      this.deps.records.update(id, patch);
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'could not update the call record');
     }
   }
 

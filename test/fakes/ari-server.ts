@@ -104,6 +104,8 @@ interface FakeChannel {
   vars: Record<string, string>;
   originate?: { endpoint: string; appArgs?: string; timeout: number; dialstring: string };
   timers: NodeJS.Timeout[];
+  /** A continue in the dialplan waiting for the channel's recording to end (Asterisk queues it behind). */
+  continueAfterRecording?: () => void;
 }
 
 interface FakePlayback { json: Json & { id: string; state: string }; channelId: string; media: string[]; index: number; timer?: NodeJS.Timeout }
@@ -890,6 +892,12 @@ export class FakeAriServer {
     const data = /^wav$/i.test(rec.json.format) ? makeWav(bytes) : Buffer.alloc(bytes);
     this.stored.set(rec.json.name, { name: rec.json.name, format: rec.json.format, data });
     this.toChannelApp(rec.channelId, { type: 'RecordingFinished', recording: clone(rec.json) });
+    const ch = this.chans.get(rec.channelId);
+    const pending = ch?.continueAfterRecording;
+    if (ch && pending) {
+      ch.continueAfterRecording = undefined;
+      this.later(undefined, pending);
+    }
   }
 
   private startOriginateBehavior(ch: FakeChannel, behavior: OriginateBehavior): void {
@@ -1002,14 +1010,21 @@ export class FakeAriServer {
         this.continued.set(ch.json.id, cont);
         const dp = ch.json.dialplan as Json;
         ch.json.dialplan = { ...dp, context: cont.context ?? dp.context, exten: cont.extension ?? dp.exten, priority: cont.priority ?? Number(dp.priority) + 1, app_name: '', app_data: '' };
+        const leave = (): void => {
+          if (!this.chans.has(ch.json.id) || !ch.inStasis) return;
+          ch.inStasis = false;
+          this.emitTo(ch.app, { type: 'StasisEnd', channel: clone(ch.json) });
+          ch.subscribed = false;
+        };
+        // Asterisk 22.10.1 runs channel operations in order: a continue sent while the channel is
+        // recording takes effect only once the recording has ended.
+        const recording = [...this.live.values()].some((r) => r.channelId === ch.json.id);
         return {
           status: 204,
-          after: () => this.later(undefined, () => {
-            if (!this.chans.has(ch.json.id) || !ch.inStasis) return;
-            ch.inStasis = false;
-            this.emitTo(ch.app, { type: 'StasisEnd', channel: clone(ch.json) });
-            ch.subscribed = false;
-          }),
+          after: () => {
+            if (recording) ch.continueAfterRecording = leave;
+            else this.later(undefined, leave);
+          },
         };
       }
       case 'channels.answer': {

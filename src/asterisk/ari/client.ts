@@ -31,7 +31,7 @@ import { ARI_PEER, AriRequestError, toAriError } from './errors.js';
 import { HttpTransportError, httpGet, peerMessage } from './http.js';
 import { SwaggerGuard } from './swagger-guard.js';
 import type {
-  AriEvent, AriPort, AriSettings, BridgeJson, ChannelJson, EndpointJson, OriginateOptions, RecordOptions, StoredRecordingJson,
+  AriEvent, AriPort, AriSettings, BridgeJson, ChannelJson, EndpointJson, LiveRecordingJson, OriginateOptions, RecordOptions, StoredRecordingJson,
 } from './types.js';
 
 /** The slice of ws@6's WebSocket that ari-client opens (ari-client 2.2.0 keeps it in `client._ws`). */
@@ -548,6 +548,15 @@ export class AriClient extends EventEmitter implements AriPort {
 
   async deleteStoredRecording(name: string): Promise<void> {
     await this.call(`delete stored recording "${name}"`, (c) => c.recordings.deleteStored({ recordingName: name }));
+  }
+
+  async getLiveRecording(name: string): Promise<LiveRecordingJson | undefined> {
+    try {
+      return plain<LiveRecordingJson>(await this.call(`get live recording "${name}"`, (c) => c.recordings.getLive({ recordingName: name })));
+    } catch (err) {
+      if (err instanceof AriRequestError && err.notFound) return undefined;
+      throw err;
+    }
   }
 
   async getStoredRecording(name: string): Promise<StoredRecordingJson | undefined> {

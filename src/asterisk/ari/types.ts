@@ -202,4 +202,6 @@ export interface AriPort extends EventEmitter {
   deleteStoredRecording(name: string): Promise<void>;
   /** undefined when Asterisk answers 404. */
   getStoredRecording(name: string): Promise<StoredRecordingJson | undefined>;
+  /** A recording in progress (GET /recordings/live/{name}); undefined when Asterisk answers 404. */
+  getLiveRecording(name: string): Promise<LiveRecordingJson | undefined>;
 }
