@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
 import { SwitchboardError } from '../errors.js';
+import { compileFast } from './fast-template.js';
 
 /** Every template the renderer uses; an operator's `--templates DIR` may override any of them. */
 export const TEMPLATE_NAMES = [
@@ -53,13 +54,26 @@ export function loadTemplates(overrideDir?: string): Templates {
         throw new SwitchboardError('TEMPLATE_INVALID', `template ${file} does not compile: ${msg.split('\n')[0]}. Fix the Handlebars syntax (no custom helpers are available)`, { file });
       }
     }
-    out[name] = (view: unknown) => {
+    const handlebars = (view: unknown) => {
       try {
         return compiled(view);
       } catch (err) {
         throw new SwitchboardError('TEMPLATE_INVALID', `template ${file} failed: ${(err as Error).message.split('\n')[0]}. Use only the fields the default template uses`, { file });
       }
     };
+    // The same template as plain JavaScript when it is simple enough (see fast-template.ts): same
+    // output; whatever it does not handle (and every error) is rendered again by Handlebars.
+    const fast = compileFast(hb, source);
+    out[name] = fast
+      ? (view: unknown) => {
+        try {
+          return fast(view);
+        } catch {
+          // GiveUp, or anything unexpected: Handlebars decides (output or the error it always gave).
+          return handlebars(view);
+        }
+      }
+      : handlebars;
     out.sources[name] = file;
   }
   return out;
