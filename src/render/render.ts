@@ -1,6 +1,6 @@
 import type { Agent, Backend, Store } from '../model/types.js';
 import type { Templates, TemplateName } from './templates.js';
-import { checkChunk, RenderCheckError, type ChunkRules } from './check.js';
+import { checkChunk, checkLines, chunkIsClean, RenderCheckError, type ChunkRules, type NameSet } from './check.js';
 import {
   planContexts, planDids, planExtensionAgent, planPjsipAgent, planPjsipFile, planSipAgent, planSipFile, planSpy,
   planVoicemailAgent, planVoicemailFile,
@@ -24,7 +24,29 @@ export const MODULE_OF_FILE: Record<string, string> = {
 /** File name → content, in a stable order. */
 export type RenderedFiles = Map<string, string>;
 
-type AgentChunks = Partial<Record<TemplateName, string>>;
+/** An agent's rendered chunks, by PER_AGENT index (an array: one shape for every agent). */
+type AgentChunks = (string | undefined)[];
+const PER_AGENT = ['pjsip/agent', 'sip/agent', 'voicemail/agent', 'extensions/agent', 'extensions/spy', 'extensions/did'] as const;
+type PerAgentTemplate = (typeof PER_AGENT)[number];
+
+/** The section names an agent's chunk may open, without building a Set for every chunk. */
+class OneName implements NameSet {
+  constructor(private readonly name: string) {}
+  has(n: string): boolean {
+    return n === this.name;
+  }
+}
+/** An agent's pjsip sections: `<username>`, `<username>-auth`, `<username>-identify`. */
+class PjsipSections implements NameSet {
+  constructor(private readonly user: string) {}
+  has(n: string): boolean {
+    const u = this.user;
+    if (!n.startsWith(u)) return false;
+    const rest = n.length - u.length;
+    return rest === 0 || (rest === 5 && n.endsWith('-auth')) || (rest === 9 && n.endsWith('-identify'));
+  }
+}
+const NO_NAMES: NameSet = { has: () => false };
 
 /**
  * Renders a store into Asterisk config files. Output is deterministic (agents sorted by id, no
@@ -62,18 +84,32 @@ export class Renderer {
     const problems: string[] = [];
     const files: RenderedFiles = new Map();
 
-    const chunk = (a: Agent, name: TemplateName, view: () => unknown, rules: () => ChunkRules): string => {
+    // Each agent's cache entry, looked up once per render rather than once per template.
+    const entries: AgentChunks[] = new Array<AgentChunks>(agents.length);
+    for (let i = 0; i < agents.length; i++) {
+      const a = agents[i]!;
       let c = this.cache.get(a);
-      if (!c) this.cache.set(a, (c = {}));
-      let text = c[name];
-      if (text === undefined) {
-        const v = view();
-        const tpl = this.templates[name];
-        text = v === undefined ? '' : Array.isArray(v) ? v.map((x) => tpl(x)).join('') : tpl(v);
-        problems.push(...checkChunk(text, rules(), `${name} for agent ${a.id} ${a.username}`));
-        c[name] = text;
+      if (!c) this.cache.set(a, (c = new Array<string | undefined>(PER_AGENT.length).fill(undefined)));
+      entries[i] = c;
+    }
+    /** Appends every agent's chunk of one template to parts, rendering and checking the missing ones
+     * (in agent order, so a failing template or check reports the same agent as always). */
+    const chunks = (parts: string[], name: PerAgentTemplate, view: (a: Agent) => unknown, rules: (a: Agent) => ChunkRules): void => {
+      const tpl = this.templates[name];
+      const slot = PER_AGENT.indexOf(name);
+      for (let i = 0; i < agents.length; i++) {
+        const c = entries[i]!;
+        let text = c[slot];
+        if (text === undefined) {
+          const a = agents[i]!;
+          const v = view(a);
+          text = v === undefined ? '' : Array.isArray(v) ? v.map((x) => tpl(x)).join('') : tpl(v);
+          const r = rules(a);
+          if (!chunkIsClean(text, r)) problems.push(...checkLines(text, r, `${name} for agent ${a.id} ${a.username}`));
+          c[slot] = text;
+        }
+        parts.push(text);
       }
-      return text;
     };
     const fixed = (name: TemplateName, view: unknown, rules: ChunkRules): string => {
       const text = this.templates[name](view);
@@ -84,26 +120,18 @@ export class Renderer {
     if (backend === 'pjsip' || backend === 'both') {
       const fileView = planPjsipFile(effective);
       const parts = [fixed('pjsip/file', fileView, { sections: new Set(fileView.transports.map((t) => t.name)) })];
-      for (const a of agents) {
-        parts.push(chunk(a, 'pjsip/agent', () => planPjsipAgent(a, effective), () => ({
-          sections: new Set([a.username, `${a.username}-auth`, `${a.username}-identify`]),
-        })));
-      }
+      chunks(parts, 'pjsip/agent', (a) => planPjsipAgent(a, effective), (a) => ({ sections: new PjsipSections(a.username) }));
       files.set('pjsip_switchboard.conf', this.join('pjsip_switchboard.conf', parts));
     }
     if (backend === 'sip' || backend === 'both') {
       const parts = [fixed('sip/file', planSipFile(effective, agents), { sections: new Set(['general']) })];
-      for (const a of agents) {
-        parts.push(chunk(a, 'sip/agent', () => planSipAgent(a, effective), () => ({ sections: new Set([a.username]) })));
-      }
+      chunks(parts, 'sip/agent', (a) => planSipAgent(a, effective), (a) => ({ sections: new OneName(a.username) }));
       files.set('sip_switchboard.conf', this.join('sip_switchboard.conf', parts));
     }
     {
       const fileView = planVoicemailFile(effective);
       const parts = [fixed('voicemail/file', fileView, { sections: new Set([fileView.context]), arrowKeys: new Set() })];
-      for (const a of agents) {
-        parts.push(chunk(a, 'voicemail/agent', () => planVoicemailAgent(a), () => ({ sections: new Set(), arrowKeys: new Set([a.extension]) })));
-      }
+      chunks(parts, 'voicemail/agent', (a) => planVoicemailAgent(a), (a) => ({ sections: NO_NAMES, arrowKeys: new OneName(a.extension) }));
       files.set('voicemail_switchboard.conf', this.join('voicemail_switchboard.conf', parts));
     }
     {
@@ -111,20 +139,15 @@ export class Renderer {
       const none = { sections: new Set<string>(), arrowKeys: new Set<string>() };
       const parts = [fixed('extensions/file', { header: planVoicemailFile(effective).header }, none)];
       parts.push(fixed('extensions/context', ctx.agents, { sections: new Set([ctx.agents.name]) }));
-      for (const a of agents) {
-        parts.push(chunk(a, 'extensions/agent', () => planExtensionAgent(a, effective), () => ({ sections: new Set(), arrowKeys: new Set([a.extension]) })));
-      }
+      chunks(parts, 'extensions/agent', (a) => planExtensionAgent(a, effective), (a) => ({ sections: NO_NAMES, arrowKeys: new OneName(a.extension) }));
       parts.push('\n', fixed('extensions/context', ctx.spy, { sections: new Set([ctx.spy.name]) }));
-      for (const a of agents) {
-        parts.push(chunk(a, 'extensions/spy', () => planSpy(a, effective), () => ({ sections: new Set(), arrowKeys: new Set([`${effective.dialplan.spyPrefix}${a.extension}`]) })));
-      }
+      const spyPrefix = effective.dialplan.spyPrefix;
+      chunks(parts, 'extensions/spy', (a) => planSpy(a, effective), (a) => ({ sections: NO_NAMES, arrowKeys: new OneName(`${spyPrefix}${a.extension}`) }));
       parts.push('\n', fixed('extensions/context', ctx.dids, { sections: new Set([ctx.dids.name]) }));
-      for (const a of agents) {
-        parts.push(chunk(a, 'extensions/did', () => {
-          const dids = planDids(a, effective);
-          return dids.length ? dids : undefined;
-        }, () => ({ sections: new Set(), arrowKeys: new Set(a.dids) })));
-      }
+      chunks(parts, 'extensions/did', (a) => {
+        const dids = planDids(a, effective);
+        return dids.length ? dids : undefined;
+      }, (a) => ({ sections: NO_NAMES, arrowKeys: new Set(a.dids) }));
       files.set('extensions_switchboard.conf', this.join('extensions_switchboard.conf', parts));
     }
     if (problems.length) {
