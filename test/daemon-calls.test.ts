@@ -25,7 +25,7 @@ afterEach(async () => {
   cleanups.length = 0;
 });
 
-async function startDaemon(): Promise<Env> {
+async function startDaemon(opts: { backend?: 'pjsip' | 'sip' | 'both' } = {}): Promise<Env> {
   const root = mkdtempSync(join(tmpdir(), 'sb-daemon-calls-'));
   cleanups.push(() => rmSync(root, { recursive: true, force: true }));
   const storeDir = join(root, 'store');
@@ -45,7 +45,7 @@ async function startDaemon(): Promise<Env> {
       SWITCHBOARD_SMTP_PORT: String(smtp.port),
       SWITCHBOARD_SMTP_FROM: 'voicemail@example.com',
     },
-    flags: { store: storeDir, out: join(root, 'out'), dataDir, debounceMs: 20 },
+    flags: { store: storeDir, out: join(root, 'out'), dataDir, debounceMs: 20, ...(opts.backend ? { backend: opts.backend } : {}) },
   });
   const app = buildDaemon(settings, silentLogger(), {
     callControl: {
@@ -79,6 +79,20 @@ describe('daemon with call control', () => {
     env.fake.incomingCall({ callerNumber: CALLER, dialedExten: ALICE_DID });
     await waitFor(() => originates(env.fake).length === 1, 5000);
     expect(originates(env.fake)[0]!.query.endpoint).toBe('PJSIP/alice.smith');
+  });
+
+  it('[output] backend overrides the store\'s: presence watches and the DID rings SIP/<user> when the agents are rendered for chan_sip', async () => {
+    // Seen on Asterisk 20.20.1: store "backend: pjsip", switchboard.ini "backend = sip". The agent
+    // registered with chan_sip (ARI endpoint SIP/alice.smith online, PJSIP/alice.smith offline) was
+    // "logged out" and every DID call went to voicemail.
+    const env = await startDaemon({ backend: 'sip' });
+    env.fake.setEndpointState('PJSIP', 'alice.smith', 'offline');
+    env.fake.setEndpointState('SIP', 'alice.smith', 'online');
+    await waitFor(() => env.app.presence?.get('1001')?.detail.registered === true, 3000);
+    expect(env.app.presence!.get('1001')?.state).toBe('available');
+    env.fake.incomingCall({ callerNumber: CALLER, dialedExten: ALICE_DID });
+    await waitFor(() => originates(env.fake).length === 1, 5000);
+    expect(originates(env.fake)[0]!.query.endpoint).toBe('SIP/alice.smith');
   });
 
   it('a pause set through presence diverts the DID to voicemail and the recording is emailed', async () => {

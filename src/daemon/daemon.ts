@@ -152,14 +152,31 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private latest: Store | undefined;
   private applied: Store | undefined;
 
-  /** The latest valid store state (what DID routing follows, even before it reaches Asterisk). */
+  /**
+   * The latest valid store state (what DID routing and presence follow, even before it reaches
+   * Asterisk), with `[output] backend` in place of the store's own `backend:` when set: the driver
+   * the agents are rendered for is the one to dial and to watch (PJSIP/... or SIP/...).
+   */
   get latestStore(): Store | undefined {
-    return this.latest;
+    return this.latest && this.effective(this.latest);
   }
 
   private setLatest(store: Store): void {
     this.latest = store;
-    this.emit('storeLoaded', store);
+    this.emit('storeLoaded', this.effective(store));
+  }
+
+  private readonly effectiveStores = new WeakMap<Store, Store>();
+  /** `store` with the backend override applied (the same object for the same store, so callers can cache by it). */
+  private effective(store: Store): Store {
+    const backend = this.deps.backend;
+    if (!backend || backend === store.settings.backend) return store;
+    let out = this.effectiveStores.get(store);
+    if (!out) {
+      out = { ...store, settings: { ...store.settings, backend } };
+      this.effectiveStores.set(store, out);
+    }
+    return out;
   }
   private lastGeneration: string | undefined;
   private invalid = false;
