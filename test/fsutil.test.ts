@@ -1,0 +1,32 @@
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeFileAtomic } from '../src/fsutil.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-fsutil-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('writeFileAtomic', () => {
+  it('writes large strings exactly, whatever falls on a slice boundary (multi-byte and surrogate pairs)', async () => {
+    const MI = 1 << 20;
+    for (const [name, text] of [
+      ['ascii', 'x'.repeat(3 * MI + 17)],
+      ['pair-on-boundary', `${'a'.repeat(MI - 1)}😀${'b'.repeat(MI)}😀é\n`],
+      ['multibyte', 'Zoë Łukasz 😀 ; '.repeat(300_000)],
+      ['empty', ''],
+    ] as const) {
+      const file = path.join(dir, name);
+      await writeFileAtomic(file, text, 0o640);
+      expect(readFileSync(file, 'utf8') === text, name).toBe(true);
+      expect(statSync(file).mode & 0o777).toBe(0o640);
+    }
+  });
+
+  it('writes Buffers exactly and leaves no temp file behind', async () => {
+    const buf = Buffer.alloc(5 * (1 << 20) + 3, 7);
+    await writeFileAtomic(path.join(dir, 'buf'), buf, 0o600);
+    expect(readFileSync(path.join(dir, 'buf')).equals(buf)).toBe(true);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+});
