@@ -36,23 +36,25 @@ function callerId(a: Agent): string {
 }
 
 function codecList(a: Agent): string {
-  return [...a.voice.codecs, ...(a.voice.video ? ['h264', 'vp8'] : [])].join(',');
+  return a.voice.video ? [...a.voice.codecs, 'h264', 'vp8'].join(',') : a.voice.codecs.join(',');
 }
 
-function setVars(a: Agent): string[] {
-  const vars = [`SWITCHBOARD_AGENT=${a.id}`];
-  if (a.cli) vars.push(`SWITCHBOARD_CLI=${a.cli}`);
-  if (a.voice.chanspy) vars.push('SPYGROUP=agents');
+/** Channel variables every agent's calls carry, as template items ({ value }). */
+function setVars(a: Agent): { value: string }[] {
+  const vars = [{ value: `SWITCHBOARD_AGENT=${a.id}` }];
+  if (a.cli) vars.push({ value: `SWITCHBOARD_CLI=${a.cli}` });
+  if (a.voice.chanspy) vars.push({ value: 'SPYGROUP=agents' });
   return vars;
 }
 
 /** Disabled agents: every source address is denied, so they can neither register nor call. */
 const DENY_ALL = ['0.0.0.0/0.0.0.0', '::/0'];
+/** A fresh list for each view (a template might be handed the same array twice otherwise). */
+const denyList = (a: Agent): { value: string }[] => (a.enabled ? [] : DENY_ALL.map((value) => ({ value })));
 
 function transportFor(settings: Settings, protocol: string): TransportSettings {
-  const t = settings.transports.find((x) => x.protocol === protocol);
-  if (!t) throw new Error(`no ${protocol} transport (validation should have caught this)`);
-  return t;
+  for (const t of settings.transports) if (t.protocol === protocol) return t;
+  throw new Error(`no ${protocol} transport (validation should have caught this)`);
 }
 
 export interface PjsipFileView {
@@ -106,53 +108,54 @@ export interface PjsipAgentView {
 }
 
 export function planPjsipAgent(a: Agent, settings: Settings): PjsipAgentView {
-  const nat = pjsipNat(a.voice.nat);
+  // Built field by field rather than with conditional spreads: this runs for every agent of a
+  // cold render. The keys, their order and which ones are present are the template contract.
+  const voice = a.voice;
+  const nat = pjsipNat(voice.nat);
   const natOn = nat.forceRport || nat.rtpSymmetric || nat.rewriteContact;
   const webrtc = a.typology === 'webrtc';
-  const fixedHost = a.voice.host !== 'dynamic';
-  const transport = transportFor(settings, a.voice.transports[0]!);
+  const fixedHost = voice.host !== 'dynamic';
+  const transport = transportFor(settings, voice.transports[0]!);
   const mailbox = mailboxOf(a, settings);
-  const hostOnly = fixedHost ? a.voice.host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1') : '';
-  return {
+  const endpoint = { transport: transport.name, context: voice.context, allow: codecList(a), callerid: callerId(a) } as PjsipAgentView['endpoint'];
+  if (mailbox) endpoint.mailboxes = mailbox;
+  if (voice.callGroup) endpoint.callGroup = voice.callGroup;
+  if (voice.pickupGroup) endpoint.pickupGroup = voice.pickupGroup;
+  endpoint.language = a.language;
+  endpoint.directMediaNo = natOn || webrtc;
+  endpoint.rtpSymmetric = nat.rtpSymmetric && !webrtc;
+  endpoint.forceRport = nat.forceRport && !webrtc;
+  endpoint.rewriteContact = nat.rewriteContact && !webrtc;
+  // webrtc=yes turns on DTLS, AVPF, ICE, rtcp-mux and an auto-generated certificate itself.
+  if (voice.encryption && !webrtc) endpoint.mediaEncryption = 'sdes';
+  endpoint.webrtc = webrtc;
+  endpoint.dtlsAutoGenerateCert = false;
+  endpoint.setVars = setVars(a);
+  endpoint.deny = denyList(a);
+  const aor = {
+    // max_contacts = 0 refuses every REGISTER: that is how a disabled agent is kept off the switch.
+    maxContacts: !a.enabled || fixedHost ? 0 : 1,
+    removeExisting: a.enabled && !fixedHost,
+    qualifyFrequency: a.enabled ? 60 : 0,
+    defaultExpiration: voice.sipExpires,
+    maximumExpiration: Math.max(7200, voice.sipExpires),
+  } as PjsipAgentView['aor'];
+  if (fixedHost && a.enabled) aor.contact = `sip:${a.username}@${voice.host}`;
+  if (mailbox) aor.mailboxes = mailbox;
+  const authName = `${a.username}-auth`;
+  const view: PjsipAgentView = {
     name: a.username,
     comment: agentComment(a),
-    endpoint: {
-      transport: transport.name,
-      context: a.voice.context,
-      allow: codecList(a),
-      callerid: callerId(a),
-      ...(mailbox ? { mailboxes: mailbox } : {}),
-      ...(a.voice.callGroup ? { callGroup: a.voice.callGroup } : {}),
-      ...(a.voice.pickupGroup ? { pickupGroup: a.voice.pickupGroup } : {}),
-      language: a.language,
-      directMediaNo: natOn || webrtc,
-      rtpSymmetric: nat.rtpSymmetric && !webrtc,
-      forceRport: nat.forceRport && !webrtc,
-      rewriteContact: nat.rewriteContact && !webrtc,
-      // webrtc=yes turns on DTLS, AVPF, ICE, rtcp-mux and an auto-generated certificate itself.
-      ...(a.voice.encryption && !webrtc ? { mediaEncryption: 'sdes' } : {}),
-      webrtc,
-      dtlsAutoGenerateCert: false,
-      setVars: setVars(a).map((value) => ({ value })),
-      deny: a.enabled ? [] : DENY_ALL.map((value) => ({ value })),
-    },
-    aor: {
-      // max_contacts = 0 refuses every REGISTER: that is how a disabled agent is kept off the switch.
-      maxContacts: !a.enabled || fixedHost ? 0 : 1,
-      removeExisting: a.enabled && !fixedHost,
-      qualifyFrequency: a.enabled ? 60 : 0,
-      defaultExpiration: a.voice.sipExpires,
-      maximumExpiration: Math.max(7200, a.voice.sipExpires),
-      ...(fixedHost && a.enabled ? { contact: `sip:${a.username}@${a.voice.host}` } : {}),
-      ...(mailbox ? { mailboxes: mailbox } : {}),
-    },
-    auth: {
-      name: `${a.username}-auth`,
-      username: a.username,
-      ...(a.password.kind === 'plain' ? { password: a.password.value } : { md5Cred: a.password.value }),
-    },
-    ...(fixedHost && a.enabled ? { identify: { name: `${a.username}-identify`, match: hostOnly } } : {}),
+    endpoint,
+    aor,
+    auth: a.password.kind === 'plain'
+      ? { name: authName, username: a.username, password: a.password.value }
+      : { name: authName, username: a.username, md5Cred: a.password.value },
   };
+  if (fixedHost && a.enabled) {
+    view.identify = { name: `${a.username}-identify`, match: voice.host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1') };
+  }
+  return view;
 }
 
 export interface SipFileView {
@@ -227,35 +230,35 @@ export interface SipAgentView {
 }
 
 export function planSipAgent(a: Agent, settings: Settings): SipAgentView {
+  // Field by field, like planPjsipAgent: key order and presence are the template contract.
+  const voice = a.voice;
   const webrtc = a.typology === 'webrtc';
-  const fixed = a.voice.host !== 'dynamic';
-  const m = fixed ? /^(.*?)(?::(\d+))?$/.exec(a.voice.host) : null;
+  const fixed = voice.host !== 'dynamic';
+  const m = fixed ? /^(.*?)(?::(\d+))?$/.exec(voice.host) : null;
   const mailbox = mailboxOf(a, settings);
-  return {
-    name: a.username,
-    comment: agentComment(a),
-    type: a.voice.type,
-    host: fixed ? m![1]! : 'dynamic',
-    ...(fixed && m![2] ? { port: m![2] } : {}),
-    nat: sipNat(a.voice.nat),
-    transport: a.voice.transports.join(','),
-    encryption: a.voice.encryption,
-    ...(a.voice.callGroup ? { callgroup: a.voice.callGroup } : {}),
-    ...(a.voice.pickupGroup ? { pickupgroup: a.voice.pickupGroup } : {}),
-    allow: codecList(a),
-    context: a.voice.context,
-    ...(a.password.kind === 'plain' ? { secret: a.password.value } : { md5secret: a.password.value }),
-    callerid: callerId(a),
-    ...(mailbox ? { mailbox } : {}),
-    videosupport: a.voice.video,
-    qualify: a.enabled,
-    language: a.language,
-    setvars: setVars(a).map((value) => ({ value })),
-    deny: a.enabled ? [] : DENY_ALL.map((value) => ({ value })),
-    // As for pjsip: with NAT handling (or WebRTC) media must flow through Asterisk.
-    directMediaNo: pjsipNat(a.voice.nat).rtpSymmetric || pjsipNat(a.voice.nat).forceRport || webrtc,
-    webrtc,
-  };
+  const nat = pjsipNat(voice.nat);
+  const view = { name: a.username, comment: agentComment(a), type: voice.type, host: fixed ? m![1]! : 'dynamic' } as SipAgentView;
+  if (fixed && m![2]) view.port = m![2];
+  view.nat = sipNat(voice.nat);
+  view.transport = voice.transports.join(',');
+  view.encryption = voice.encryption;
+  if (voice.callGroup) view.callgroup = voice.callGroup;
+  if (voice.pickupGroup) view.pickupgroup = voice.pickupGroup;
+  view.allow = codecList(a);
+  view.context = voice.context;
+  if (a.password.kind === 'plain') view.secret = a.password.value;
+  else view.md5secret = a.password.value;
+  view.callerid = callerId(a);
+  if (mailbox) view.mailbox = mailbox;
+  view.videosupport = voice.video;
+  view.qualify = a.enabled;
+  view.language = a.language;
+  view.setvars = setVars(a);
+  view.deny = denyList(a);
+  // As for pjsip: with NAT handling (or WebRTC) media must flow through Asterisk.
+  view.directMediaNo = nat.rtpSymmetric || nat.forceRport || webrtc;
+  view.webrtc = webrtc;
+  return view;
 }
 
 export interface VoicemailFileView { header: string[]; context: string }
@@ -290,18 +293,12 @@ const RECORDING_SUFFIX = { wav: 'wav', wav49: 'WAV', gsm: 'gsm' } as const;
 export function planExtensionAgent(a: Agent, settings: Settings): ExtensionAgentView {
   const target = dialTarget(a, settings.backend);
   const box = mailboxOf(a, settings);
-  return {
-    comment: agentComment(a),
-    exten: a.extension,
-    enabled: a.enabled,
-    hint: target,
-    dial: target,
-    ringTimeout: a.voice.ringTimeoutSeconds,
-    ...(a.voice.recordCalls !== 'off'
-      ? { mixMonitor: `${settings.dialplan.recordingsDir}/\${EXTEN}-\${STRFTIME(\${EPOCH},,%Y%m%d-%H%M%S)}-\${UNIQUEID}.${RECORDING_SUFFIX[a.voice.recordCalls]}` }
-      : {}),
-    ...(box ? { voicemailBox: box } : {}),
-  };
+  const view: ExtensionAgentView = { comment: agentComment(a), exten: a.extension, enabled: a.enabled, hint: target, dial: target, ringTimeout: a.voice.ringTimeoutSeconds };
+  if (a.voice.recordCalls !== 'off') {
+    view.mixMonitor = `${settings.dialplan.recordingsDir}/\${EXTEN}-\${STRFTIME(\${EPOCH},,%Y%m%d-%H%M%S)}-\${UNIQUEID}.${RECORDING_SUFFIX[a.voice.recordCalls]}`;
+  }
+  if (box) view.voicemailBox = box;
+  return view;
 }
 
 export interface SpyView { comment: string; code: string; target: string }
@@ -314,8 +311,11 @@ export function planSpy(a: Agent, settings: Settings): SpyView | undefined {
 
 export interface DidView { comment: string; did: string; app: string; voicemailBox?: string }
 export function planDids(a: Agent, settings: Settings): DidView[] {
+  if (a.dids.length === 0) return [];
   const box = mailboxOf(a, settings);
-  return a.dids.map((did) => ({ comment: `DID of ${agentComment(a)}`, did, app: settings.dialplan.stasisApp, ...(box ? { voicemailBox: box } : {}) }));
+  const comment = `DID of ${agentComment(a)}`;
+  const app = settings.dialplan.stasisApp;
+  return a.dids.map((did): DidView => (box ? { comment, did, app, voicemailBox: box } : { comment, did, app }));
 }
 
 export function planContexts(settings: Settings): { agents: ContextView; spy: ContextView; dids: ContextView } {
