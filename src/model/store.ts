@@ -6,6 +6,30 @@ import type { Agent, Settings } from './types.js';
 export type ExtensionAssignments = ReadonlyMap<string, string>;
 
 /**
+ * What validateAgents remembers from its last call on a store whose agents were all valid
+ * together (no duplicate, every extension assigned), so that the next call, in which only a few
+ * agents changed without changing their id, file or `extension` field, checks just those agents'
+ * usernames and DIDs against the others instead of all of them against each other. Anything else
+ * (an agent added, removed or renamed, an extension field changed, a clash, other settings or
+ * assignments) runs the full check. Pass the same instance with the same memo each time, and
+ * never change `previous` in place while using it.
+ */
+export class CrossAgentCache {
+  /** @internal The last call: its inputs and what the full check built from them. */
+  last?: {
+    drafts: readonly DraftAgent[];
+    settings: Settings;
+    previous: ExtensionAssignments;
+    memo: WeakMap<DraftAgent, Agent>;
+    byUser: Map<string, DraftAgent>;
+    byDid: Map<string, DraftAgent>;
+    /** Agents in the order their warnings were reported, and sorted by id (the result). */
+    reported: Agent[];
+    sorted: Agent[];
+  };
+}
+
+/**
  * Cross-agent rules: uniqueness of id, username, extension and every DID; stable extension
  * assignment from the range for agents that leave `extension` out. Returns agents sorted by id.
  */
@@ -15,7 +39,14 @@ export function validateAgents(
   issues: IssueList,
   previous: ExtensionAssignments = new Map(),
   memo: WeakMap<DraftAgent, Agent> = new WeakMap(),
+  cache?: CrossAgentCache,
 ): Agent[] {
+  const quick = cache ? updateFew(cache, drafts, settings, previous, memo) : undefined;
+  if (quick) {
+    warn(quick.reported, settings, issues);
+    return quick.sorted.slice();
+  }
+  if (cache) cache.last = undefined;
   // The same draft with the same extension yields the same Agent object, so renderers can cache
   // per-agent output by identity and a one-file edit re-renders one agent.
   const finish = (a: DraftAgent, extension: string, auto: boolean): Agent => {
@@ -40,6 +71,7 @@ export function validateAgents(
       fix,
     });
   const kept: DraftAgent[] = [];
+  let clean = true;
   for (const a of [...drafts].sort((x, y) => cmpId(x.id, y.id) || x.file.localeCompare(y.file))) {
     let ok = true;
     const other = byId.get(a.id);
@@ -55,7 +87,10 @@ export function validateAgents(
       const o = byDid.get(d);
       if (o) { dup('DID', 'dids', d, o, a, 'a DID rings exactly one agent: remove it from one of them'); ok = false; }
     }
-    if (!ok) continue;
+    if (!ok) {
+      clean = false;
+      continue;
+    }
     byId.set(a.id, a);
     byUser.set(user, a);
     if (a.extension) byExt.set(a.extension, a);
@@ -81,6 +116,7 @@ export function validateAgents(
   for (const a of pending) {
     while (next <= to && byExt.has(String(next).padStart(width, '0'))) next++;
     if (next > to) {
+      clean = false;
       issues.add({
         code: 'EXTENSION_RANGE_FULL', file: a.file, agent: `${a.id} ${a.username}`, field: 'extension',
         rule: `no free extension is left in the range ${from}-${to}`, fix: 'widen extensions.from/to in switchboard.yaml, or give this agent an extension',
@@ -93,10 +129,17 @@ export function validateAgents(
   }
   for (const a of kept) if (a.extension) agents.push(finish(a, a.extension, false));
 
-  // DIDs and extensions share the dialplan namespace only through different contexts, but a DID
-  // that equals an extension is almost always a typo.
+  warn(agents, settings, issues);
+  const reported = agents.slice();
+  const sorted = agents.sort((x, y) => cmpId(x.id, y.id));
+  if (cache && clean) cache.last = { drafts: drafts.slice(), settings, previous, memo, byUser, byDid, reported, sorted: sorted.slice() };
+  return sorted;
+}
+
+function warn(agents: readonly Agent[], settings: Settings, issues: IssueList): void {
+  if (settings.backend !== 'both') return;
   for (const a of agents) {
-    if (settings.backend === 'both' && a.typology === 'webrtc') {
+    if (a.typology === 'webrtc') {
       issues.add({
         severity: 'warning', code: 'WEBRTC_WITH_CHAN_SIP', file: a.file, agent: `${a.id} ${a.username}`, field: 'typology', value: 'webrtc',
         rule: 'with both drivers loaded only one can take the "sip" websocket protocol: switchboard turns chan_sip\'s off (websocket_enabled = false in sip_switchboard.conf), so this agent connects through pjsip only',
@@ -104,7 +147,81 @@ export function validateAgents(
       });
     }
   }
-  return agents.sort((x, y) => cmpId(x.id, y.id));
+}
+
+/** At most this many changed agents take the quick path (each costs two scans of the list). */
+const QUICK_MAX = 8;
+
+/**
+ * The full check's result for `drafts` when they differ from the last call's only in a few agents
+ * that kept their id, file and `extension` field and clash with no other agent; otherwise
+ * undefined. Such agents keep their place (sorted by id, then file) and their extension (the
+ * assignment depends only on ids, explicit extensions and the saved assignments, all unchanged),
+ * and every agent stays valid together, exactly as the full check would find.
+ */
+function updateFew(
+  cache: CrossAgentCache, drafts: readonly DraftAgent[], settings: Settings, previous: ExtensionAssignments, memo: WeakMap<DraftAgent, Agent>,
+): { reported: Agent[]; sorted: Agent[] } | undefined {
+  const last = cache.last;
+  if (!last || last.settings !== settings || last.previous !== previous || last.memo !== memo || last.drafts.length !== drafts.length) return undefined;
+  const changed: number[] = [];
+  for (let i = 0; i < drafts.length; i++) {
+    if (drafts[i] === last.drafts[i]) continue;
+    const a = last.drafts[i]!;
+    const b = drafts[i]!;
+    if (changed.length === QUICK_MAX || a.id !== b.id || a.file !== b.file || a.extension !== b.extension || !memo.has(a)) return undefined;
+    changed.push(i);
+  }
+  // The changed agents' usernames and DIDs must clash neither with the unchanged agents' nor
+  // with each other's.
+  const olds = new Set(changed.map((i) => last.drafts[i]!));
+  const users = new Set<string>();
+  const dids = new Set<string>();
+  for (const i of changed) {
+    const b = drafts[i]!;
+    const user = b.username.toLowerCase();
+    const u = last.byUser.get(user);
+    if ((u && !olds.has(u)) || users.has(user)) return undefined;
+    users.add(user);
+    for (const d of b.dids) {
+      const o = last.byDid.get(d);
+      if ((o && !olds.has(o)) || dids.has(d)) return undefined;
+      dids.add(d);
+    }
+  }
+  const reported = last.reported.slice();
+  const sorted = last.sorted.slice();
+  const places: [number, number][] = [];
+  for (const i of changed) {
+    const old = memo.get(last.drafts[i]!)!;
+    const r = reported.indexOf(old);
+    const s = sorted.indexOf(old);
+    if (r === -1 || s === -1) return undefined;
+    places.push([r, s]);
+  }
+  const { byUser, byDid } = last;
+  for (const i of changed) {
+    const a = last.drafts[i]!;
+    const user = a.username.toLowerCase();
+    if (byUser.get(user) === a) byUser.delete(user);
+    for (const d of a.dids) if (byDid.get(d) === a) byDid.delete(d);
+  }
+  changed.forEach((i, k) => {
+    const b = drafts[i]!;
+    byUser.set(b.username.toLowerCase(), b);
+    for (const d of b.dids) byDid.set(d, b);
+    const old = memo.get(last.drafts[i]!)!;
+    let agent = memo.get(b);
+    if (!agent || agent.extension !== old.extension || agent.extensionAutoAssigned !== old.extensionAutoAssigned) {
+      agent = { ...b, extension: old.extension, extensionAutoAssigned: old.extensionAutoAssigned };
+      memo.set(b, agent);
+    }
+    const [r, s] = places[k]!;
+    reported[r] = agent;
+    sorted[s] = agent;
+  });
+  cache.last = { ...last, drafts: drafts.slice(), reported, sorted };
+  return { reported, sorted };
 }
 
 export function cmpId(a: string, b: string): number {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { IssueList, type Issue } from '../model/issues.js';
 import { validateSettings } from '../model/settings.js';
 import { validateAgent, type DraftAgent } from '../model/agent.js';
-import { validateAgents } from '../model/store.js';
+import { CrossAgentCache, validateAgents } from '../model/store.js';
 import type { Agent, Settings, Store } from '../model/types.js';
 import { parseYamlSource } from './source.js';
 import { parseSimpleSource } from './simple-yaml.js';
@@ -25,6 +25,13 @@ export function isStoreFile(storeDir: string, file: string): boolean {
   return /^agents\/[^/]+\.ya?ml$/.test(rel) && !path.basename(rel).startsWith('.');
 }
 
+/** The store's valid agents and its files' issues, in file order; `at`: file → index in drafts. */
+interface Collected {
+  drafts: DraftAgent[];
+  issues: Issue[];
+  at: Map<string, number>;
+}
+
 /**
  * The embedded agent store: a directory with `switchboard.yaml` and `agents/*.yaml`. Keeps every
  * parsed file so that a change to one agent re-reads and re-validates only what it must.
@@ -34,6 +41,11 @@ export class YamlStore {
   private settingsIssues: Issue[] = [];
   private readonly drafts = new Map<string, { agent?: DraftAgent; issues: Issue[] }>();
   private readonly memo = new WeakMap<DraftAgent, Agent>();
+  /** Lets a one-file change re-check that agent against the others rather than all pairs. */
+  private cross = new CrossAgentCache();
+  /** The valid agents and the files' issues in file order, as result() hands them on; undefined
+   * when a file was added or removed or an agent file changed from or to having issues. */
+  private collected: Collected | undefined;
   private assignments = new Map<string, string>();
   private loaded = false;
 
@@ -44,6 +56,8 @@ export class YamlStore {
     this.assignments = await readAssignments(this.dir);
     await this.readSettings();
     this.drafts.clear();
+    this.collected = undefined;
+    this.cross = new CrossAgentCache();
     const agentsDir = path.join(this.dir, AGENTS_DIR);
     let names: string[] = [];
     try {
@@ -75,8 +89,9 @@ export class YamlStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    if (text === undefined) this.drafts.delete(rel);
-    else this.parseAgent(rel, text);
+    if (text === undefined) {
+      if (this.drafts.delete(rel)) this.collected = undefined;
+    } else this.parseAgent(rel, text);
     return this.result();
   }
 
@@ -112,19 +127,28 @@ export class YamlStore {
     // Agent files are plain YAML: most take the fast reader, the rest the full parser.
     const doc = parseSimpleSource(rel, text) ?? parseYamlSource(rel, text, issues);
     const agent = issues.hasErrors ? undefined : validateAgent(doc, this.settingsDraft!, issues);
+    const before = this.drafts.get(rel);
     this.drafts.set(rel, { ...(agent ? { agent } : {}), issues: issues.items });
+    // A valid agent replaced by a valid agent keeps its place in the collected list.
+    const c = this.collected;
+    if (c && agent && before?.agent && !before.issues.length && !issues.items.length) c.drafts[c.at.get(rel)!] = agent;
+    else this.collected = undefined;
   }
 
   private result(): LoadResult {
+    if (!this.collected) {
+      const c: Collected = { drafts: [], issues: [], at: new Map() };
+      for (const rel of [...this.drafts.keys()].sort()) {
+        const d = this.drafts.get(rel)!;
+        if (d.issues.length) c.issues.push(...d.issues);
+        if (d.agent) c.at.set(rel, c.drafts.push(d.agent) - 1);
+      }
+      this.collected = c;
+    }
     const issues = new IssueList();
     issues.push(...this.settingsIssues);
-    const drafts: DraftAgent[] = [];
-    for (const rel of [...this.drafts.keys()].sort()) {
-      const d = this.drafts.get(rel)!;
-      if (d.issues.length) issues.push(...d.issues);
-      if (d.agent) drafts.push(d.agent);
-    }
-    const agents = validateAgents(drafts, this.settingsDraft!, issues, this.assignments, this.memo);
+    issues.push(...this.collected.issues);
+    const agents = validateAgents(this.collected.drafts, this.settingsDraft!, issues, this.assignments, this.memo, this.cross);
     if (issues.hasErrors) return { issues: issues.items };
     return { store: { settings: this.settingsDraft!, agents }, issues: issues.items };
   }
