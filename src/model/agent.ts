@@ -253,7 +253,8 @@ function readDids(r: FieldReader): string[] {
       r.fail(path, d, 'is listed twice for this agent', 'remove the duplicate', 'DUPLICATE_DID');
     } else out.push(d);
   });
-  return out;
+  // An array grown by push keeps room for 17 items: a copy holds just the DIDs (kept per agent).
+  return out.slice();
 }
 
 function readTransports(r: FieldReader, settings: Settings): TransportProtocol[] | undefined {
@@ -269,13 +270,14 @@ function readTransports(r: FieldReader, settings: Settings): TransportProtocol[]
       r.fail(['voice', 'transports'], list.join(','), `no ${t} transport is defined in ${settings.file}`, `add a transport with protocol: ${t} to switchboard.yaml, or remove ${t} here`, 'TRANSPORT_UNDEFINED');
       return undefined;
     }
-    if (!out.includes(t as TransportProtocol)) out.push(t as TransportProtocol);
+    const protocol = TRANSPORT_PROTOCOLS[TRANSPORT_PROTOCOLS.indexOf(t as TransportProtocol)]!;
+    if (!out.includes(protocol)) out.push(protocol);
   }
   if (out.length === 0) {
     r.fail(['voice', 'transports'], '', 'needs at least one transport', 'e.g. transports: [udp]');
     return undefined;
   }
-  return out;
+  return out.slice();
 }
 
 function readRecordCalls(r: FieldReader) {

@@ -22,7 +22,7 @@ export function parseNat(text: string): { value: NatWord[] } | { problem: string
   if (set.has('force_rport')) set.delete('auto_force_rport');
   if (set.has('comedia')) set.delete('auto_comedia');
   const order: NatWord[] = ['force_rport', 'comedia', 'auto_force_rport', 'auto_comedia'];
-  return { value: order.filter((w) => set.has(w)) };
+  return { value: order.filter((w) => set.has(w)).slice() };
 }
 
 export function natText(nat: readonly NatWord[]): string {

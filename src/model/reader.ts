@@ -138,7 +138,9 @@ export class FieldReader {
   oneOf<T extends string>(path: Path, values: readonly T[], dflt: T): T {
     const v = this.get(path);
     if (v === undefined || v === null) return dflt;
-    if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as T;
+    // The list's own string (the same text): one shared copy instead of one per agent file.
+    const i = typeof v === 'string' ? (values as readonly string[]).indexOf(v) : -1;
+    if (i !== -1) return values[i]!;
     this.fail(path, v, `must be one of ${values.join(', ')}`, `use one of ${values.join(', ')}`);
     return dflt;
   }

@@ -88,7 +88,13 @@ export function readCodecs(r: FieldReader, path: (string | number)[]): Codec[] |
     r.fail(path, '', 'needs at least one codec', `e.g. [ulaw, alaw]`);
     return undefined;
   }
-  return [...new Set(list)] as Codec[];
+  // The codec names' own strings, without repeats, in an array of exactly that size (kept per agent).
+  const out: Codec[] = [];
+  for (const c of list) {
+    const codec = CODECS[CODECS.indexOf(c as Codec)]!;
+    if (!out.includes(codec)) out.push(codec);
+  }
+  return out.slice();
 }
 
 function readTransports(r: FieldReader): TransportSettings[] {

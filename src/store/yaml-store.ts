@@ -68,9 +68,12 @@ export class YamlStore {
     // One file at a time, synchronously: parsing is synchronous anyway, and reading every file at
     // once with fs.promises opened them all together (EMFILE past the fd limit, ~100k files) and
     // took 0.7-1.5 s for 10k files where readFileSync takes 0.06-0.2 s (see BENCHMARKS.md).
-    for (const n of names) this.parseAgent(`${AGENTS_DIR}/${n}`, readFileSync(path.join(agentsDir, n), 'utf8'));
+    // The relative path is every agent's `file` and its key here: one flat string (a template
+    // literal would keep "agents/" and the name as two strings behind a third).
+    for (const n of names) this.parseAgent(JSON.parse(JSON.stringify(`${AGENTS_DIR}/${n}`)) as string, readFileSync(path.join(agentsDir, n), 'utf8'));
     this.loaded = true;
-    return this.result();
+    // A store loaded once (the CLI) needs none of the bookkeeping that speeds up reloadFile.
+    return this.result(false);
   }
 
   /**
@@ -81,7 +84,7 @@ export class YamlStore {
     if (!this.loaded) return this.loadAll();
     const rel = path.relative(this.dir, absPath).split(path.sep).join('/');
     if (rel === SETTINGS_FILE) return this.loadAll();
-    if (!isStoreFile(this.dir, absPath)) return this.result();
+    if (!isStoreFile(this.dir, absPath)) return this.result(true);
     let text: string | undefined;
     try {
       // Synchronous, as in loadAll: one small file, read faster than a thread-pool round trip.
@@ -92,7 +95,7 @@ export class YamlStore {
     if (text === undefined) {
       if (this.drafts.delete(rel)) this.collected = undefined;
     } else this.parseAgent(rel, text);
-    return this.result();
+    return this.result(true);
   }
 
   /** Saves auto-assigned extensions so they stay the same on the next run. */
@@ -135,20 +138,25 @@ export class YamlStore {
     else this.collected = undefined;
   }
 
-  private result(): LoadResult {
-    if (!this.collected) {
-      const c: Collected = { drafts: [], issues: [], at: new Map() };
+  /** The store's state; `keep`: remember what makes the next reloadFile quick (after a change). */
+  private result(keep: boolean): LoadResult {
+    let c = this.collected;
+    if (!c) {
+      c = { drafts: [], issues: [], at: new Map() };
       for (const rel of [...this.drafts.keys()].sort()) {
         const d = this.drafts.get(rel)!;
         if (d.issues.length) c.issues.push(...d.issues);
-        if (d.agent) c.at.set(rel, c.drafts.push(d.agent) - 1);
+        if (d.agent) {
+          if (keep) c.at.set(rel, c.drafts.length);
+          c.drafts.push(d.agent);
+        }
       }
-      this.collected = c;
+      if (keep) this.collected = c;
     }
     const issues = new IssueList();
     issues.push(...this.settingsIssues);
-    issues.push(...this.collected.issues);
-    const agents = validateAgents(this.collected.drafts, this.settingsDraft!, issues, this.assignments, this.memo, this.cross);
+    issues.push(...c.issues);
+    const agents = validateAgents(c.drafts, this.settingsDraft!, issues, this.assignments, this.memo, keep ? this.cross : undefined);
     if (issues.hasErrors) return { issues: issues.items };
     return { store: { settings: this.settingsDraft!, agents }, issues: issues.items };
   }
