@@ -1,4 +1,5 @@
-import { promises as fs, constants as fsConstants, writeSync } from 'node:fs';
+import { promises as fs, closeSync, constants as fsConstants, fstatSync, fsync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -55,6 +56,131 @@ function writeAllSync(fd: number, data: string | Buffer): void {
       for (let off = n; off < bytes;) off += writeSync(fd, buf, off, bytes - off);
     }
     i = end;
+  }
+}
+
+const fsyncAsync = promisify(fsync);
+/** String.prototype.isWellFormed (ES2024, in Node 20): false when a string holds a lone surrogate. */
+const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/**
+ * A file written piece by piece, for output too large to hold whole: the pieces go to a temp file
+ * next to `target` (in batches of about 1 Mi UTF-16 units, compared on the way with the target's
+ * current bytes), and commit() then either renames the temp file over the target with the
+ * guarantees of writeFileAtomic, or, when the content is what the target already holds, removes
+ * it and leaves the target untouched. "Already holds" means what comparing the target's text
+ * (read as UTF-8) with the content would say: the bytes decide, except for content holding U+FFFD
+ * or a lone surrogate, where the text comparison is made (or its answer known) instead.
+ */
+export class StagedFile {
+  readonly tmp: string;
+  /** UTF-8 bytes written so far. */
+  bytes = 0;
+  private fd: number | undefined;
+  /** The target, open for reading while every byte so far equals the content. */
+  private current: number | undefined;
+  private batch: string[] = [];
+  private batchLength = 0;
+  private hasReplacement = false;
+  private hasLoneSurrogate = false;
+  private existed = false;
+  private readBuf: Buffer | undefined;
+
+  constructor(readonly target: string, private readonly mode = 0o640) {
+    this.tmp = tempNameFor(target);
+    this.fd = openSync(this.tmp, 'wx', mode);
+    try {
+      this.current = openSync(target, 'r');
+      this.existed = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.discardSync();
+        throw err;
+      }
+    }
+  }
+
+  push(piece: string): void {
+    this.batch.push(piece);
+    this.batchLength += piece.length;
+    if (this.batchLength >= SLICE) this.flush();
+  }
+
+  private flush(): void {
+    if (this.batch.length === 0) return;
+    const text = this.batch.length === 1 ? this.batch[0]! : this.batch.join('');
+    this.batch = [];
+    this.batchLength = 0;
+    if (!this.hasReplacement && text.includes('\ufffd')) this.hasReplacement = true;
+    if (!this.hasLoneSurrogate && !wellFormed(text)) this.hasLoneSurrogate = true;
+    const buf = Buffer.from(text);
+    for (let off = 0; off < buf.length;) off += writeSync(this.fd!, buf, off, buf.length - off);
+    if (this.current !== undefined && !this.sameAsCurrent(buf)) this.closeCurrent();
+    this.bytes += buf.length;
+  }
+
+  /** True when the target's next bytes (from this.bytes on) are buf. */
+  private sameAsCurrent(buf: Buffer): boolean {
+    if (!this.readBuf || this.readBuf.length < buf.length) this.readBuf = Buffer.allocUnsafe(Math.max(buf.length, 1 << 16));
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(this.current!, this.readBuf, got, buf.length - got, this.bytes + got);
+      if (n === 0) return false;
+      got += n;
+    }
+    return this.readBuf.subarray(0, buf.length).equals(buf);
+  }
+
+  private closeCurrent(): void {
+    if (this.current === undefined) return;
+    closeSync(this.current);
+    this.current = undefined;
+  }
+
+  /**
+   * Finishes the file: true when the target was replaced, false when it already held this
+   * content (then it is left as it was).
+   */
+  async commit(): Promise<boolean> {
+    this.flush();
+    let same = this.current !== undefined && fstatSync(this.current).size === this.bytes;
+    this.closeCurrent();
+    // Comparing text, a lone surrogate never equals what a file reads back; U+FFFD may equal bytes
+    // that are not valid UTF-8.
+    if (this.hasLoneSurrogate) same = false;
+    else if (!same && this.existed && this.hasReplacement) same = readFileSync(this.tmp, 'utf8') === readFileSync(this.target, 'utf8');
+    if (same) {
+      this.discardSync();
+      return false;
+    }
+    const fd = this.fd!;
+    this.fd = undefined;
+    try {
+      await fsyncAsync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      await fs.chmod(this.tmp, this.mode);
+      await fs.rename(this.tmp, this.target);
+    } catch (err) {
+      await fs.rm(this.tmp, { force: true });
+      throw err;
+    }
+    await fsyncDir(path.dirname(this.target));
+    return true;
+  }
+
+  /** Removes the temp file; the target is left as it was. */
+  discardSync(): void {
+    this.closeCurrent();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    try {
+      unlinkSync(this.tmp);
+    } catch {
+      // Already gone.
+    }
   }
 }
 

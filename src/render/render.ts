@@ -72,7 +72,7 @@ export class Renderer {
   }
 
   render(store: Store, backendOverride?: Backend): RenderedFiles {
-    const { settings, agents } = store;
+    const { settings } = store;
     const backend = backendOverride ?? settings.backend;
     if (this.cacheSettings !== settings || this.cacheBackend !== backend) {
       this.cache = new WeakMap();
@@ -80,33 +80,68 @@ export class Renderer {
       this.cacheSettings = settings;
       this.cacheBackend = backend;
     }
+    const files: RenderedFiles = new Map();
+    const parts = new Map<string, string[]>();
+    try {
+      this.produce(store, backend, this.cache, (file) => {
+        const p: string[] = [];
+        parts.set(file, p);
+        return p;
+      });
+    } catch (err) {
+      // Never cache a chunk that failed: drop everything so the next render re-checks.
+      if (err instanceof RenderCheckError) {
+        this.cache = new WeakMap();
+        this.lastFiles.clear();
+      }
+      throw err;
+    }
+    for (const [file, p] of parts) files.set(file, this.join(file, p));
+    return files;
+  }
+
+  /**
+   * The same files as render(), handed over piece by piece as they are produced and kept nowhere
+   * (no cache, no joined text): for a one-shot render of a large store, which then never holds its
+   * whole output in memory. `open(file)` is called once per file, in render()'s order, and gets
+   * that file's pieces through push(). Throws what render() throws, after every file was produced
+   * (so the caller must then discard what it got).
+   */
+  renderOnce(store: Store, backendOverride: Backend | undefined, open: (file: string) => { push(piece: string): unknown }): void {
+    this.produce(store, backendOverride ?? store.settings.backend, undefined, open);
+  }
+
+  private produce(store: Store, backend: Backend, cache: WeakMap<Agent, AgentChunks> | undefined, open: (file: string) => { push(piece: string): unknown }): void {
+    const { settings, agents } = store;
     const effective = backend === settings.backend ? settings : { ...settings, backend };
     const problems: string[] = [];
-    const files: RenderedFiles = new Map();
 
     // Each agent's cache entry, looked up once per render rather than once per template.
-    const entries: AgentChunks[] = new Array<AgentChunks>(agents.length);
-    for (let i = 0; i < agents.length; i++) {
-      const a = agents[i]!;
-      let c = this.cache.get(a);
-      if (!c) this.cache.set(a, (c = new Array<string | undefined>(PER_AGENT.length).fill(undefined)));
-      entries[i] = c;
+    let entries: AgentChunks[] | undefined;
+    if (cache) {
+      entries = new Array<AgentChunks>(agents.length);
+      for (let i = 0; i < agents.length; i++) {
+        const a = agents[i]!;
+        let c = cache.get(a);
+        if (!c) cache.set(a, (c = new Array<string | undefined>(PER_AGENT.length).fill(undefined)));
+        entries[i] = c;
+      }
     }
     /** Appends every agent's chunk of one template to parts, rendering and checking the missing ones
      * (in agent order, so a failing template or check reports the same agent as always). */
-    const chunks = (parts: string[], name: PerAgentTemplate, view: (a: Agent) => unknown, rules: (a: Agent) => ChunkRules): void => {
+    const chunks = (parts: { push(piece: string): unknown }, name: PerAgentTemplate, view: (a: Agent) => unknown, rules: (a: Agent) => ChunkRules): void => {
       const tpl = this.templates[name];
       const slot = PER_AGENT.indexOf(name);
       for (let i = 0; i < agents.length; i++) {
-        const c = entries[i]!;
-        let text = c[slot];
+        const c = entries?.[i];
+        let text = c?.[slot];
         if (text === undefined) {
           const a = agents[i]!;
           const v = view(a);
           text = v === undefined ? '' : Array.isArray(v) ? v.map((x) => tpl(x)).join('') : tpl(v);
           const r = rules(a);
           if (!chunkIsClean(text, r)) problems.push(...checkLines(text, r, `${name} for agent ${a.id} ${a.username}`));
-          c[slot] = text;
+          if (c) c[slot] = text;
         }
         parts.push(text);
       }
@@ -119,43 +154,39 @@ export class Renderer {
 
     if (backend === 'pjsip' || backend === 'both') {
       const fileView = planPjsipFile(effective);
-      const parts = [fixed('pjsip/file', fileView, { sections: new Set(fileView.transports.map((t) => t.name)) })];
+      const parts = open(OUTPUT_FILES.pjsip);
+      parts.push(fixed('pjsip/file', fileView, { sections: new Set(fileView.transports.map((t) => t.name)) }));
       chunks(parts, 'pjsip/agent', (a) => planPjsipAgent(a, effective), (a) => ({ sections: new PjsipSections(a.username) }));
-      files.set('pjsip_switchboard.conf', this.join('pjsip_switchboard.conf', parts));
     }
     if (backend === 'sip' || backend === 'both') {
-      const parts = [fixed('sip/file', planSipFile(effective, agents), { sections: new Set(['general']) })];
+      const parts = open(OUTPUT_FILES.sip);
+      parts.push(fixed('sip/file', planSipFile(effective, agents), { sections: new Set(['general']) }));
       chunks(parts, 'sip/agent', (a) => planSipAgent(a, effective), (a) => ({ sections: new OneName(a.username) }));
-      files.set('sip_switchboard.conf', this.join('sip_switchboard.conf', parts));
     }
     {
       const fileView = planVoicemailFile(effective);
-      const parts = [fixed('voicemail/file', fileView, { sections: new Set([fileView.context]), arrowKeys: new Set() })];
+      const parts = open(OUTPUT_FILES.voicemail);
+      parts.push(fixed('voicemail/file', fileView, { sections: new Set([fileView.context]), arrowKeys: new Set() }));
       chunks(parts, 'voicemail/agent', (a) => planVoicemailAgent(a), (a) => ({ sections: NO_NAMES, arrowKeys: new OneName(a.extension) }));
-      files.set('voicemail_switchboard.conf', this.join('voicemail_switchboard.conf', parts));
     }
     {
       const ctx = planContexts(effective);
       const none = { sections: new Set<string>(), arrowKeys: new Set<string>() };
-      const parts = [fixed('extensions/file', { header: planVoicemailFile(effective).header }, none)];
+      const parts = open(OUTPUT_FILES.extensions);
+      parts.push(fixed('extensions/file', { header: planVoicemailFile(effective).header }, none));
       parts.push(fixed('extensions/context', ctx.agents, { sections: new Set([ctx.agents.name]) }));
       chunks(parts, 'extensions/agent', (a) => planExtensionAgent(a, effective), (a) => ({ sections: NO_NAMES, arrowKeys: new OneName(a.extension) }));
-      parts.push('\n', fixed('extensions/context', ctx.spy, { sections: new Set([ctx.spy.name]) }));
+      parts.push('\n');
+      parts.push(fixed('extensions/context', ctx.spy, { sections: new Set([ctx.spy.name]) }));
       const spyPrefix = effective.dialplan.spyPrefix;
       chunks(parts, 'extensions/spy', (a) => planSpy(a, effective), (a) => ({ sections: NO_NAMES, arrowKeys: new OneName(`${spyPrefix}${a.extension}`) }));
-      parts.push('\n', fixed('extensions/context', ctx.dids, { sections: new Set([ctx.dids.name]) }));
+      parts.push('\n');
+      parts.push(fixed('extensions/context', ctx.dids, { sections: new Set([ctx.dids.name]) }));
       chunks(parts, 'extensions/did', (a) => {
         const dids = planDids(a, effective);
         return dids.length ? dids : undefined;
       }, (a) => ({ sections: NO_NAMES, arrowKeys: new Set(a.dids) }));
-      files.set('extensions_switchboard.conf', this.join('extensions_switchboard.conf', parts));
     }
-    if (problems.length) {
-      // Never cache a chunk that failed: drop everything so the next render re-checks.
-      this.cache = new WeakMap();
-      this.lastFiles.clear();
-      throw new RenderCheckError(problems);
-    }
-    return files;
+    if (problems.length) throw new RenderCheckError(problems);
   }
 }

@@ -1,11 +1,9 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { loadTemplates } from '../../render/templates.js';
 import { Renderer } from '../../render/render.js';
 import { BACKENDS, type Backend } from '../../model/types.js';
-import { writeFileAtomic } from '../../fsutil.js';
-import { loadValidStore, readIfExists } from '../common.js';
+import { renderToDir } from '../../render/to-dir.js';
+import { loadValidStore } from '../common.js';
 
 interface Args { store: string; out: string; backend?: Backend; templates?: string; json: boolean }
 
@@ -25,15 +23,8 @@ export const renderCommand: CommandModule<object, Args> = {
     const started = process.hrtime.bigint();
     const { store, source } = await loadValidStore(args.store);
     const renderer = new Renderer(loadTemplates(args.templates));
-    const files = renderer.render(store, args.backend);
-    await fs.mkdir(args.out, { recursive: true });
-    const summary: { file: string; bytes: number; changed: boolean }[] = [];
-    for (const [name, content] of files) {
-      const target = path.join(args.out, name);
-      const changed = (await readIfExists(target)) !== content;
-      if (changed) await writeFileAtomic(target, content, 0o640);
-      summary.push({ file: name, bytes: Buffer.byteLength(content), changed });
-    }
+    // Straight into the directory, a file at a time: a large store's output is never held whole.
+    const summary = await renderToDir(renderer, store, args.backend, args.out);
     await source.saveAssignments(store);
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     if (args.json) {
