@@ -19,6 +19,20 @@ export const TYPOLOGY_DEFAULTS: Record<Typology, { transports: TransportProtocol
   mobile: { transports: ['tcp'], encryption: false },
 };
 
+/**
+ * Values that many agents share (time zone, language, context, host, groups, CLI), kept as one
+ * string each instead of one copy per agent file. Bounded: emptied if it ever fills up.
+ */
+const sharedValues = new Map<string, string>();
+function shared(s: string): string {
+  let v = sharedValues.get(s);
+  if (v === undefined) {
+    if (sharedValues.size >= 4096) sharedValues.clear();
+    sharedValues.set(s, (v = s));
+  }
+  return v;
+}
+
 /** An agent whose extension may still have to be assigned from the range. */
 export type DraftAgent = Omit<Agent, 'extension' | 'extensionAutoAssigned'> & { extension?: string };
 
@@ -175,8 +189,11 @@ export function validateAgent(doc: SourceDoc, settings: Settings, issues: IssueL
 
   if (issues.errors.length > before || !id || !username || !firstName || !lastName || !displayName || !password) return undefined;
   const agent: DraftAgent = {
-    id, username, firstName, lastName, displayName, typology, enabled, password, dids, cli, timezone, language,
-    voice: { transports, host, nat, type, codecs, callerId, context, callGroup, pickupGroup, chanspy, video, recordCalls, encryption, sipExpires, ringTimeoutSeconds },
+    id, username, firstName, lastName, displayName, typology, enabled, password, dids, cli: shared(cli), timezone: shared(timezone), language: shared(language),
+    voice: {
+      transports, host: shared(host), nat, type, codecs, callerId, context: shared(context), callGroup: shared(callGroup), pickupGroup: shared(pickupGroup),
+      chanspy, video, recordCalls, encryption, sipExpires, ringTimeoutSeconds,
+    },
     voicemail: { enabled: vmEnabled, attach, ...(pin ? { pin } : {}) },
     file: doc.file,
     ...(alias ? { alias } : {}),

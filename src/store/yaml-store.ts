@@ -25,6 +25,9 @@ export function isStoreFile(storeDir: string, file: string): boolean {
   return /^agents\/[^/]+\.ya?ml$/.test(rel) && !path.basename(rel).startsWith('.');
 }
 
+/** The issues of a file that has none (one shared, never changed, list instead of one per file). */
+const NO_ISSUES: Issue[] = Object.freeze([]) as unknown as Issue[];
+
 /** The store's valid agents and its files' issues, in file order; `at`: file → index in drafts. */
 interface Collected {
   drafts: DraftAgent[];
@@ -131,7 +134,8 @@ export class YamlStore {
     const doc = parseSimpleSource(rel, text) ?? parseYamlSource(rel, text, issues);
     const agent = issues.hasErrors ? undefined : validateAgent(doc, this.settingsDraft!, issues);
     const before = this.drafts.get(rel);
-    this.drafts.set(rel, { ...(agent ? { agent } : {}), issues: issues.items });
+    const items = issues.items.length ? issues.items : NO_ISSUES;
+    this.drafts.set(rel, agent ? { agent, issues: items } : { issues: items });
     // A valid agent replaced by a valid agent keeps its place in the collected list.
     const c = this.collected;
     if (c && agent && before?.agent && !before.issues.length && !issues.items.length) c.drafts[c.at.get(rel)!] = agent;
