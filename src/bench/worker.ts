@@ -3,6 +3,7 @@
  *
  *   node dist/bench/worker.js load        '{"store":DIR}'
  *   node dist/bench/worker.js render      '{"store":DIR}'
+ *   node dist/bench/worker.js render-once '{"store":DIR}'
  *   node dist/bench/worker.js incremental '{"store":DIR,"iterations":50,"warmup":5}'
  *
  * It drives the same classes the CLI and the daemon use (YamlStore, loadTemplates, Renderer,
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { YamlStore, type LoadResult } from '../store/yaml-store.js';
 import { loadTemplates } from '../render/templates.js';
 import { Renderer, type RenderedFiles } from '../render/render.js';
+import { renderToDir } from '../render/to-dir.js';
 import { writeFileAtomic } from '../fsutil.js';
 import type { Store } from '../model/types.js';
 import { TOGGLE_CODECS } from './generate.js';
@@ -101,6 +103,34 @@ async function taskRender(args: { store: string }): Promise<WorkerResult> {
   }
 }
 
+/**
+ * `switchboard render`'s path: load, then render straight into a fresh directory with
+ * renderToDir (no cache, output streamed to temp files, each committed atomically). Render and
+ * write overlap there, so they are timed together.
+ */
+async function taskRenderOnce(args: { store: string }): Promise<WorkerResult> {
+  const out = await tempOut();
+  try {
+    const t0 = now();
+    const store = valid(await new YamlStore(args.store).loadAll(), args.store);
+    const t1 = now();
+    const renderer = new Renderer(loadTemplates());
+    const c2 = cpu();
+    const t2 = now();
+    const files = await renderToDir(renderer, store, undefined, out);
+    const t3 = now();
+    const c3 = cpu();
+    return {
+      task: 'render-once',
+      timings: { load: t1 - t0, templates: t2 - t1, renderWrite: t3 - t2, renderWriteCpu: c3 - c2 },
+      rssMB: rssMB(),
+      detail: { agents: store.agents.length, files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0) },
+    };
+  } finally {
+    await fs.rm(out, { recursive: true, force: true });
+  }
+}
+
 /** The codecs line swapped in and out of an agent file (the edit an operator makes). */
 function toggleCodecs(text: string): string {
   const m = /^ {2}codecs: .*$/m.exec(text);
@@ -172,6 +202,7 @@ async function taskIncremental(args: { store: string; iterations: number; warmup
 const TASKS: Record<string, (args: never) => Promise<WorkerResult>> = {
   load: taskLoad,
   render: taskRender,
+  'render-once': taskRenderOnce,
   incremental: taskIncremental,
 };
 
