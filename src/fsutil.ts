@@ -60,6 +60,8 @@ function writeAllSync(fd: number, data: string | Buffer): void {
 }
 
 const fsyncAsync = promisify(fsync);
+/** StagedFile's encoding buffer (writes are synchronous: one at a time). */
+let scratch = Buffer.allocUnsafe(0);
 /** String.prototype.isWellFormed (ES2024, in Node 20): false when a string holds a lone surrogate. */
 const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
@@ -113,7 +115,9 @@ export class StagedFile {
     this.batchLength = 0;
     if (!this.hasReplacement && text.includes('\ufffd')) this.hasReplacement = true;
     if (!this.hasLoneSurrogate && !wellFormed(text)) this.hasLoneSurrogate = true;
-    const buf = Buffer.from(text);
+    // Encoded into one buffer reused by every batch (at most 3 bytes per UTF-16 unit).
+    if (scratch.length < text.length * 3) scratch = Buffer.allocUnsafe(text.length * 3);
+    const buf = scratch.subarray(0, scratch.write(text));
     for (let off = 0; off < buf.length;) off += writeSync(this.fd!, buf, off, buf.length - off);
     if (this.current !== undefined && !this.sameAsCurrent(buf)) this.closeCurrent();
     this.bytes += buf.length;

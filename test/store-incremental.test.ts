@@ -1,6 +1,8 @@
 /**
- * reloadFile's shortcuts (the collected agent list kept between changes, validateAgents' quick
- * path for a few changed agents) against a fresh load of the same directory, over random edits.
+ * The store's shortcuts against the plain path: reloadFile's (the collected agent list kept
+ * between changes, validateAgents' quick path for a few changed agents) against a fresh load of
+ * the same directory over random edits, and loadStore's (a store read once: drafts become the
+ * agents) against YamlStore.loadAll.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { YamlStore, type LoadResult } from '../src/store/yaml-store.js';
+import { generateStore } from '../src/bench/generate.js';
+import { loadStore, YamlStore, type LoadResult } from '../src/store/yaml-store.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURE = path.join(ROOT, 'fixtures', 'store');
@@ -87,5 +90,28 @@ describe('YamlStore.reloadFile', () => {
     expect(after).toHaveLength(before.length);
     after.forEach((a, i) => (a.id === '1007' ? expect(a).not.toBe(before[i]) : expect(a).toBe(before[i])));
     expect(after.find((a) => a.id === '1007')!.lastName).toBe('Lee-Park');
+  });
+});
+
+describe('loadStore (a store read once)', () => {
+  /** Issues and agents with their keys in order, as the CLI would print them. */
+  const exact = (r: LoadResult) => JSON.stringify({ issues: r.issues, agents: r.store?.agents ?? null });
+
+  it('gives exactly what YamlStore.loadAll gives: fixtures, a store with errors, generated stores with assigned extensions', async () => {
+    const generated = mkdtempSync(path.join(tmpdir(), 'switchboard-once-'));
+    temps.push(generated);
+    await generateStore(generated, 400, 7);
+    for (const dir of [FIXTURE, path.join(ROOT, 'fixtures', 'bad-store'), generated]) {
+      const plain = await new YamlStore(dir).loadAll();
+      expect(exact((await loadStore(dir)) as LoadResult), dir).toBe(exact(plain));
+      if (dir === generated) {
+        // With saved assignments (some no longer free or in range) as well.
+        const source = new YamlStore(dir);
+        await source.saveAssignments((await source.loadAll()).store!);
+        const settings = path.join(dir, 'switchboard.yaml');
+        writeFileSync(settings, readFileSync(settings, 'utf8').replace(/to: "\d+"/, 'to: "100420"'));
+        expect(exact((await loadStore(dir)) as LoadResult)).toBe(exact(await new YamlStore(dir).loadAll()));
+      }
+    }
   });
 });

@@ -12,7 +12,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { YamlStore, type LoadResult } from '../store/yaml-store.js';
+import { loadStore, YamlStore, type LoadResult } from '../store/yaml-store.js';
 import { loadTemplates } from '../render/templates.js';
 import { Renderer, type RenderedFiles } from '../render/render.js';
 import { renderToDir } from '../render/to-dir.js';
@@ -112,7 +112,8 @@ async function taskRenderOnce(args: { store: string }): Promise<WorkerResult> {
   const out = await tempOut();
   try {
     const t0 = now();
-    const store = valid(await new YamlStore(args.store).loadAll(), args.store);
+    // loadStore, as the CLI: a store read once keeps no per-file drafts.
+    const store = valid(await loadStore(args.store), args.store);
     const t1 = now();
     const renderer = new Renderer(loadTemplates());
     const c2 = cpu();

@@ -29,6 +29,17 @@ export class CrossAgentCache {
   };
 }
 
+export interface ValidateAgentsOptions {
+  /** Makes the next call quick when only a few agents changed (see CrossAgentCache). */
+  cache?: CrossAgentCache;
+  /**
+   * The caller has no further use for the drafts (a store read once): each valid draft becomes its
+   * agent, its extension fields set in place (the same keys in the same order as a copy would
+   * have), instead of being copied. The memo is not used.
+   */
+  adopt?: boolean;
+}
+
 /**
  * Cross-agent rules: uniqueness of id, username, extension and every DID; stable extension
  * assignment from the range for agents that leave `extension` out. Returns agents sorted by id.
@@ -39,7 +50,7 @@ export function validateAgents(
   issues: IssueList,
   previous: ExtensionAssignments = new Map(),
   memo: WeakMap<DraftAgent, Agent> = new WeakMap(),
-  cache?: CrossAgentCache,
+  { cache, adopt = false }: ValidateAgentsOptions = {},
 ): Agent[] {
   const quick = cache ? updateFew(cache, drafts, settings, previous, memo) : undefined;
   if (quick) {
@@ -50,13 +61,18 @@ export function validateAgents(
   // The same draft with the same extension yields the same Agent object, so renderers can cache
   // per-agent output by identity and a one-file edit re-renders one agent.
   const finish = (a: DraftAgent, extension: string, auto: boolean): Agent => {
+    if (adopt) {
+      const agent = a as Agent;
+      agent.extension = extension;
+      agent.extensionAutoAssigned = auto;
+      return agent;
+    }
     const m = memo.get(a);
     if (m && m.extension === extension && m.extensionAutoAssigned === auto) return m;
     const agent: Agent = { ...a, extension, extensionAutoAssigned: auto };
     memo.set(a, agent);
     return agent;
   };
-  const byId = new Map<string, DraftAgent>();
   const byUser = new Map<string, DraftAgent>();
   const byExt = new Map<string, DraftAgent>();
   const byDid = new Map<string, DraftAgent>();
@@ -72,10 +88,16 @@ export function validateAgents(
     });
   const kept: DraftAgent[] = [];
   let clean = true;
+  // Sorted by id, agents sharing an id are neighbours: the first one kept is the one they clash with.
+  let id: string | undefined;
+  let keptWithId: DraftAgent | undefined;
   for (const a of [...drafts].sort((x, y) => cmpId(x.id, y.id) || x.file.localeCompare(y.file))) {
     let ok = true;
-    const other = byId.get(a.id);
-    if (other) { dup('id', 'id', a.id, other, a, 'give each agent its own ID'); ok = false; }
+    if (a.id !== id) {
+      id = a.id;
+      keptWithId = undefined;
+    }
+    if (keptWithId) { dup('id', 'id', a.id, keptWithId, a, 'give each agent its own ID'); ok = false; }
     const user = a.username.toLowerCase();
     const u = byUser.get(user);
     if (u) { dup('username', 'username', a.username, u, a, 'usernames are unique (case does not count)'); ok = false; }
@@ -91,7 +113,7 @@ export function validateAgents(
       clean = false;
       continue;
     }
-    byId.set(a.id, a);
+    keptWithId = a;
     byUser.set(user, a);
     if (a.extension) byExt.set(a.extension, a);
     for (const d of a.dids) byDid.set(d, a);
@@ -103,9 +125,14 @@ export function validateAgents(
   const { from, to, width } = settings.extensions;
   const inRange = (e: string) => e.length === width && Number(e) >= from && Number(e) <= to;
   const pending: DraftAgent[] = [];
+  // Chosen before any extension is assigned (with `adopt`, assigning one sets the draft's field).
+  const explicit: DraftAgent[] = [];
   const agents: Agent[] = [];
   for (const a of kept) {
-    if (a.extension) continue;
+    if (a.extension) {
+      explicit.push(a);
+      continue;
+    }
     const prev = previous.get(a.id);
     if (prev && inRange(prev) && !byExt.has(prev)) {
       byExt.set(prev, a);
@@ -127,7 +154,7 @@ export function validateAgents(
     byExt.set(ext, a);
     agents.push(finish(a, ext, true));
   }
-  for (const a of kept) if (a.extension) agents.push(finish(a, a.extension, false));
+  for (const a of explicit) agents.push(finish(a, a.extension!, false));
 
   warn(agents, settings, issues);
   const reported = agents.slice();

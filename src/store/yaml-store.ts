@@ -52,7 +52,9 @@ export class YamlStore {
   private assignments = new Map<string, string>();
   private loaded = false;
 
-  constructor(readonly dir: string) {}
+  /** `once`: the store is read once (CLI commands): nothing is kept for reloadFile, which then
+   * reads the whole store again. */
+  constructor(readonly dir: string, private readonly options: { once?: boolean } = {}) {}
 
   /** Reads the whole store from disk. */
   async loadAll(): Promise<LoadResult> {
@@ -76,7 +78,13 @@ export class YamlStore {
     for (const n of names) this.parseAgent(JSON.parse(JSON.stringify(`${AGENTS_DIR}/${n}`)) as string, readFileSync(path.join(agentsDir, n), 'utf8'));
     this.loaded = true;
     // A store loaded once (the CLI) needs none of the bookkeeping that speeds up reloadFile.
-    return this.result(false);
+    const result = this.result(false);
+    if (this.options.once) {
+      // Only the agents are needed from here on: free the per-file drafts (a third of the memory).
+      this.drafts.clear();
+      this.loaded = false;
+    }
+    return result;
   }
 
   /**
@@ -160,7 +168,9 @@ export class YamlStore {
     const issues = new IssueList();
     issues.push(...this.settingsIssues);
     issues.push(...c.issues);
-    const agents = validateAgents(c.drafts, this.settingsDraft!, issues, this.assignments, this.memo, keep ? this.cross : undefined);
+    // Read once, the drafts are dropped after this: they can become the agents themselves.
+    const adopt = !keep && this.options.once === true;
+    const agents = validateAgents(c.drafts, this.settingsDraft!, issues, this.assignments, this.memo, keep ? { cache: this.cross } : { adopt });
     if (issues.hasErrors) return { issues: issues.items };
     return { store: { settings: this.settingsDraft!, agents }, issues: issues.items };
   }
@@ -168,7 +178,7 @@ export class YamlStore {
 
 /** Loads a store once (CLI commands). */
 export async function loadStore(dir: string): Promise<LoadResult & { source: YamlStore }> {
-  const source = new YamlStore(dir);
+  const source = new YamlStore(dir, { once: true });
   const r = await source.loadAll();
   return { ...r, source };
 }
