@@ -216,10 +216,10 @@ class Emitter {
 
 /**
  * The fast function for `source`, or undefined when the template uses anything beyond text,
- * fields, `if` and `each` (it then runs on Handlebars only). The function throws GiveUp when the
- * data needs Handlebars' own handling.
+ * fields, `if` and `each` (it then runs on Handlebars only). Where the data needs Handlebars' own
+ * handling, the function returns `fallback(view)` (or, without a fallback, throws GiveUp).
  */
-export function compileFast(hb: typeof Handlebars, source: string): ((view: unknown) => string) | undefined {
+export function compileFast(hb: typeof Handlebars, source: string, fallback?: (view: unknown) => string): ((view: unknown) => string) | undefined {
   let ast: hbs.AST.Program;
   try {
     ast = hb.parse(source);
@@ -235,7 +235,10 @@ export function compileFast(hb: typeof Handlebars, source: string): ((view: unkn
   }
   // Pieces joined once at the end: a flat string (the checker reads it at once), where `+=` would
   // build a tree of ~100 concatenations per chunk for V8 to flatten later.
-  const code = `"use strict";\nreturn function fastTemplate(c) {\nconst o = [];\n${body.join('\n')}\nreturn o.join("");\n};`;
+  const render = `const o = [];\n${body.join('\n')}\nreturn o.join("");`;
+  // With a fallback, in the same function (one call per render): GiveUp, or anything unexpected,
+  // hands the view to it.
+  const code = `"use strict";\nreturn function fastTemplate(c) {\n${fallback ? `try {\n${render}\n} catch {\nreturn fallback(c);\n}` : render}\n};`;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  return new Function('lookup', 'field', 'self', 'text', 'param', 'truthy', 'eachArray', code)(lookup, field, self, text, param, truthy, eachArray) as (view: unknown) => string;
+  return new Function('lookup', 'field', 'self', 'text', 'param', 'truthy', 'eachArray', 'fallback', code)(lookup, field, self, text, param, truthy, eachArray, fallback) as (view: unknown) => string;
 }

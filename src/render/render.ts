@@ -30,15 +30,24 @@ const PER_AGENT = ['pjsip/agent', 'sip/agent', 'voicemail/agent', 'extensions/ag
 type PerAgentTemplate = (typeof PER_AGENT)[number];
 
 /** The section names an agent's chunk may open, without building a Set for every chunk. */
+// One instance per template and render, pointed at each agent in turn (the checker keeps none).
 class OneName implements NameSet {
-  constructor(private readonly name: string) {}
+  /** `prefix` + `name` is the one name. */
+  constructor(public name = '', private readonly prefix = '') {}
   has(n: string): boolean {
-    return n === this.name;
+    const p = this.prefix;
+    return p ? n.length === p.length + this.name.length && n.startsWith(p) && n.endsWith(this.name) : n === this.name;
+  }
+}
+class NameList implements NameSet {
+  names: readonly string[] = [];
+  has(n: string): boolean {
+    return this.names.includes(n);
   }
 }
 /** An agent's pjsip sections: `<username>`, `<username>-auth`, `<username>-identify`. */
 class PjsipSections implements NameSet {
-  constructor(private readonly user: string) {}
+  user = '';
   has(n: string): boolean {
     const u = this.user;
     if (!n.startsWith(u)) return false;
@@ -156,18 +165,21 @@ export class Renderer {
       const fileView = planPjsipFile(effective);
       const parts = open(OUTPUT_FILES.pjsip);
       parts.push(fixed('pjsip/file', fileView, { sections: new Set(fileView.transports.map((t) => t.name)) }));
-      chunks(parts, 'pjsip/agent', (a) => planPjsipAgent(a, effective), (a) => ({ sections: new PjsipSections(a.username) }));
+      const rules = { sections: new PjsipSections() };
+      chunks(parts, 'pjsip/agent', (a) => planPjsipAgent(a, effective), (a) => ((rules.sections.user = a.username), rules));
     }
     if (backend === 'sip' || backend === 'both') {
       const parts = open(OUTPUT_FILES.sip);
       parts.push(fixed('sip/file', planSipFile(effective, agents), { sections: new Set(['general']) }));
-      chunks(parts, 'sip/agent', (a) => planSipAgent(a, effective), (a) => ({ sections: new OneName(a.username) }));
+      const rules = { sections: new OneName() };
+      chunks(parts, 'sip/agent', (a) => planSipAgent(a, effective), (a) => ((rules.sections.name = a.username), rules));
     }
     {
       const fileView = planVoicemailFile(effective);
       const parts = open(OUTPUT_FILES.voicemail);
       parts.push(fixed('voicemail/file', fileView, { sections: new Set([fileView.context]), arrowKeys: new Set() }));
-      chunks(parts, 'voicemail/agent', (a) => planVoicemailAgent(a), (a) => ({ sections: NO_NAMES, arrowKeys: new OneName(a.extension) }));
+      const rules = { sections: NO_NAMES, arrowKeys: new OneName() };
+      chunks(parts, 'voicemail/agent', (a) => planVoicemailAgent(a), (a) => ((rules.arrowKeys.name = a.extension), rules));
     }
     {
       const ctx = planContexts(effective);
@@ -175,17 +187,19 @@ export class Renderer {
       const parts = open(OUTPUT_FILES.extensions);
       parts.push(fixed('extensions/file', { header: planVoicemailFile(effective).header }, none));
       parts.push(fixed('extensions/context', ctx.agents, { sections: new Set([ctx.agents.name]) }));
-      chunks(parts, 'extensions/agent', (a) => planExtensionAgent(a, effective), (a) => ({ sections: NO_NAMES, arrowKeys: new OneName(a.extension) }));
+      const agentRules = { sections: NO_NAMES, arrowKeys: new OneName() };
+      chunks(parts, 'extensions/agent', (a) => planExtensionAgent(a, effective), (a) => ((agentRules.arrowKeys.name = a.extension), agentRules));
       parts.push('\n');
       parts.push(fixed('extensions/context', ctx.spy, { sections: new Set([ctx.spy.name]) }));
-      const spyPrefix = effective.dialplan.spyPrefix;
-      chunks(parts, 'extensions/spy', (a) => planSpy(a, effective), (a) => ({ sections: NO_NAMES, arrowKeys: new OneName(`${spyPrefix}${a.extension}`) }));
+      const spyRules = { sections: NO_NAMES, arrowKeys: new OneName('', effective.dialplan.spyPrefix) };
+      chunks(parts, 'extensions/spy', (a) => planSpy(a, effective), (a) => ((spyRules.arrowKeys.name = a.extension), spyRules));
       parts.push('\n');
       parts.push(fixed('extensions/context', ctx.dids, { sections: new Set([ctx.dids.name]) }));
+      const didRules = { sections: NO_NAMES, arrowKeys: new NameList() };
       chunks(parts, 'extensions/did', (a) => {
         const dids = planDids(a, effective);
         return dids.length ? dids : undefined;
-      }, (a) => ({ sections: NO_NAMES, arrowKeys: new Set(a.dids) }));
+      }, (a) => ((didRules.arrowKeys.names = a.dids), didRules));
     }
     if (problems.length) throw new RenderCheckError(problems);
   }

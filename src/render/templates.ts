@@ -63,17 +63,9 @@ export function loadTemplates(overrideDir?: string): Templates {
     };
     // The same template as plain JavaScript when it is simple enough (see fast-template.ts): same
     // output; whatever it does not handle (and every error) is rendered again by Handlebars.
-    const fast = compileFast(hb, source);
-    out[name] = fast
-      ? (view: unknown) => {
-        try {
-          return fast(view);
-        } catch {
-          // GiveUp, or anything unexpected: Handlebars decides (output or the error it always gave).
-          return handlebars(view);
-        }
-      }
-      : handlebars;
+    // Where it gives up (or anything unexpected happens), Handlebars decides: the output, or the
+    // error it always gave.
+    out[name] = compileFast(hb, source, handlebars) ?? handlebars;
     out.sources[name] = file;
   }
   return out;
