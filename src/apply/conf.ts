@@ -117,7 +117,10 @@ export function transportRestartReasons(before: string | undefined, after: strin
 function transports(text: string | undefined): Map<string, Map<string, string[]>> {
   const out = new Map<string, Map<string, string[]>>();
   if (text === undefined) return out;
-  for (const s of parseConf(text).sections) {
+  // Only sections that declare a transport are parsed: a cheap scan first, so the agents' sections
+  // (nearly all of a large pjsip file) are never parsed on every apply.
+  const transportText = text.split(/^(?=\[)/m).filter((part) => /^[ \t]*type[ \t]*=[ \t]*transport\b/im.test(part)).join('');
+  for (const s of parseConf(transportText).sections) {
     if (valueOf(s, 'type')?.toLowerCase() !== 'transport') continue;
     const entries = new Map<string, string[]>();
     for (const [k, v] of s.entries) {
