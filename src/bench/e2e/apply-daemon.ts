@@ -12,7 +12,7 @@ import { buildDaemon } from '../../daemon/main.js';
 import { chokidarWatcher, type WatchFactory } from '../../daemon/watcher.js';
 import { errorMessage } from '../../errors.js';
 import type { ApplyReport } from '../../apply/types.js';
-import { fileLogger, maxRssMB, monoMs, rssMB, toParent, type ChildMessage } from './common.js';
+import { fileLogger, maxRssMB, monoMs, rssMB, stopAndExit, toParent, type ChildMessage } from './common.js';
 
 export interface ApplyDaemonArgs {
   store: string;
@@ -66,11 +66,7 @@ process.on('message', (raw) => {
   if (m.type === 'idle?') {
     void app.daemon.whenIdle().then(() => toParent({ type: 'idle', at: monoMs() }));
   } else if (m.type === 'stop') {
-    void app.stop().then(() => {
-      toParent({ type: 'stopped', maxRssMB: maxRssMB(), rssMB: rssMB() });
-      process.disconnect?.();
-      process.exit(0);
-    });
+    stopAndExit(app);
   }
 });
 

@@ -168,3 +168,12 @@ export function toParent(msg: ChildMessage): void {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Stops the daemon app at the parent's request, reports its memory, and exits the child. */
+export function stopAndExit(app: { stop(): Promise<void> }): void {
+  void app.stop().then(() => {
+    toParent({ type: 'stopped', maxRssMB: maxRssMB(), rssMB: rssMB() });
+    process.disconnect?.();
+    process.exit(0);
+  });
+}

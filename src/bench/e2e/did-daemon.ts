@@ -11,7 +11,7 @@
  */
 import { loadDaemonSettings } from '../../config/settings.js';
 import { buildDaemon } from '../../daemon/main.js';
-import { fileLogger, maxRssMB, monoMs, rssMB, sleep, toParent, type ChildMessage } from './common.js';
+import { fileLogger, maxRssMB, monoMs, rssMB, sleep, stopAndExit, toParent, type ChildMessage } from './common.js';
 
 export interface DidDaemonArgs {
   store: string;
@@ -53,11 +53,7 @@ process.on('message', (raw) => {
     const wf = app.callControl?.workflow;
     void (wf ? wf.settled() : Promise.resolve()).then(() => toParent({ type: 'settled', at: monoMs(), active: wf?.activeCalls().length ?? 0 }));
   } else if (m.type === 'stop') {
-    void app.stop().then(() => {
-      toParent({ type: 'stopped', maxRssMB: maxRssMB(), rssMB: rssMB() });
-      process.disconnect?.();
-      process.exit(0);
-    });
+    stopAndExit(app);
   }
 });
 
