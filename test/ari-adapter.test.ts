@@ -192,9 +192,14 @@ describe('AriClient: events', () => {
   });
 });
 
-describe('AriClient: REST', () => {
+const TRANSPORTS = [
+  { transport: 'websocket' as const, settings: {} },
+  { transport: 'http' as const, settings: { restOverWebSocket: 'off' as const } },
+];
+
+describe.each(TRANSPORTS)('AriClient: REST over $transport', ({ transport, settings: transportSettings }) => {
   it('calls the right paths with the right parameters', async () => {
-    const { fake, client } = await setup();
+    const { fake, client } = await setup({ settings: transportSettings });
     fake.incomingCall({ callerNumber: '100', dialedExten: '555', channelId: 'in-1' });
     await fake.waitForEvent((e) => e.type === 'StasisStart');
     fake.setPlaybackDelay(null);
@@ -216,7 +221,9 @@ describe('AriClient: REST', () => {
     await client.hangup('out-1', 'busy');
     await client.hangup('in-1');
 
-    const rest = fake.requests().filter((r) => !r.path.startsWith('/ari/api-docs') && !r.websocket && r.path !== '/ari/asterisk/info');
+    expect(client.restTransport).toBe(transport);
+    const rest = fake.requests().filter((r) => !r.path.startsWith('/ari/api-docs') && !r.websocket && r.path !== '/ari/asterisk/info' && r.path !== '/ari/asterisk/ping');
+    expect(new Set(rest.map((r) => r.via))).toEqual(new Set([transport === 'websocket' ? 'ws' : 'http']));
     expect(rest.map((r) => ({ method: r.method, path: r.path, query: r.query, op: r.operation, ...(r.body === undefined ? {} : { body: r.body }) }))).toEqual([
       { method: 'POST', path: '/ari/channels/in-1/ring', query: {}, op: 'channels.ring' },
       { method: 'DELETE', path: '/ari/channels/in-1/ring', query: {}, op: 'channels.ringStop' },
@@ -242,7 +249,7 @@ describe('AriClient: REST', () => {
   });
 
   it('returns plain JSON from list/get calls', async () => {
-    const { fake, client } = await setup();
+    const { fake, client } = await setup({ settings: transportSettings });
     fake.incomingCall({ callerNumber: '100', dialedExten: '555', channelId: 'in-1' });
     const channels = await client.listChannels();
     expect(channels).toHaveLength(1);
@@ -258,7 +265,7 @@ describe('AriClient: REST', () => {
   });
 
   it('a hung route fails with PeerTimeoutError within the timeout', async () => {
-    const { fake, client } = await setup({ settings: { requestTimeoutMs: 300 } });
+    const { fake, client } = await setup({ settings: { ...transportSettings, requestTimeoutMs: 300 } });
     fake.setResponse('POST', '/channels/{channelId}/answer', 'hang');
     const t0 = Date.now();
     const err = await client.answer('whatever').catch((e: unknown) => e);
@@ -273,7 +280,7 @@ describe('AriClient: REST', () => {
   });
 
   it('404 → AriRequestError (a PeerRequestError) with notFound; get* return undefined', async () => {
-    const { client } = await setup();
+    const { client } = await setup({ settings: transportSettings });
     const err = await client.hangup('nope').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PeerRequestError);
     expect(err).toBeInstanceOf(AriRequestError);
@@ -286,7 +293,7 @@ describe('AriClient: REST', () => {
   });
 
   it('other errors keep Asterisk\'s message and notFound=false', async () => {
-    const { fake, client } = await setup();
+    const { fake, client } = await setup({ settings: transportSettings });
     fake.incomingCall({ callerNumber: '1', dialedExten: '2', channelId: 'c1' });
     const bad = await client.hangup('c1', 'not-a-reason').catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(AriRequestError);
@@ -294,13 +301,14 @@ describe('AriClient: REST', () => {
     expect((bad as Error).message).toContain('Invalid reason for hangup provided');
     fake.setResponse('POST', '/channels/{channelId}/answer', { status: 500, body: '' });
     const empty = await client.answer('c1').catch((e: unknown) => e);
-    expect((empty as Error).message).toBe('ARI: answer channel c1 failed: (empty error response)');
+    // Over HTTP ari-client drops the status line; over the socket Asterisk's reason phrase comes along.
+    expect((empty as Error).message).toBe(`ARI: answer channel c1 failed: ${transport === 'websocket' ? 'Internal Server Error' : '(empty error response)'}`);
     const missing = await client.answer('').catch((e: unknown) => e);
     expect((missing as Error).message).toContain('channelId is a required path param');
   });
 
   it('downloads a stored recording as bytes (a WAV file) and deletes it', async () => {
-    const { fake, client } = await setup();
+    const { fake, client } = await setup({ settings: transportSettings });
     fake.incomingCall({ callerNumber: '1', dialedExten: '2', channelId: 'c1' });
     await client.answer('c1');
     await client.record('c1', { name: 'vm-c1', format: 'wav', maxDurationSeconds: 60, maxSilenceSeconds: 3, beep: true, terminateOn: '#' });
@@ -328,9 +336,64 @@ describe('AriClient: REST', () => {
   });
 
   it('a hung recording download fails with PeerTimeoutError', async () => {
-    const { fake, client } = await setup({ settings: { requestTimeoutMs: 200 } });
+    const { fake, client } = await setup({ settings: { ...transportSettings, requestTimeoutMs: 200 } });
     fake.setResponse('GET', '/recordings/stored/{name}/file', 'hang');
     await expect(client.getStoredRecordingFile('x')).rejects.toBeInstanceOf(PeerTimeoutError);
+  });
+});
+
+describe('AriClient: choosing the REST transport', () => {
+  it('uses the events socket when Asterisk answers the probe (GET asterisk/ping over the socket)', async () => {
+    const { fake, client, sink } = await setup();
+    expect(client.restTransport).toBe('websocket');
+    const probe = fake.requests().find((r) => r.path === '/ari/asterisk/ping');
+    expect(probe).toMatchObject({ method: 'GET', via: 'ws', operation: 'asterisk.ping' });
+    expect(sink.text()).toContain('"rest":"websocket"');
+  });
+
+  it('falls back to HTTP when Asterisk ignores frames on the socket (before 20.14/22.4), and says so', async () => {
+    const fake = new FakeAriServer({ password: PASSWORD, restOverWebSocket: false });
+    const { client, sink } = await setup({ fake, settings: { restProbeTimeoutMs: 150 } });
+    expect(client.restTransport).toBe('http');
+    expect(sink.text()).toContain('no answer to a REST request on the events WebSocket');
+    fake.incomingCall({ callerNumber: '1', dialedExten: '2', channelId: 'c1' });
+    await client.answer('c1');
+    const answer = fake.requests().find((r) => r.operation === 'channels.answer');
+    expect(answer?.via).toBe('http');
+  });
+
+  it('rest_over_websocket = off: no probe, HTTP only', async () => {
+    const { fake, client } = await setup({ settings: { restOverWebSocket: 'off' } });
+    expect(client.restTransport).toBe('http');
+    expect(fake.requests().some((r) => r.path === '/ari/asterisk/ping')).toBe(false);
+  });
+
+  it('a path segment that would need URL encoding goes over HTTP', async () => {
+    const { fake, client } = await setup();
+    expect(await client.getStoredRecording('dir/name with space')).toBeUndefined();
+    const get = fake.requests().find((r) => r.operation === 'recordings.getStored');
+    expect(get?.via).toBe('http');
+  });
+
+  it('a request in flight when the socket drops fails with PeerDisconnectedError, then the client reconnects', async () => {
+    const { fake, client } = await setup();
+    fake.setResponse('POST', '/channels/{channelId}/answer', 'hang');
+    const pending = client.answer('c1').catch((e: unknown) => e);
+    await fake.waitForRequest((r) => r.operation === 'channels.answer');
+    fake.dropWebSockets();
+    const err = await pending;
+    expect(err).toBeInstanceOf(PeerDisconnectedError);
+    expect((err as Error).message).toContain('answer channel c1');
+    fake.setResponse('POST', '/channels/{channelId}/answer', undefined);
+    await waitFor(() => client.connected && client.restTransport === 'websocket', 3000);
+    await expect(client.listChannels()).resolves.toEqual([]);
+  });
+
+  it('never writes the password into a RESTRequest frame', async () => {
+    const { fake, client } = await setup();
+    fake.incomingCall({ callerNumber: '1', dialedExten: '2', channelId: 'c1' });
+    await client.ring('c1');
+    for (const r of fake.requests().filter((q) => q.via === 'ws')) expect(JSON.stringify(r)).not.toContain(PASSWORD);
   });
 });
 

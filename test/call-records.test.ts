@@ -217,6 +217,74 @@ function parseCsv(text: string): string[][] {
   return rows;
 }
 
+describe('CallRecords.insertSoon (write-behind for the DID hot path)', () => {
+  /** What another connection (another process: `switchboard calls`) sees on disk. */
+  function onDisk(id: string): unknown {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare('SELECT interaction_id FROM calls WHERE interaction_id = ?').get(id);
+    } finally {
+      db.close();
+    }
+  }
+
+  it('queues rows and writes them all at the end of the event-loop turn', async () => {
+    const rows = [record(), record(), record()];
+    for (const r of rows) store.insertSoon(r);
+    expect(onDisk(rows[0]!.interactionId)).toBeUndefined();
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const r of rows) expect(onDisk(r.interactionId)).toEqual({ interaction_id: r.interactionId });
+  });
+
+  it('reads, updates and close write the queue first', () => {
+    const a = record();
+    store.insertSoon(a);
+    expect(store.get(a.interactionId)?.interactionId).toBe(a.interactionId);
+    const b = record();
+    store.insertSoon(b);
+    store.update(b.interactionId, { outcome: 'answered' });
+    expect(store.get(b.interactionId)?.outcome).toBe('answered');
+    const c = record();
+    store.insertSoon(c);
+    expect(store.query({ from: new Date(Date.now() - DAY), to: new Date(Date.now() + DAY) }).map((r) => r.interactionId)).toContain(c.interactionId);
+    const d = record();
+    store.insertSoon(d);
+    store.close();
+    expect(onDisk(d.interactionId)).toEqual({ interaction_id: d.interactionId });
+    store = CallRecords.open(path);
+  });
+
+  it('checks at once: invalid records and taken ids throw before anything is queued', () => {
+    const a = record();
+    store.insert(a);
+    expect(codeOf(() => store.insertSoon({ ...a }))).toBe(codeOf(() => store.insert({ ...a })));
+    const b = record();
+    store.insertSoon(b);
+    expect(codeOf(() => store.insertSoon({ ...b }))).toBe(codeOf(() => store.insert({ ...a })));
+    expect(codeOf(() => store.insertSoon(record({ outcome: 'lost' as never })))).toBe(codeOf(() => store.insert(record({ outcome: 'lost' as never }))));
+    expect(codeOf(() => store.insertSoon(record({ outcome: 'lost' as never })))).toBe('CALL_RECORD_INVALID');
+    expect(codeOf(() => store.insertSoon({ ...b }))).toBe('CALL_RECORD_EXISTS');
+  });
+
+  it('a background write that fails is reported, keeps the rows, and the next write retries them', async () => {
+    const errors: string[][] = [];
+    store.close();
+    store = CallRecords.open(path, { onWriteError: (_err, ids) => errors.push(ids) });
+    const blocker = new Database(path);
+    blocker.pragma('busy_timeout = 0');
+    blocker.exec('BEGIN IMMEDIATE');
+    const a = record();
+    // the writer's own busy_timeout (5 s) would wait: make it short for this test
+    (store as unknown as { db: Database.Database }).db.pragma('busy_timeout = 10');
+    store.insertSoon(a);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(errors).toEqual([[a.interactionId]]);
+    blocker.exec('COMMIT');
+    blocker.close();
+    expect(store.get(a.interactionId)?.interactionId).toBe(a.interactionId);
+  });
+});
+
 describe('recordsToCsv', () => {
   it('writes a header, quotes per RFC 4180 and neutralises formulas', () => {
     const r = record({

@@ -66,6 +66,8 @@ export interface CallQuery {
 export interface CallRecordsOptions {
   /** Clock for the default seven-day range (tests). */
   now?: () => Date;
+  /** Told when rows queued by insertSoon could not be written in the background (they stay queued; the next write retries). */
+  onWriteError?: (err: unknown, interactionIds: string[]) => void;
 }
 
 export const CALL_RECORDS_SCHEMA_VERSION = 1;
@@ -141,10 +143,14 @@ export class CallRecords {
   private readonly insertStmt: Database.Statement;
   private readonly replaceStmt: Database.Statement;
   private readonly getStmt: Database.Statement;
+  /** Rows insertSoon queued, by interaction id, in order; written by flush(). */
+  private readonly queued = new Map<string, ReturnType<typeof toRow>>();
+  private flushHandle: NodeJS.Immediate | undefined;
 
   private constructor(
     private readonly db: Database.Database,
     private readonly now: () => Date,
+    private readonly onWriteError: CallRecordsOptions['onWriteError'] = undefined,
   ) {
     const names = COLUMNS.join(', ');
     const params = COLUMNS.map((c) => `@${c}`).join(', ');
@@ -169,7 +175,7 @@ export class CallRecords {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       migrate(db, path);
-      return new CallRecords(db, options.now ?? (() => new Date()));
+      return new CallRecords(db, options.now ?? (() => new Date()), options.onWriteError);
     } catch (err) {
       db.close();
       if (err instanceof CallRecordsStoreError) throw err;
@@ -177,15 +183,46 @@ export class CallRecords {
     }
   }
 
-  /** Adds a record. Throws CallRecordExistsError if the interaction id is taken. */
+  /** Adds a record, durably before it returns. Throws CallRecordExistsError if the interaction id is taken. */
   insert(record: CallRecord): void {
     const row = toRow(normalise(record));
+    this.flush();
     try {
       this.insertStmt.run(row);
     } catch (err) {
       if (isSqliteCode(err, 'SQLITE_CONSTRAINT_PRIMARYKEY')) throw new CallRecordExistsError(record.interactionId);
       throw err;
     }
+  }
+
+  /**
+   * Adds a record without waiting for the disk: checked at once (CallRecordInvalidError,
+   * CallRecordExistsError), then written with every other row queued in the same turn of the event
+   * loop, in one transaction (one fsync), when the turn ends (setImmediate) — or earlier, by any
+   * read, update, insert or close. For the DID workflow: under a burst of calls, one fsync per call
+   * before the caller hears ringing would queue every later caller behind the disk. A crash in
+   * the same turn loses the row, as it would lose a row whose call had not yet arrived.
+   */
+  insertSoon(record: CallRecord): void {
+    const row = toRow(normalise(record));
+    if (this.queued.has(record.interactionId) || this.getStmt.get(record.interactionId)) throw new CallRecordExistsError(record.interactionId);
+    this.queued.set(record.interactionId, row);
+    this.flushHandle ??= setImmediate(() => {
+      this.flushHandle = undefined;
+      try {
+        this.flush();
+      } catch (err) {
+        this.onWriteError?.(err, [...this.queued.keys()]);
+      }
+    });
+  }
+
+  /** Writes the rows insertSoon queued (one transaction). Throws when the database refuses them; they stay queued. */
+  flush(): void {
+    if (this.queued.size === 0) return;
+    const rows = [...this.queued.values()];
+    this.db.transaction(() => { for (const row of rows) this.insertStmt.run(row); }).immediate();
+    this.queued.clear();
   }
 
   /**
@@ -196,6 +233,7 @@ export class CallRecords {
     if (patch.interactionId !== undefined && patch.interactionId !== interactionId) {
       throw new CallRecordInvalidError(interactionId, [`interactionId cannot change (to "${patch.interactionId}")`]);
     }
+    this.flush();
     const change = this.db.transaction(() => {
       const current = this.get(interactionId);
       if (!current) throw new CallRecordNotFoundError(interactionId);
@@ -211,12 +249,14 @@ export class CallRecords {
   }
 
   get(interactionId: string): CallRecord | undefined {
+    this.flush();
     const row = this.getStmt.get(interactionId) as CallRow | undefined;
     return row ? fromRow(row) : undefined;
   }
 
   /** Records matching every given filter, newest first. */
   query(filter: CallQuery = {}): CallRecord[] {
+    this.flush();
     const range = filter.from === undefined && filter.to === undefined ? defaultCallQueryRange(this.now()) : filter;
     const where: string[] = [];
     const params: unknown[] = [];
@@ -249,7 +289,15 @@ export class CallRecords {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.flushHandle) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    if (this.db.open) {
+      try {
+        this.flush();
+      } finally {
+        this.db.close();
+      }
+    }
   }
 }
 

@@ -38,7 +38,7 @@ export interface DaemonSettings {
   readonly asterisk?: { readonly host: string; readonly port: number; readonly user: string; readonly secret: string };
   readonly apply: { readonly generations: number; readonly debounceMs: number; readonly verifyTimeoutMs: number };
   /** Undefined: ARI not configured (no DID routing). */
-  readonly ari?: { readonly url: string; readonly user: string; readonly password: string; readonly app: string };
+  readonly ari?: { readonly url: string; readonly user: string; readonly password: string; readonly app: string; readonly restOverWebSocket?: 'auto' | 'off' };
   /** Undefined: no SMTP configured (voicemail e-mails are not sent). */
   readonly smtp?: {
     readonly host: string;
@@ -136,6 +136,7 @@ const SPECS: Spec[] = [
   { section: 'ari', key: 'user', kind: { type: 'string', re: NAME_RE, rule: 'must be an ari.conf user name' }, description: 'ARI user (a section of ari.conf).', fix: 'use the user section name from ari.conf' },
   { section: 'ari', key: 'password', kind: { type: 'string', re: SINGLE_LINE_RE, rule: 'must be one line' }, secret: true, description: 'ARI password. Never logged.', fix: 'use the user\'s password from ari.conf (quote it if it holds ; or #)' },
   { section: 'ari', key: 'app', kind: { type: 'string', re: NAME_RE, rule: 'must be a Stasis application name (letters, digits, "_", "." and "-")' }, dflt: 'switchboard', description: 'Stasis application name (must match dialplan.stasisApp in the store).', fix: 'use the store\'s dialplan.stasisApp, e.g. switchboard' },
+  { section: 'ari', key: 'rest_over_websocket', kind: { type: 'enum', values: ['auto', 'off'] }, dflt: 'auto', description: 'auto: send ARI requests over the events WebSocket when Asterisk takes them there (20.14+, 21.9+, 22.4+; probed at each connect), else HTTP. off: always HTTP.', fix: 'use auto or off' },
   { section: 'smtp', key: 'host', kind: { type: 'host' }, description: 'SMTP server for voicemail e-mails. Unset: no e-mail is sent.', fix: 'use a host name or IP address, e.g. smtp.example.com' },
   { section: 'smtp', key: 'port', kind: { type: 'int', min: 1, max: 65535 }, dflt: 587, description: 'SMTP port (465 usually needs secure = true).', fix: 'use the SMTP port, usually 587, 465 or 25' },
   { section: 'smtp', key: 'secure', kind: { type: 'bool' }, dflt: false, description: 'Use TLS from the start (port 465). false: STARTTLS when offered.', fix: 'use true or false' },
@@ -363,7 +364,7 @@ export function loadDaemonSettings(opts: LoadSettingsOptions): DaemonSettings {
         k === 'password' ? `set password in [ari] or ${envName('ari', 'password')}` : `set ${k} in [ari], or remove the other [ari] settings to run without ARI`);
     }
     if (ariUrl !== undefined && ariUser !== undefined && ariPassword !== undefined) {
-      ari = { url: ariUrl.replace(/\/+$/, ''), user: ariUser, password: ariPassword, app: str('ari', 'app')! };
+      ari = { url: ariUrl.replace(/\/+$/, ''), user: ariUser, password: ariPassword, app: str('ari', 'app')!, restOverWebSocket: str('ari', 'rest_over_websocket') as 'auto' | 'off' };
     }
   }
 

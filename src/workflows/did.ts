@@ -319,7 +319,6 @@ export class DidWorkflow {
     };
     this.calls.add(call);
     this.byChannel.set(channel.id, call);
-    call.log.info({ callerNumber: call.callerNumber }, 'DID call arrived');
     this.enqueue(call, 'start', () => this.begin(call));
   }
 
@@ -401,25 +400,36 @@ export class DidWorkflow {
     }
     call.agent = agent;
     call.log = call.log.child({ agentId: agent.id });
-    this.deps.records.insert(this.initialRecord(call, agent));
-    call.recorded = true;
 
+    // Everything up to the first ARI action (ring or answer) is in memory, and that action goes
+    // out before any logging: under a burst of calls every caller hears ringing (or is answered)
+    // within milliseconds instead of queueing behind the disk and the log of every earlier call.
     let reason: string | undefined;
+    let presence: { state: string; reason?: string } | undefined;
+    let presenceError: unknown;
     if (!agent.enabled) reason = 'logged out';
     else {
       try {
-        const presence = await this.deps.presence.get(agent.id);
+        presence = await this.deps.presence.get(agent.id);
         const state = presence?.state ?? 'logged out';
         if (state !== 'available') reason = state === 'paused' || state === 'busy' ? state : 'logged out';
-        call.log.info({ presence: state, reason: presence?.reason }, 'agent presence');
       } catch (err) {
         // Ringing is still safe: no answer or a failure ends in voicemail.
-        call.log.warn({ err: errorMessage(err) }, 'presence unknown (lookup failed): ringing the agent');
+        presenceError = err;
       }
     }
+    if (reason) {
+      call.callType = 'Diverted Call';
+      call.divertReason = reason;
+    }
+    // Queued, written with the other calls of this turn in one transaction (CallRecords.insertSoon).
+    this.deps.records.insertSoon(this.initialRecord(call, agent));
+    call.recorded = true;
     if (call.callerGone) return;
-    if (reason) await this.divert(call, reason);
-    else await this.ringAgent(call, agent, store);
+    const first = reason ? this.divert(call, reason, true) : this.ringAgent(call, agent, store);
+    if (presenceError !== undefined) call.log.warn({ err: errorMessage(presenceError) }, 'presence unknown (lookup failed): ringing the agent');
+    else call.log.info({ callerNumber: call.callerNumber, presence: presence?.state ?? (agent.enabled ? 'logged out' : 'login disabled'), presenceReason: presence?.reason }, 'DID call arrived');
+    await first;
   }
 
   private async ringAgent(call: Call, agent: Agent, store: Store): Promise<void> {
@@ -550,14 +560,16 @@ export class DidWorkflow {
   // -------------------------------------------------------------------------------------------
   // Voicemail
 
-  private async divert(call: Call, reason: string): Promise<void> {
+  /** `recordIsDiverted`: the call record was created as a Diverted Call with this reason already. */
+  private async divert(call: Call, reason: string, recordIsDiverted = false): Promise<void> {
     const agent = call.agent!;
     call.callType = 'Diverted Call';
     call.divertReason = reason;
     call.state = 'greeting';
-    this.update(call, { callType: 'Diverted Call', divertReason: reason });
+    const answered = this.deps.ari.answer(call.inboundId);
+    if (!recordIsDiverted) this.update(call, { callType: 'Diverted Call', divertReason: reason });
     call.log.info({ reason }, 'diverting to voicemail');
-    await this.deps.ari.answer(call.inboundId);
+    await answered;
     if (!agent.voicemail.enabled) {
       call.log.info('the agent has no voicemail: playing "nobody available"');
       call.state = 'goodbye';
@@ -1151,7 +1163,8 @@ export class DidWorkflow {
   private initialRecord(call: Call, agent: Agent): CallRecord {
     return {
       interactionId: call.id,
-      callType: 'Direct Agent Call',
+      callType: call.callType,
+      ...(call.divertReason ? { divertReason: call.divertReason as CallRecord['divertReason'] } : {}),
       agentId: agent.id,
       agentUsername: agent.username,
       startedAt: call.startedAt.toISOString(),

@@ -65,7 +65,9 @@ export async function startCallControl(deps: CallControlDeps): Promise<CallContr
   const { settings } = deps;
   // Absolute, so that the recording paths kept in the call records do not depend on the cwd.
   const dataDir = resolve(deps.dataDir);
-  const records = CallRecords.open(join(dataDir, 'calls.sqlite'));
+  const records = CallRecords.open(join(dataDir, 'calls.sqlite'), {
+    onWriteError: (err, ids) => log.error({ err: errorMessage(err), interactionIds: ids }, 'call records could not be written (kept in memory; retried at the next write)'),
+  });
   const templates = await loadEmailTemplates(deps.emailTemplatesDir);
 
   const smtp = settings.smtp;
@@ -111,6 +113,7 @@ export async function startCallControl(deps: CallControlDeps): Promise<CallContr
   }
   const ari: AriSupervised = deps.ari ?? new AriClient({
     url: ariSettings!.url, username: ariSettings!.user, password: ariSettings!.password, app: ariSettings!.app,
+    ...(ariSettings!.restOverWebSocket ? { restOverWebSocket: ariSettings!.restOverWebSocket } : {}),
     ...deps.ariTimings,
   }, { logger: deps.logger });
 

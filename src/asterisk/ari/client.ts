@@ -17,6 +17,14 @@
  *   Asterisk sent them), a ping detects a dead peer, and on close the whole ari-client instance is
  *   thrown away and rebuilt (credential check, api-docs, socket), emitting 'connected' each time.
  * - stop() really stops: pending retry cleared, in-flight attempt abandoned, socket closed.
+ * - REST over the events WebSocket (Asterisk 20.14+, 21.9+, 22.4+): after the socket opens, a
+ *   `GET asterisk/ping` RESTRequest frame probes for it; when Asterisk answers, every request whose
+ *   answer is JSON goes over that socket as a RESTRequest frame and is matched with its
+ *   RESTResponse frame by request_id (no TCP connection and no swagger-client per request: this is
+ *   what keeps the first action of a burst of DID calls within milliseconds). Asterisk before
+ *   20.14 ignores client frames: the probe times out and requests go over HTTP through ari-client,
+ *   as they also do for a recording's file (Asterisk answers 406 over the socket) and for any path
+ *   segment that would need URL encoding. Same timeouts and error mapping on both transports.
  *
  * Limitation (swagger-client): the Basic-auth credentials live in a module-global of
  * swagger-client, so all AriClient instances in one process must use the same ARI user.
@@ -37,6 +45,7 @@ import type {
 /** The slice of ws@6's WebSocket that ari-client opens (ari-client 2.2.0 keeps it in `client._ws`). */
 interface WsLike extends EventEmitter {
   readyState: number;
+  send(data: string, cb?: (err?: Error) => void): void;
   close(code?: number, reason?: string): void;
   terminate(): void;
   ping(data?: unknown, mask?: boolean, cb?: (err?: Error) => void): void;
@@ -60,7 +69,29 @@ export interface AriStartOptions {
 
 type State = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopped';
 
-const DEFAULTS = { requestTimeoutMs: 5000, reconnectInitialMs: 500, reconnectMaxMs: 30_000, pingIntervalMs: 15_000 };
+const DEFAULTS = { requestTimeoutMs: 5000, reconnectInitialMs: 500, reconnectMaxMs: 30_000, pingIntervalMs: 15_000, restProbeTimeoutMs: 2000 };
+
+/** One ARI request: method, path under /ari/ as unencoded segments, query parameters, JSON body. */
+interface RestSpec {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string[];
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+}
+
+/** What a RESTResponse frame carried. */
+interface RestAnswer { status: number; reason: string; body: unknown }
+
+interface PendingRest {
+  what: string;
+  ws: WsLike;
+  timer: NodeJS.Timeout;
+  resolve: (a: RestAnswer) => void;
+  reject: (e: Error) => void;
+}
+
+/** Path segments sent as they are over the socket (Asterisk does not URL-decode them there). */
+const PLAIN_SEGMENT = /^[A-Za-z0-9._~:@+-]+$/;
 const noop = (): void => undefined;
 
 export class AriClient extends EventEmitter implements AriPort {
@@ -79,6 +110,10 @@ export class AriClient extends EventEmitter implements AriPort {
   private retryTimer?: NodeJS.Timeout;
   private pingTimer?: NodeJS.Timeout;
   private awaitingPong = false;
+  /** The socket REST requests go over (set when the connect-time probe succeeded on it). */
+  private restWs?: WsLike;
+  private readonly pendingRest = new Map<string, PendingRest>();
+  private restSeq = 0;
   private abort?: AbortController;
   private firstStart?: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void; failFast: boolean };
 
@@ -107,6 +142,8 @@ export class AriClient extends EventEmitter implements AriPort {
       reconnectInitialMs: settings.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
       reconnectMaxMs: settings.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
       pingIntervalMs: settings.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+      restOverWebSocket: settings.restOverWebSocket ?? 'auto',
+      restProbeTimeoutMs: settings.restProbeTimeoutMs ?? DEFAULTS.restProbeTimeoutMs,
     };
     this.log = deps.logger.child({ component: 'ari', url: this.origin, user: settings.username, app: settings.app });
     this.connectFn = deps.connect ?? ((u, user, pass) => ariClient.connect(u, user, pass));
@@ -117,6 +154,12 @@ export class AriClient extends EventEmitter implements AriPort {
 
   /** True while the events socket is open. */
   get connected(): boolean { return this.state === 'connected'; }
+
+  /** How REST requests travel now: over the events socket, over HTTP, or not at all (not connected). */
+  get restTransport(): 'websocket' | 'http' | 'none' {
+    if (this.state !== 'connected') return 'none';
+    return this.restWs && this.restWs === this.ws ? 'websocket' : 'http';
+  }
 
   // -------------------------------------------------------------------------------------------
   // Supervisor
@@ -150,6 +193,7 @@ export class AriClient extends EventEmitter implements AriPort {
     this.abort = undefined;
     const ws = this.ws;
     this.dropClient();
+    this.failPendingRest(undefined, 'stopped');
     if (this.firstStart) {
       this.firstStart.reject(new PeerDisconnectedError(ARI_PEER, 'start (stopped before connecting)'));
       this.firstStart = undefined;
@@ -174,7 +218,13 @@ export class AriClient extends EventEmitter implements AriPort {
       if (gen !== this.generation) { detach(lib); return; }
       const ws = await this.openSocket(lib, gen, abort.signal);
       if (gen !== this.generation) { void closeSocket(ws); detach(lib); return; }
-      this.onConnected(lib, ws, version);
+      const restOverWs = await this.probeRest(ws);
+      if (gen !== this.generation) { void closeSocket(ws); detach(lib); return; }
+      if (ws.readyState !== WS_OPEN) {
+        detach(lib);
+        throw new PeerRequestError(ARI_PEER, 'events WebSocket', 'closed right after it opened');
+      }
+      this.onConnected(lib, ws, version, restOverWs);
     } catch (err) {
       if (gen !== this.generation) return;
       this.onAttemptFailed(err);
@@ -183,9 +233,10 @@ export class AriClient extends EventEmitter implements AriPort {
     }
   }
 
-  private onConnected(lib: AriLibClient, ws: WsLike, version: string | undefined): void {
+  private onConnected(lib: AriLibClient, ws: WsLike, version: string | undefined, restOverWs: boolean): void {
     this.lib = lib;
     this.ws = ws;
+    this.restWs = restOverWs ? ws : undefined;
     this.state = 'connected';
     this.failures = 0;
     ws.off('message', this.holdEarlyMessage);
@@ -195,7 +246,7 @@ export class AriClient extends EventEmitter implements AriPort {
     ws.on('pong', () => { this.awaitingPong = false; });
     ws.on('close', (code: number) => this.onSocketClosed(ws, code));
     this.startPing(ws);
-    this.log.info({ asteriskVersion: version }, 'ARI connected');
+    this.log.info({ asteriskVersion: version, rest: restOverWs ? 'websocket' : 'http' }, 'ARI connected');
     const first = this.firstStart;
     this.firstStart = undefined;
     first?.resolve();
@@ -205,6 +256,14 @@ export class AriClient extends EventEmitter implements AriPort {
 
   private earlyMessages: unknown[] = [];
   private readonly holdEarlyMessage = (data: unknown): void => {
+    // The probe's answer arrives while events are held.
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : String(data);
+    if (text.includes('"RESTResponse"')) {
+      try {
+        const evt = JSON.parse(text) as AriEvent;
+        if (evt.type === 'RESTResponse') { this.onRestResponse(evt); return; }
+      } catch { /* not JSON: onMessage will say so */ }
+    }
     this.earlyMessages.push(data);
   };
 
@@ -252,6 +311,8 @@ export class AriClient extends EventEmitter implements AriPort {
     this.pingTimer = undefined;
     const ws = this.ws;
     this.ws = undefined;
+    this.restWs = undefined;
+    this.failPendingRest(ws, 'the events socket closed before Asterisk answered');
     if (ws) {
       ws.removeAllListeners('message');
       ws.removeAllListeners('pong');
@@ -395,6 +456,7 @@ export class AriClient extends EventEmitter implements AriPort {
       return;
     }
     const event = evt as AriEvent;
+    if (event.type === 'RESTResponse') { this.onRestResponse(event); return; }
     if (event.type === 'ApplicationReplaced') {
       this.log.error('ARI: another client connected with the same app name; Asterisk now sends its events there');
     }
@@ -408,6 +470,102 @@ export class AriClient extends EventEmitter implements AriPort {
     } catch (err) {
       this.log.error({ event: name, err: this.scrub(errorMessage(err)) }, 'ARI: an event listener threw');
     }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // REST over the events WebSocket
+
+  /** True when Asterisk answers a RESTRequest on this socket (see the header comment). */
+  private async probeRest(ws: WsLike): Promise<boolean> {
+    if (this.settings.restOverWebSocket === 'off') return false;
+    const ms = this.settings.restProbeTimeoutMs;
+    try {
+      const a = await this.sendRest(ws, { method: 'GET', path: ['asterisk', 'ping'] }, 'REST over WebSocket probe (GET asterisk/ping)', ms);
+      if (a.status === 200) return true;
+      this.log.info({ status: a.status, reason: a.reason }, 'ARI: Asterisk refused a REST request on the events WebSocket; requests go over HTTP');
+    } catch (err) {
+      if (err instanceof PeerTimeoutError) {
+        this.log.info({ probeTimeoutMs: ms }, 'ARI: no answer to a REST request on the events WebSocket (Asterisk before 20.14/21.9/22.4); requests go over HTTP');
+      } else {
+        this.log.warn({ err: this.scrub(errorMessage(err)) }, 'ARI: REST over WebSocket probe failed; requests go over HTTP');
+      }
+    }
+    return false;
+  }
+
+  /** Sends one RESTRequest frame; resolves with the matching RESTResponse (any status). */
+  private sendRest(ws: WsLike, spec: RestSpec, what: string, timeoutMs: number): Promise<RestAnswer> {
+    const id = `sb-${++this.restSeq}`;
+    const msg: Record<string, unknown> = { type: 'RESTRequest', transaction_id: id, request_id: id, method: spec.method, uri: spec.path.join('/') };
+    const qs = queryStrings(spec.query);
+    if (qs.length) msg.query_strings = qs;
+    if (spec.body !== undefined) {
+      msg.content_type = 'application/json';
+      msg.message_body = JSON.stringify(spec.body);
+    }
+    return new Promise<RestAnswer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingRest.delete(id);
+        reject(new PeerTimeoutError(ARI_PEER, what, timeoutMs));
+      }, timeoutMs);
+      this.pendingRest.set(id, { what, ws, timer, resolve, reject });
+      const failed = (err: unknown): void => {
+        const p = this.pendingRest.get(id);
+        if (!p) return;
+        this.pendingRest.delete(id);
+        clearTimeout(p.timer);
+        reject(new PeerDisconnectedError(ARI_PEER, `${what} (events socket: ${this.scrub(errorMessage(err))})`));
+      };
+      try {
+        ws.send(JSON.stringify(msg), (err) => { if (err) failed(err); });
+      } catch (err) {
+        failed(err);
+      }
+    });
+  }
+
+  private onRestResponse(evt: AriEvent): void {
+    const r = evt as AriEvent & { request_id?: unknown; status_code?: unknown; reason_phrase?: unknown; message_body?: unknown };
+    const id = typeof r.request_id === 'string' ? r.request_id : '';
+    const p = this.pendingRest.get(id);
+    if (!p) {
+      this.log.warn({ requestId: id, status: r.status_code, reason: r.reason_phrase }, 'ARI: a RESTResponse for no request in flight; ignored');
+      return;
+    }
+    this.pendingRest.delete(id);
+    clearTimeout(p.timer);
+    let body: unknown;
+    if (typeof r.message_body === 'string' && r.message_body !== '') {
+      try { body = JSON.parse(r.message_body); } catch { body = r.message_body; }
+    }
+    p.resolve({ status: typeof r.status_code === 'number' ? r.status_code : 0, reason: String(r.reason_phrase ?? ''), body });
+  }
+
+  /** Rejects the requests in flight on `ws` (all of them when `ws` is undefined). */
+  private failPendingRest(ws: WsLike | undefined, why: string): void {
+    for (const [id, p] of this.pendingRest) {
+      if (ws && p.ws !== ws) continue;
+      this.pendingRest.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new PeerDisconnectedError(ARI_PEER, `${p.what} (${why})`));
+    }
+  }
+
+  /**
+   * One ARI request: over the events socket when Asterisk takes REST there, else through
+   * ari-client (`viaLib`). Same timeout, same errors either way.
+   */
+  private async request<T>(what: string, spec: RestSpec, viaLib: (lib: AriLibClient) => PromiseLike<T>): Promise<unknown> {
+    const ws = this.restWs;
+    if (!ws || ws !== this.ws || this.state !== 'connected' || !spec.path.every((seg) => PLAIN_SEGMENT.test(seg))) {
+      return this.call(what, viaLib);
+    }
+    const a = await this.sendRest(ws, spec, what, this.settings.requestTimeoutMs);
+    if (a.status >= 200 && a.status < 300) return a.body;
+    const b = a.body as { message?: unknown; error?: unknown } | string | undefined;
+    const message = this.scrub(typeof b === 'string' ? b : String(b?.message ?? b?.error ?? a.reason ?? ''));
+    if (a.status === 401 || a.status === 403) throw new PeerAuthError(ARI_PEER, `${what}: Asterisk answered ${a.status} (${message})`);
+    throw new AriRequestError(what, message || `${a.status} ${a.reason}`, { status: a.status });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -455,69 +613,80 @@ export class AriClient extends EventEmitter implements AriPort {
   // AriPort
 
   async answer(channelId: string): Promise<void> {
-    await this.call(`answer channel ${channelId}`, (c) => c.channels.answer({ channelId }));
+    await this.request(`answer channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'answer'] },
+      (c) => c.channels.answer({ channelId }));
   }
 
   async ring(channelId: string): Promise<void> {
-    await this.call(`ring channel ${channelId}`, (c) => c.channels.ring({ channelId }));
+    await this.request(`ring channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'ring'] },
+      (c) => c.channels.ring({ channelId }));
   }
 
   async ringStop(channelId: string): Promise<void> {
-    await this.call(`stop ringing channel ${channelId}`, (c) => c.channels.ringStop({ channelId }));
+    await this.request(`stop ringing channel ${channelId}`, { method: 'DELETE', path: ['channels', channelId, 'ring'] },
+      (c) => c.channels.ringStop({ channelId }));
   }
 
   async hangup(channelId: string, reason?: string): Promise<void> {
-    await this.call(`hang up channel ${channelId}`, (c) => c.channels.hangup({ channelId, ...(reason ? { reason } : {}) }));
+    await this.request(`hang up channel ${channelId}`, { method: 'DELETE', path: ['channels', channelId], query: { reason } },
+      (c) => c.channels.hangup({ channelId, ...(reason ? { reason } : {}) }));
   }
 
   async continueInDialplan(channelId: string, opts: { context?: string; extension?: string; priority?: number; label?: string } = {}): Promise<void> {
-    const params = { channelId, ...definedOnly({ context: opts.context, extension: opts.extension, priority: opts.priority, label: opts.label }) };
-    await this.call(`continue channel ${channelId} in the dialplan`, (c) => c.channels.continueInDialplan(params));
+    const q = definedOnly({ context: opts.context, extension: opts.extension, priority: opts.priority, label: opts.label });
+    await this.request(`continue channel ${channelId} in the dialplan`, { method: 'POST', path: ['channels', channelId, 'continue'], query: q },
+      (c) => c.channels.continueInDialplan({ channelId, ...q }));
   }
 
   async play(channelId: string, media: string[], playbackId?: string): Promise<{ id: string }> {
-    const params = { channelId, media: media.join(','), ...(playbackId ? { playbackId } : {}) };
-    const pb = await this.call(`play ${media.join(',')} on channel ${channelId}`, (c) => c.channels.play(params));
-    return { id: String((pb as { id?: unknown }).id ?? playbackId ?? '') };
+    const q = { media: media.join(','), ...(playbackId ? { playbackId } : {}) };
+    const pb = await this.request(`play ${media.join(',')} on channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'play'], query: q },
+      (c) => c.channels.play({ channelId, ...q }));
+    return { id: String((pb as { id?: unknown } | undefined)?.id ?? playbackId ?? '') };
   }
 
   async record(channelId: string, opts: RecordOptions): Promise<{ name: string }> {
-    const params = {
-      channelId, name: opts.name, format: opts.format, maxDurationSeconds: opts.maxDurationSeconds,
+    const q = {
+      name: opts.name, format: opts.format, maxDurationSeconds: opts.maxDurationSeconds,
       maxSilenceSeconds: opts.maxSilenceSeconds, beep: opts.beep, terminateOn: opts.terminateOn,
       ...(opts.ifExists ? { ifExists: opts.ifExists } : {}),
     };
-    const rec = await this.call(`record channel ${channelId} as "${opts.name}"`, (c) => c.channels.record(params));
-    return { name: String((rec as { name?: unknown }).name ?? opts.name) };
+    const rec = await this.request(`record channel ${channelId} as "${opts.name}"`, { method: 'POST', path: ['channels', channelId, 'record'], query: q },
+      (c) => c.channels.record({ channelId, ...q }));
+    return { name: String((rec as { name?: unknown } | undefined)?.name ?? opts.name) };
   }
 
   async originate(opts: OriginateOptions): Promise<{ id: string }> {
-    const params = {
+    const q = {
       endpoint: opts.endpoint, app: opts.app, timeout: opts.timeoutSeconds,
       ...definedOnly({ appArgs: opts.appArgs, callerId: opts.callerId, channelId: opts.channelId }),
-      ...(opts.variables && Object.keys(opts.variables).length ? { variables: opts.variables } : {}),
     };
-    const ch = await this.call(`originate to ${opts.endpoint}`, (c) => c.channels.originate(params));
-    return { id: String((ch as { id?: unknown }).id ?? opts.channelId ?? '') };
+    const variables = opts.variables && Object.keys(opts.variables).length ? opts.variables : undefined;
+    const ch = await this.request(`originate to ${opts.endpoint}`, { method: 'POST', path: ['channels'], query: q, ...(variables ? { body: { variables } } : {}) },
+      (c) => c.channels.originate({ ...q, ...(variables ? { variables } : {}) }));
+    return { id: String((ch as { id?: unknown } | undefined)?.id ?? opts.channelId ?? '') };
   }
 
   async createBridge(opts: { type?: string; bridgeId?: string } = {}): Promise<{ id: string }> {
-    const params = definedOnly({ type: opts.type, bridgeId: opts.bridgeId });
-    const b = await this.call('create bridge', (c) => c.bridges.create(params));
-    return { id: String((b as { id?: unknown }).id ?? opts.bridgeId ?? '') };
+    const q = definedOnly({ type: opts.type, bridgeId: opts.bridgeId });
+    const b = await this.request('create bridge', { method: 'POST', path: ['bridges'], query: q }, (c) => c.bridges.create(q));
+    return { id: String((b as { id?: unknown } | undefined)?.id ?? opts.bridgeId ?? '') };
   }
 
   async addChannel(bridgeId: string, channelIds: string[]): Promise<void> {
-    await this.call(`add ${channelIds.join(',')} to bridge ${bridgeId}`, (c) => c.bridges.addChannel({ bridgeId, channel: channelIds.join(',') }));
+    const channel = channelIds.join(',');
+    await this.request(`add ${channel} to bridge ${bridgeId}`, { method: 'POST', path: ['bridges', bridgeId, 'addChannel'], query: { channel } },
+      (c) => c.bridges.addChannel({ bridgeId, channel }));
   }
 
   async destroyBridge(bridgeId: string): Promise<void> {
-    await this.call(`destroy bridge ${bridgeId}`, (c) => c.bridges.destroy({ bridgeId }));
+    await this.request(`destroy bridge ${bridgeId}`, { method: 'DELETE', path: ['bridges', bridgeId] }, (c) => c.bridges.destroy({ bridgeId }));
   }
 
   async getChannel(channelId: string): Promise<ChannelJson | undefined> {
     try {
-      return plain<ChannelJson>(await this.call(`get channel ${channelId}`, (c) => c.channels.get({ channelId })));
+      return plain<ChannelJson>(await this.request(`get channel ${channelId}`, { method: 'GET', path: ['channels', channelId] },
+        (c) => c.channels.get({ channelId })));
     } catch (err) {
       if (err instanceof AriRequestError && err.notFound) return undefined;
       throw err;
@@ -525,15 +694,15 @@ export class AriClient extends EventEmitter implements AriPort {
   }
 
   async listChannels(): Promise<ChannelJson[]> {
-    return plain<ChannelJson[]>(await this.call('list channels', (c) => c.channels.list()));
+    return plain<ChannelJson[]>(await this.request('list channels', { method: 'GET', path: ['channels'] }, (c) => c.channels.list()));
   }
 
   async listBridges(): Promise<BridgeJson[]> {
-    return plain<BridgeJson[]>(await this.call('list bridges', (c) => c.bridges.list()));
+    return plain<BridgeJson[]>(await this.request('list bridges', { method: 'GET', path: ['bridges'] }, (c) => c.bridges.list()));
   }
 
   async listEndpoints(): Promise<EndpointJson[]> {
-    return plain<EndpointJson[]>(await this.call('list endpoints', (c) => c.endpoints.list()));
+    return plain<EndpointJson[]>(await this.request('list endpoints', { method: 'GET', path: ['endpoints'] }, (c) => c.endpoints.list()));
   }
 
   /** The recording's bytes, fetched directly (binary body, timeout) rather than through ari-client. */
@@ -547,12 +716,14 @@ export class AriClient extends EventEmitter implements AriPort {
   }
 
   async deleteStoredRecording(name: string): Promise<void> {
-    await this.call(`delete stored recording "${name}"`, (c) => c.recordings.deleteStored({ recordingName: name }));
+    await this.request(`delete stored recording "${name}"`, { method: 'DELETE', path: ['recordings', 'stored', name] },
+      (c) => c.recordings.deleteStored({ recordingName: name }));
   }
 
   async getLiveRecording(name: string): Promise<LiveRecordingJson | undefined> {
     try {
-      return plain<LiveRecordingJson>(await this.call(`get live recording "${name}"`, (c) => c.recordings.getLive({ recordingName: name })));
+      return plain<LiveRecordingJson>(await this.request(`get live recording "${name}"`, { method: 'GET', path: ['recordings', 'live', name] },
+        (c) => c.recordings.getLive({ recordingName: name })));
     } catch (err) {
       if (err instanceof AriRequestError && err.notFound) return undefined;
       throw err;
@@ -561,7 +732,8 @@ export class AriClient extends EventEmitter implements AriPort {
 
   async getStoredRecording(name: string): Promise<StoredRecordingJson | undefined> {
     try {
-      const r = plain<StoredRecordingJson>(await this.call(`get stored recording "${name}"`, (c) => c.recordings.getStored({ recordingName: name })));
+      const r = plain<StoredRecordingJson>(await this.request(`get stored recording "${name}"`, { method: 'GET', path: ['recordings', 'stored', name] },
+        (c) => c.recordings.getStored({ recordingName: name })));
       return { name: r.name, format: r.format };
     } catch (err) {
       if (err instanceof AriRequestError && err.notFound) return undefined;
@@ -584,6 +756,13 @@ export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error
       (e: unknown) => { clearTimeout(timer); signal?.removeEventListener('abort', aborted); reject(e); },
     );
   });
+}
+
+/** Query parameters as Asterisk's RESTRequest wants them: [{ name, value }], values as text. */
+function queryStrings(q: RestSpec['query']): { name: string; value: string }[] {
+  const out: { name: string; value: string }[] = [];
+  if (q) for (const [name, v] of Object.entries(q)) if (v !== undefined) out.push({ name, value: String(v) });
+  return out;
 }
 
 /** ari-client resource instances (with `_client` and bound operations) → the plain JSON Asterisk sent. */

@@ -23,6 +23,14 @@ export interface AriSettings {
   reconnectMaxMs?: number;
   /** WebSocket ping period; a ping unanswered by the next period counts as a dead socket (default 15000, 0 = off). */
   pingIntervalMs?: number;
+  /**
+   * REST requests over the events WebSocket (Asterisk 20.14+, 21.9+, 22.4+: `RESTRequest` frames
+   * answered by `RESTResponse` frames on the same socket). 'auto' (default): probed at each connect
+   * with `GET asterisk/ping`; used when Asterisk answers, HTTP otherwise. 'off': always HTTP.
+   */
+  restOverWebSocket?: 'auto' | 'off';
+  /** How long the connect-time probe waits for a RESTResponse before using HTTP (default 2000 ms). */
+  restProbeTimeoutMs?: number;
 }
 
 /** channels.json `CallerID`. */
