@@ -10,20 +10,29 @@
  * - Basic auth (or `api_key=user:pass`) on every REST request, including the api-docs (as Asterisk).
  * - WebSocket on `/ari/events?app=NAME[,NAME2]&api_key=USER:PASS`; 401 on bad credentials. A second
  *   socket for the same app replaces the first (ApplicationReplaced sent to the old one).
+ * - REST over that WebSocket, as Asterisk 20.14+/22.4+ (option `restOverWebSocket`, default true):
+ *   a text frame `{"type":"RESTRequest","transaction_id","request_id","method","uri"(relative to
+ *   /ari/, no leading slash, optional ?query),"query_strings":[{name,value}],"content_type",
+ *   "message_body"}` goes through the same dispatch as HTTP (overrides, auth with the socket's
+ *   credentials, routing, strict parameters, simulation) and is answered, in order, by a
+ *   `{"type":"RESTResponse",...}` frame on the same socket, with Asterisk's fields, key order and
+ *   protocol errors (see onWsRequest). Recorded in requests() with `via: 'ws'`; the frames sent are
+ *   in restResponses() (not in sentEvents()). `restOverWebSocket: false` ignores every frame, like
+ *   Asterisk before 20.14.
  * - Simulates enough of Asterisk for a DID workflow: channels, originate, bridges, playbacks,
  *   recordings (stored recordings are tiny valid WAV files), endpoints and device states, with the
  *   event shapes of events.json. Events go only to the app a channel belongs to while it is
  *   subscribed (an incoming channel from StasisStart to StasisEnd; an originated channel from the
  *   originate on), like Asterisk; endpoint/device-state events go to every connected app.
  *
- * Control API for tests: start/stop, sendEvent, requests, waitForRequest, setResponse,
+ * Control API for tests: start/stop, sendEvent, requests, restResponses, waitForRequest, setResponse,
  * dropWebSockets, reset, channels, incomingCall, answerOutbound, rejectOutbound,
  * setOriginateBehavior, finishRecording, failRecording, sendDtmf, hangupFromFarEnd,
  * setEndpointState, setDeviceState, finishPlayback, ...
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer, WebSocket } from 'ws';
@@ -45,8 +54,32 @@ export interface RecordedRequest {
   operation?: string;
   /** True for the events WebSocket upgrade. */
   websocket?: boolean;
-  /** Whether the request carried valid credentials. */
+  /**
+   * How the request came: `'http'` (a REST request, or the events WebSocket upgrade) or `'ws'` (a
+   * RESTRequest frame on an events WebSocket; its `path` is `/ari/` + the frame's uri without the
+   * `?query`, its `query` the uri's query merged with `query_strings` and a form-urlencoded body).
+   */
+  via: 'http' | 'ws';
+  /** A `'ws'` request's `transaction_id` / `request_id` ('' when the frame had none). */
+  transactionId?: string;
+  requestId?: string;
+  /** Whether the request carried valid credentials (a `'ws'` request: those of its socket). */
   authorized: boolean;
+}
+
+/** A RESTResponse frame the fake sent on an events WebSocket (key order as Asterisk's). */
+export interface RestResponseFrame {
+  type: 'RESTResponse';
+  transaction_id: string;
+  request_id: string;
+  status_code: number;
+  reason_phrase: string;
+  uri: string;
+  content_type?: string;
+  message_body?: string;
+  application: string;
+  timestamp: string;
+  asterisk_id: string;
 }
 
 export type FakeResponse = { status: number; body?: unknown; headers?: Record<string, string> } | 'hang';
@@ -77,6 +110,11 @@ export interface FakeAriOptions {
   strictParams?: boolean;
   /** Reported by /asterisk/info (default '20.20.1'). */
   version?: string;
+  /**
+   * Answer RESTRequest frames on the events WebSocket as Asterisk 20.14+/22.4+ do (default true);
+   * false = like older Asterisk: every frame a client sends there is ignored (never answered).
+   */
+  restOverWebSocket?: boolean;
 }
 
 interface ParamDoc { name: string; paramType: string; required?: boolean; dataType: string }
@@ -117,6 +155,33 @@ interface FakeLiveRecording {
 }
 interface FakeStored { name: string; format: string; data: Buffer }
 interface FakeBridge { json: Json & { id: string; channels: string[] }; app: string }
+
+/** A request on its way to dispatch (HTTP or a RESTRequest frame). */
+interface Incoming {
+  method: string;
+  /** Recorded, and matched against setResponse overrides: `/ari/...`. */
+  path: string;
+  /** Routed: the path Asterisk's handler-tree walk reaches (null: the root, which has no operation). */
+  routePath: string | null;
+  query: Record<string, string>;
+  body: unknown;
+  bodyError: boolean;
+  authorized: boolean;
+  via: 'http' | 'ws';
+  ws?: { transactionId: string; requestId: string };
+}
+
+type Outcome =
+  | { kind: 'hang' }
+  | { kind: 'docs' }
+  | { kind: 'reply'; status: number; body?: unknown; headers?: Record<string, string>; contentType?: string; after?: () => void };
+
+/** Methods Asterisk's ast_get_http_method_from_string knows (case-sensitive). */
+const WS_METHODS = new Set(['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+
+class WsRequestError extends Error {
+  constructor(readonly reason: string, readonly uri = '') { super(reason); }
+}
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string) { super(message); }
@@ -221,6 +286,7 @@ export class FakeAriServer {
   private wsConnectCount = 0;
 
   private recorded: RecordedRequest[] = [];
+  private restFrames: RestResponseFrame[] = [];
   private overrides: { method: string; regex: RegExp; response: FakeResponse }[] = [];
   private chans = new Map<string, FakeChannel>();
   private bridges = new Map<string, FakeBridge>();
@@ -247,6 +313,7 @@ export class FakeAriServer {
       endpoints: options.endpoints ?? [],
       strictParams: options.strictParams ?? true,
       version: options.version ?? '20.20.1',
+      restOverWebSocket: options.restOverWebSocket ?? true,
     };
     this.username = this.opts.username;
     this.password = this.opts.password;
@@ -328,6 +395,7 @@ export class FakeAriServer {
     for (const h of this.hung) h.destroy();
     this.hung.clear();
     this.recorded = [];
+    this.restFrames = [];
     this.overrides = [];
     this.chans.clear();
     this.bridges.clear();
@@ -353,6 +421,9 @@ export class FakeAriServer {
   // Inspection and scripting
 
   requests(): RecordedRequest[] { return this.recorded.map((r) => clone(r)); }
+
+  /** RESTResponse frames sent on events WebSockets so far (they are not events: not in sentEvents). */
+  restResponses(): RestResponseFrame[] { return this.restFrames.map((r) => clone(r)); }
 
   /** Resolves with the first request (already recorded or future) matching `pred`. */
   waitForRequest(pred: (r: RecordedRequest) => boolean, timeoutMs = 2000): Promise<RecordedRequest> {
@@ -620,57 +691,87 @@ export class FakeAriServer {
       }
       const query: Record<string, string> = {};
       for (const [k, v] of url.searchParams) if (k !== 'api_key') query[k] = v;
-      const route = this.findRoute(method, url.pathname);
-      const authorized = this.authorized(req, url);
-      const record: RecordedRequest = { method, path: url.pathname, query, body, authorized };
-      if (route) record.operation = `${route.route.resource}.${route.route.nickname}`;
-      this.recorded.push(record);
-      this.bus.emit('request', record);
-
-      const override = this.overrides.find((o) => o.method === method && o.regex.test(url.pathname));
-      if (override) {
-        if (override.response === 'hang') { this.hung.add(res); res.on('close', () => this.hung.delete(res)); return; }
-        const { status, body: b, headers } = override.response;
-        this.reply(res, status, b, headers);
-        return;
+      const out = this.dispatch({
+        method, path: url.pathname, routePath: url.pathname, query, body, bodyError,
+        authorized: this.authorized(req, url), via: 'http',
+      });
+      if (out.kind === 'hang') { this.hung.add(res); res.on('close', () => this.hung.delete(res)); return; }
+      if (out.kind === 'docs') { this.serveDocs(req, res, url.pathname); return; }
+      if (Buffer.isBuffer(out.body)) {
+        res.writeHead(out.status, { 'Content-Type': out.contentType ?? 'application/octet-stream', 'Content-Length': out.body.length, ...out.headers });
+        res.end(out.body);
+      } else {
+        this.reply(res, out.status, out.body, out.headers);
       }
-      if (!authorized) {
-        this.reply(res, 401, { message: 'Authentication required' }, { 'WWW-Authenticate': 'Basic realm="Asterisk REST Interface"' });
-        return;
-      }
-      if (bodyError) { this.reply(res, 400, { message: 'Invalid JSON body' }); return; }
-      try {
-        if (method === 'GET' && url.pathname.startsWith('/ari/api-docs/')) { this.serveDocs(req, res, url.pathname); return; }
-        if (!route) {
-          const pathKnown = this.routes.some((r) => r.regex.test(url.pathname));
-          this.reply(res, pathKnown ? 405 : 404, { message: pathKnown ? 'Invalid method' : 'Resource not found' });
-          return;
-        }
-        const params: Record<string, string> = { ...query };
-        route.route.pathParams.forEach((name, i) => { params[name] = decodeURIComponent(route.match[i + 1] ?? ''); });
-        for (const p of route.route.params) {
-          if (p.paramType !== 'body' && p.required && (params[p.name] === undefined || params[p.name] === '')) {
-            throw new HttpError(400, `${p.name}: missing required parameter`);
-          }
-        }
-        if (this.opts.strictParams) {
-          const known = new Set(route.route.params.map((p) => p.name));
-          const unknown = Object.keys(query).filter((k) => !known.has(k));
-          if (unknown.length) throw new HttpError(400, `unknown parameter(s) ${unknown.join(', ')} (FakeAriServer strict mode)`);
-        }
-        const result = this.handle(`${route.route.resource}.${route.route.nickname}`, params, body, url.pathname);
-        if (Buffer.isBuffer(result.body)) {
-          res.writeHead(result.status, { 'Content-Type': result.contentType ?? 'application/octet-stream', 'Content-Length': result.body.length });
-          res.end(result.body);
-        } else {
-          this.reply(res, result.status, result.body);
-        }
-        result.after?.();
-      } catch (err) {
-        if (err instanceof HttpError) this.reply(res, err.status, { message: err.message });
-        else this.reply(res, 500, { message: `FakeAriServer: ${(err as Error).message}` });
-      }
+      out.after?.();
     });
+  }
+
+  /**
+   * Everything between "a request arrived" and "this is the answer", shared by HTTP and REST over
+   * the events WebSocket: records the request, applies setResponse overrides, authorisation, the
+   * api-docs routing, required/strict parameters and the simulation. `after` (the events a request
+   * causes) must run once the answer is sent.
+   */
+  private dispatch(inc: Incoming): Outcome {
+    const { method, path, query, body } = inc;
+    const route = inc.routePath === null ? undefined : this.findRoute(method, inc.routePath);
+    const record: RecordedRequest = { method, path, query, body, authorized: inc.authorized, via: inc.via };
+    if (route) record.operation = `${route.route.resource}.${route.route.nickname}`;
+    if (inc.ws) {
+      record.transactionId = inc.ws.transactionId;
+      record.requestId = inc.ws.requestId;
+    }
+    this.recorded.push(record);
+    this.bus.emit('request', record);
+
+    const override = this.overrides.find((o) => o.method === method && o.regex.test(path));
+    if (override) {
+      if (override.response === 'hang') return { kind: 'hang' };
+      const { status, body: b, headers } = override.response;
+      return { kind: 'reply', status, body: b, headers };
+    }
+    if (!inc.authorized) {
+      return { kind: 'reply', status: 401, body: { message: 'Authentication required' }, headers: { 'WWW-Authenticate': 'Basic realm="Asterisk REST Interface"' } };
+    }
+    if (inc.bodyError) return { kind: 'reply', status: 400, body: { message: 'Invalid JSON body' } };
+    // Asterisk serves the api-docs over HTTP only (over the WebSocket they are an unknown resource).
+    if (inc.via === 'http' && method === 'GET' && path.startsWith('/ari/api-docs/')) return { kind: 'docs' };
+    try {
+      // The root of the ARI tree has no operation (a RESTRequest uri with a leading slash lands there).
+      if (inc.routePath === null) return { kind: 'reply', status: 405, body: { message: 'Invalid method' } };
+      if (!route) {
+        const routePath = inc.routePath;
+        const pathKnown = this.routes.some((r) => r.regex.test(routePath));
+        return { kind: 'reply', status: pathKnown ? 405 : 404, body: { message: pathKnown ? 'Invalid method' : 'Resource not found' } };
+      }
+      const params: Record<string, string> = { ...query };
+      route.route.pathParams.forEach((name, i) => { params[name] = decodeURIComponent(route.match[i + 1] ?? ''); });
+      // Like Asterisk's generated *_parse_body: a JSON object body may carry the query parameters
+      // too (its values win over the query string's).
+      if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+        for (const p of route.route.params) {
+          if (p.paramType !== 'query') continue;
+          const v = (body as Json)[p.name];
+          if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') params[p.name] = String(v);
+        }
+      }
+      for (const p of route.route.params) {
+        if (p.paramType !== 'body' && p.required && (params[p.name] === undefined || params[p.name] === '')) {
+          throw new HttpError(400, `${p.name}: missing required parameter`);
+        }
+      }
+      if (this.opts.strictParams) {
+        const known = new Set(route.route.params.map((p) => p.name));
+        const unknown = Object.keys(query).filter((k) => !known.has(k));
+        if (unknown.length) throw new HttpError(400, `unknown parameter(s) ${unknown.join(', ')} (FakeAriServer strict mode)`);
+      }
+      const result = this.handle(`${route.route.resource}.${route.route.nickname}`, params, body, path);
+      return { kind: 'reply', status: result.status, body: result.body, contentType: result.contentType, after: result.after };
+    } catch (err) {
+      if (err instanceof HttpError) return { kind: 'reply', status: err.status, body: { message: err.message } };
+      return { kind: 'reply', status: 500, body: { message: `FakeAriServer: ${(err as Error).message}` } };
+    }
   }
 
   private reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -710,7 +811,7 @@ export class FakeAriServer {
     const authorized = this.authorized(req, url);
     const query: Record<string, string> = {};
     for (const [k, v] of url.searchParams) if (k !== 'api_key') query[k] = v;
-    const record: RecordedRequest = { method: 'GET', path: url.pathname, query, body: undefined, operation: 'events.eventWebsocket', websocket: true, authorized };
+    const record: RecordedRequest = { method: 'GET', path: url.pathname, query, body: undefined, operation: 'events.eventWebsocket', websocket: true, via: 'http', authorized };
     this.recorded.push(record);
     this.bus.emit('request', record);
     const refuse = (status: number, text: string): void => {
@@ -740,11 +841,124 @@ export class FakeAriServer {
         else this.subscribedAll.delete(app);
       }
       ws.on('error', () => undefined);
+      // Asterisk 20.14+/22.4+: REST requests over this socket, with its credentials.
+      ws.on('message', (data, isBinary) => {
+        if (!this.opts.restOverWebSocket || isBinary) return; // Asterisk ignores non-text frames
+        const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+        this.onWsRequest(ws, apps[0] ?? this.app, authorized, text);
+      });
       ws.on('close', () => {
         this.allSockets.delete(ws);
         for (const [app, s] of this.appSockets) if (s === ws) this.appSockets.delete(app);
       });
     });
+  }
+
+  /**
+   * A text frame on an events WebSocket, handled as Asterisk 20.14+/22.4+ do
+   * (res/ari/ari_websockets.c, ari_websocket_requests.c): parsed as a RESTRequest, dispatched like
+   * an HTTP request, answered by one RESTResponse frame on the same socket.
+   */
+  private onWsRequest(ws: WebSocket, app: string, authorized: boolean, text: string): void {
+    let msg: unknown;
+    try { msg = JSON.parse(text); } catch { msg = undefined; }
+    // Jansson (without JSON_DECODE_ANY) accepts only an object or an array at the top.
+    if (msg === null || typeof msg !== 'object') {
+      this.sendRestFrame(ws, app, { transaction_id: '', request_id: '', status_code: 400, reason_phrase: 'Failed to parse request message JSON', uri: '' });
+      return;
+    }
+    const m = (Array.isArray(msg) ? {} : msg) as Json;
+    const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+    const transactionId = str(m.transaction_id) ?? '';
+    const requestId = str(m.request_id) ?? '';
+    let parsed: { method: string; uri: string; query: Record<string, string>; body: unknown };
+    try {
+      parsed = this.parseRestRequest(m, str);
+    } catch (err) {
+      const e = err as WsRequestError;
+      this.sendRestFrame(ws, app, { transaction_id: transactionId, request_id: requestId, status_code: 400, reason_phrase: 'Bad request', uri: e.uri }, { message: e.reason });
+      return;
+    }
+    // Asterisk walks its handler tree segment by segment and stops at an empty one: a leading
+    // slash ends at the root (405), `channels//x` at /channels.
+    const segments: string[] = [];
+    for (const s of parsed.uri.split('/')) { if (s === '') break; segments.push(s); }
+    const out = this.dispatch({
+      method: parsed.method,
+      path: `/ari/${parsed.uri}`,
+      routePath: segments.length ? `/ari/${segments.join('/')}` : null,
+      query: parsed.query,
+      body: parsed.body,
+      bodyError: false,
+      authorized,
+      via: 'ws',
+      ws: { transactionId, requestId },
+    });
+    if (out.kind !== 'reply') return; // 'hang': never answered ('docs' is HTTP only)
+    const head = { transaction_id: transactionId, request_id: requestId, uri: parsed.uri };
+    if (Buffer.isBuffer(out.body)) {
+      // A handler answering a file: Asterisk closes it and answers 406 without a body.
+      this.sendRestFrame(ws, app, { ...head, status_code: 406, reason_phrase: 'Not Acceptable.  Use HTTP GET' });
+    } else {
+      this.sendRestFrame(ws, app, { ...head, status_code: out.status, reason_phrase: STATUS_CODES[out.status] ?? 'Unknown' }, out.status === 204 ? undefined : out.body);
+    }
+    out.after?.();
+  }
+
+  /** parse_rest_request_msg of Asterisk's ari_websocket_requests.c; throws WsRequestError (400 "Bad request"). */
+  private parseRestRequest(m: Json, str: (v: unknown) => string | undefined): { method: string; uri: string; query: Record<string, string>; body: unknown } {
+    const type = str(m.type);
+    if (!type) throw new WsRequestError("No 'type' property.");
+    if (type !== 'RESTRequest') throw new WsRequestError('Unknown request type.');
+    const fullUri = str(m.uri);
+    if (!fullUri) throw new WsRequestError("Empty or missing 'uri' property.");
+    const q = fullUri.indexOf('?');
+    const uri = q >= 0 ? fullUri.slice(0, q) : fullUri;
+    const pairs: [string, string][] = q >= 0 ? [...new URLSearchParams(fullUri.slice(q + 1))] : [];
+    const method = str(m.method);
+    if (!method || !WS_METHODS.has(method)) throw new WsRequestError("Unknown or missing 'method' property.", uri);
+    const qs = m.query_strings;
+    if (qs !== undefined) {
+      const ok = Array.isArray(qs) && qs.every((x) => x !== null && typeof x === 'object' && typeof (x as Json).name === 'string' && typeof (x as Json).value === 'string');
+      if (!ok) throw new WsRequestError("Unable to parse 'query_strings' array.", uri);
+      for (const x of qs as { name: string; value: string }[]) pairs.push([x.name, x.value]);
+    }
+    let body: unknown;
+    const messageBody = str(m.message_body);
+    if (messageBody) {
+      const contentType = str(m.content_type);
+      if (!contentType) throw new WsRequestError("No 'content_type' for 'message_body'.", uri);
+      if (contentType === 'application/x-www-form-urlencoded') {
+        const vars = [...new URLSearchParams(messageBody)];
+        if (vars.length === 0) throw new WsRequestError("Unable to parse 'message_body' as 'application/x-www-form-urlencoded'.", uri);
+        pairs.push(...vars);
+      } else if (contentType === 'application/json') {
+        try { body = JSON.parse(messageBody); } catch { body = undefined; }
+        if (body === null || typeof body !== 'object') throw new WsRequestError("Unable to parse 'message_body' as 'application/json'.", uri);
+      } else {
+        throw new WsRequestError('Unknown content type.', uri);
+      }
+    }
+    const query: Record<string, string> = {};
+    for (const [k, v] of pairs) if (k !== 'api_key') query[k] = v;
+    return { method, uri, query, body };
+  }
+
+  /** A RESTResponse frame, keys in Asterisk's order; no content_type/message_body without a body. */
+  private sendRestFrame(
+    ws: WebSocket, app: string,
+    head: { transaction_id: string; request_id: string; status_code: number; reason_phrase: string; uri: string },
+    body?: unknown,
+  ): void {
+    const ordered: RestResponseFrame = {
+      type: 'RESTResponse', transaction_id: head.transaction_id, request_id: head.request_id,
+      status_code: head.status_code, reason_phrase: head.reason_phrase, uri: head.uri,
+      ...(body === undefined ? {} : { content_type: 'application/json', message_body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      application: app, timestamp: asteriskTime(), asterisk_id: this.asteriskId,
+    };
+    this.restFrames.push(ordered);
+    this.bus.emit('restResponse', ordered);
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(ordered));
   }
 
   private emitTo(app: string, evt: Json): void {
@@ -929,7 +1143,7 @@ export class FakeAriServer {
         return { status: 200, body: info };
       }
       case 'asterisk.ping':
-        return { status: 200, body: { asterisk_id: this.asteriskId, ping: 'pong', timestamp: asteriskTime() } };
+        return { status: 200, body: { ping: 'pong', timestamp: asteriskTime(), asterisk_id: this.asteriskId } };
 
       // --- endpoints
       case 'endpoints.list':
