@@ -568,8 +568,8 @@ export class DidWorkflow {
     call.state = 'greeting';
     const answered = this.deps.ari.answer(call.inboundId);
     if (!recordIsDiverted) this.update(call, { callType: 'Diverted Call', divertReason: reason });
-    call.log.info({ reason }, 'diverting to voicemail');
     await answered;
+    call.log.info({ reason }, 'diverting to voicemail');
     if (!agent.voicemail.enabled) {
       call.log.info('the agent has no voicemail: playing "nobody available"');
       call.state = 'goodbye';
