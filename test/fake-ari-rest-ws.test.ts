@@ -3,8 +3,11 @@
  * the transcript measured on Asterisk 22.10.1 / 20.20.1 (RESTRequest text frames answered by
  * RESTResponse frames on the same socket, same fields and key order), driven with a raw `ws` client.
  */
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { monoMs } from '../src/bench/e2e/common.js';
+import { FakeAri as BenchFakeAri } from '../src/bench/e2e/fake-ari.js';
 import { FakeAriServer, type FakeAriOptions } from './fakes/ari-server.js';
 
 type Frame = Record<string, unknown>;
@@ -40,7 +43,7 @@ async function setup(opts: FakeAriOptions = {}): Promise<{ fake: FakeAriServer; 
   return { fake, conn };
 }
 
-async function connect(fake: FakeAriServer, app = 'switchboard'): Promise<Conn> {
+async function connect(fake: Pick<FakeAriServer, 'port' | 'username' | 'password'>, app = 'switchboard'): Promise<Conn> {
   const ws = new WebSocket(`ws://127.0.0.1:${fake.port}/ari/events?app=${app}&api_key=${fake.username}:${fake.password}`);
   sockets.push(ws);
   const frames: Frame[] = [];
@@ -321,5 +324,78 @@ describe('FakeAriServer: REST over the events WebSocket (Asterisk 20.14+/22.4+)'
     // The socket still delivers events.
     fake.incomingCall({ channelId: 'c1', callerNumber: '555', dialedExten: '100' });
     await expect.poll(() => conn.frames.map((f) => f.type)).toEqual(['StasisStart']);
+  });
+});
+
+describe('bench FakeAri (src/bench/e2e/fake-ari.ts): REST over the events WebSocket', () => {
+  let bench: BenchFakeAri | undefined;
+  afterEach(async () => { await bench?.stop(); bench = undefined; });
+
+  async function benchSetup(): Promise<{ fake: BenchFakeAri; conn: Conn }> {
+    const fake = new BenchFakeAri({
+      docsDir: fileURLToPath(new URL('./fakes/ari-docs/', import.meta.url)),
+      username: 'asterisk', password: 'secret', app: 'switchboard', endpoints: [{ technology: 'PJSIP', resource: '1001', state: 'online' }],
+    });
+    bench = fake;
+    const url = await fake.start();
+    const conn = await connect({ port: Number(new URL(url).port), username: 'asterisk', password: 'secret' });
+    await expect.poll(() => fake.connected).toBe(true);
+    return { fake, conn };
+  }
+
+  it('answers ping, its routes and unknown ones with Asterisk-shaped RESTResponses, in order', async () => {
+    const { fake, conn } = await benchSetup();
+    conn.send({ request_id: 'p', method: 'GET', uri: 'asterisk/ping' });
+    conn.send({ request_id: 'e', method: 'GET', uri: 'endpoints' });
+    conn.send({ request_id: 'n', method: 'POST', uri: 'channels/nope/ring' });
+    conn.send({ request_id: 'u', method: 'GET', uri: 'nothing/here?x=1' });
+    conn.send({ request_id: 's', method: 'GET', uri: '/asterisk/ping' });
+    conn.send('not json');
+    await expect.poll(() => conn.frames.length).toBe(6);
+    const [p, e, n, u, s, j] = conn.frames;
+    expect(conn.frames.map((f) => f.request_id)).toEqual(['p', 'e', 'n', 'u', 's', '']);
+    expect(Object.keys(p!)).toEqual(KEYS_WITH_BODY);
+    expect(p).toMatchObject({ type: 'RESTResponse', transaction_id: 't1', status_code: 200, reason_phrase: 'OK', uri: 'asterisk/ping', content_type: 'application/json', application: 'switchboard', asterisk_id: '02:42:ac:11:00:02' });
+    expect(p!.timestamp).toMatch(TIME);
+    expect(Object.keys(body(p!) as object)).toEqual(['ping', 'timestamp', 'asterisk_id']);
+    expect(e).toMatchObject({ status_code: 200, reason_phrase: 'OK', uri: 'endpoints' });
+    expect(body(e!)).toEqual([{ technology: 'PJSIP', resource: '1001', state: 'online', channel_ids: [] }]);
+    expect(n).toMatchObject({ status_code: 404, reason_phrase: 'Not Found' });
+    expect(body(n!)).toEqual({ message: 'Channel not found' });
+    expect(u).toMatchObject({ status_code: 404, uri: 'nothing/here' });
+    expect(s).toMatchObject({ status_code: 405, reason_phrase: 'Method Not Allowed' });
+    expect(j).toMatchObject({ status_code: 400, reason_phrase: 'Failed to parse request message JSON', uri: '' });
+    expect(Object.keys(j!)).toEqual(KEYS_NO_BODY);
+    expect(fake.viaWs).toBe(6);
+    expect(fake.counts.get('asterisk.ping')).toBe(1);
+    expect(fake.counts.get('channels.ring')).toBe(1);
+    expect(fake.counts.get('invalid')).toBe(1);
+  });
+
+  it('ring/answer on a call: 204 without a body, events after the response; firstAction stamped when the frame arrived', async () => {
+    const { fake, conn } = await benchSetup();
+    const id = fake.newChannelId();
+    fake.track(id);
+    const seen: { op: string; at: number }[] = [];
+    fake.onRequest = (op, at) => seen.push({ op, at });
+    fake.incomingCall(id, '100', '555');
+    await expect.poll(() => conn.frames.length).toBe(1);
+    const before = monoMs();
+    conn.send({ request_id: 'ring', method: 'POST', uri: `channels/${id}/ring` });
+    conn.send({ request_id: 'answer', method: 'POST', uri: `channels/${id}/answer` });
+    await conn.response('answer');
+    const after = monoMs();
+    await expect.poll(() => conn.frames.length).toBe(4);
+    expect(conn.frames.map((f) => (f.type === 'RESTResponse' ? `${f.request_id as string}:${f.status_code as number}` : f.type)))
+      .toEqual(['StasisStart', 'ring:204', 'answer:204', 'ChannelStateChange']);
+    expect(Object.keys(conn.frames[1]!)).toEqual(KEYS_NO_BODY);
+    const first = fake.firstAction.get(id);
+    expect(first?.op).toBe('channels.ring');
+    expect(first!.at).toBeGreaterThanOrEqual(before);
+    expect(first!.at).toBeLessThanOrEqual(after);
+    expect(seen.map((s) => s.op)).toEqual(['channels.ring', 'channels.answer']);
+    expect(seen[0]!.at).toBe(first!.at);
+    expect(fake.viaWs).toBe(2);
+    expect(fake.failures).toEqual([]);
   });
 });

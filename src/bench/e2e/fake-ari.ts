@@ -6,18 +6,22 @@
  * - REST with Basic auth; the api-docs subset of test/fakes/ari-docs/*.json (Asterisk's own docs,
  *   read at run time from the repository) served with `basePath` rewritten to this server, and
  *   requests routed through those docs (path + method → `resource.nickname`).
- * - The events WebSocket (`/ari/events?app=...`), one app.
+ * - The events WebSocket (`/ari/events?app=...`), one app; REST over it as Asterisk 20.14+/22.4+
+ *   (a `{"type":"RESTRequest",...}` text frame, uri relative to /ari/, routed like an HTTP request
+ *   and answered by a `{"type":"RESTResponse",...}` frame on the same socket; see onWsFrame).
+ * - GET /asterisk/info and /asterisk/ping.
  * - Channels just enough for the first steps of a DID call: `incomingCall` sends StasisStart;
  *   ring, answer (ChannelStateChange Up), no stored greetings (404), play (PlaybackStarted;
  *   playbacks never finish), originate
  *   (the agent leg: Dial, ChannelStateChange Ringing, Dial RINGING; it never answers), hangup,
  *   continue; GET /channels, /bridges, /endpoints; `hangupFromFarEnd` ends a caller.
  *
- * Every REST request is timestamped when its headers arrive (monoMs, the clock of the machine):
- * `firstAction` keeps, per channel given to `track`, the first request on `/channels/{id}/...`.
+ * Every REST request is timestamped when its headers arrive (monoMs, the clock of the machine), a
+ * RESTRequest frame when the frame arrives (before it is parsed): `firstAction` keeps, per channel
+ * given to `track`, the first request on `/channels/{id}/...`, whichever transport it came by.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { WebSocketServer, WebSocket } from 'ws';
@@ -40,6 +44,12 @@ interface Channel { json: Json & { id: string; state: string }; inStasis: boolea
 
 export interface FirstAction { at: number; op: string }
 
+/** Answers one request: status, JSON body (none: no body), whether a status ≥ 400 is a failure. */
+type Reply = (status: number, body?: unknown, failure?: boolean) => void;
+
+/** Methods Asterisk accepts in a RESTRequest (case-sensitive). */
+const WS_METHODS = new Set(['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+
 const ASTERISK_ID = '02:42:ac:11:00:02';
 
 /** Asterisk's timestamp format: 2024-05-01T10:20:30.123+0000 */
@@ -60,12 +70,17 @@ export class FakeAri {
   private readonly tracked = new Set<string>();
   /** First REST request per tracked channel. */
   readonly firstAction = new Map<string, FirstAction>();
-  /** Requests per operation (`channels.ring`, ...), and answers with status ≥ 400. */
+  /**
+   * Requests per operation (`channels.ring`, ...; HTTP and WebSocket alike; a frame that is no
+   * valid RESTRequest counts as `invalid`), and answers with status ≥ 400.
+   */
   readonly counts = new Map<string, number>();
   readonly failures: string[] = [];
   /** TCP connections accepted (REST and WebSocket). */
   connections = 0;
-  /** Called for every REST request on arrival. */
+  /** Text frames received on the events socket (RESTRequests, valid or not): REST over the WebSocket. */
+  viaWs = 0;
+  /** Called for every REST request on arrival (HTTP or WebSocket). */
   onRequest: ((op: string, at: number, pathname: string) => void) | undefined;
 
   constructor(private readonly opts: FakeAriOptions) {
@@ -208,6 +223,11 @@ export class FakeAri {
       this.ws?.terminate();
       this.ws = ws;
       ws.on('error', () => undefined);
+      ws.on('message', (data, isBinary) => {
+        const at = monoMs();
+        if (isBinary) return; // Asterisk ignores non-text frames
+        this.onWsFrame(ws, Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8'), at);
+      });
     });
   }
 
@@ -223,16 +243,105 @@ export class FakeAri {
     res.end(text);
   }
 
+  /** Counts and timestamps a request (either transport) as it arrives. */
+  private arrived(op: string, at: number, pathname: string): void {
+    this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
+    const m = /^\/ari\/channels\/([^/]+)/.exec(pathname);
+    if (m && this.tracked.has(m[1]!) && !this.firstAction.has(m[1]!)) this.firstAction.set(m[1]!, { at, op });
+    this.onRequest?.(op, at, pathname);
+  }
+
+  /**
+   * A text frame on the events socket, as Asterisk 20.14+/22.4+ handle it (the subset the DID
+   * workflow can meet): a RESTRequest is routed through the api-docs like an HTTP request (uri
+   * relative to /ari/; its `?query`, `query_strings` and a form-urlencoded body merged; a JSON body
+   * parsed) and answered by one RESTResponse frame on the same socket; anything else is answered
+   * 400 as Asterisk does. `at`: when the frame arrived.
+   */
+  private onWsFrame(ws: WebSocket, text: string, at: number): void {
+    this.viaWs++;
+    let msg: unknown;
+    try { msg = JSON.parse(text); } catch { msg = undefined; }
+    if (msg === null || typeof msg !== 'object') {
+      this.arrived('invalid', at, '');
+      this.failures.push('400 RESTRequest frame: Failed to parse request message JSON');
+      this.sendRest(ws, { transaction_id: '', request_id: '', status_code: 400, reason_phrase: 'Failed to parse request message JSON', uri: '' });
+      return;
+    }
+    const m = (Array.isArray(msg) ? {} : msg) as Json;
+    const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+    const ids = { transaction_id: str(m['transaction_id']) ?? '', request_id: str(m['request_id']) ?? '' };
+    const fullUri = str(m['uri']) ?? '';
+    const q = fullUri.indexOf('?');
+    const uri = q >= 0 ? fullUri.slice(0, q) : fullUri;
+    const method = str(m['method']) ?? '';
+    // As Asterisk: 400 "Bad request"; the response's uri is '' until the uri was parsed.
+    const bad = (message: string, withUri = true): void => {
+      this.arrived('invalid', at, '');
+      this.failures.push(`400 RESTRequest frame: ${message}`);
+      this.sendRest(ws, { ...ids, status_code: 400, reason_phrase: 'Bad request', uri: withUri ? uri : '' }, { message });
+    };
+    if (!str(m['type'])) { bad("No 'type' property.", false); return; }
+    if (m['type'] !== 'RESTRequest') { bad('Unknown request type.', false); return; }
+    if (!fullUri) { bad("Empty or missing 'uri' property.", false); return; }
+    if (!WS_METHODS.has(method)) { bad("Unknown or missing 'method' property."); return; }
+    const p: Record<string, string> = {};
+    if (q >= 0) for (const [k, v] of new URLSearchParams(fullUri.slice(q + 1))) p[k] = v;
+    const qs = m['query_strings'];
+    if (qs !== undefined) {
+      if (!Array.isArray(qs)) { bad("Unable to parse 'query_strings' array."); return; }
+      for (const x of qs as { name?: unknown; value?: unknown }[]) if (typeof x?.name === 'string' && typeof x.value === 'string') p[x.name] = x.value;
+    }
+    const messageBody = str(m['message_body']);
+    if (messageBody) {
+      const contentType = str(m['content_type']);
+      if (!contentType) { bad("No 'content_type' for 'message_body'."); return; }
+      if (contentType === 'application/x-www-form-urlencoded') {
+        for (const [k, v] of new URLSearchParams(messageBody)) p[k] = v;
+      } else if (contentType === 'application/json') {
+        let body: unknown;
+        try { body = JSON.parse(messageBody); } catch { body = undefined; }
+        if (body === null || typeof body !== 'object') { bad("Unable to parse 'message_body' as 'application/json'."); return; }
+        // Like Asterisk's *_parse_body: parameters may come in the JSON body (they win).
+        for (const [k, v] of Object.entries(body)) if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') p[k] = String(v);
+      } else {
+        bad('Unknown content type.');
+        return;
+      }
+    }
+    delete p['api_key'];
+    // Asterisk's handler-tree walk stops at an empty segment: a leading slash ends at the root (405).
+    const pathname = `/ari/${uri}`;
+    const route = uri.startsWith('/') ? undefined : this.routes.find((r) => r.method === method && r.regex.test(pathname));
+    this.arrived(route?.op ?? 'unknown', at, pathname);
+    const reply: Reply = (status, body, failure = true) => {
+      if (status >= 400 && failure) this.failures.push(`${status} ${JSON.stringify(body)}`);
+      this.sendRest(ws, { ...ids, status_code: status, reason_phrase: STATUS_CODES[status] ?? 'Unknown', uri }, body);
+    };
+    if (uri.startsWith('/')) { reply(405, { message: 'Invalid method' }); return; }
+    if (!route) { reply(404, { message: 'Resource not found' }); return; }
+    const match = route.regex.exec(pathname)!;
+    route.params.forEach((name, i) => { p[name] = decodeURIComponent(match[i + 1] ?? ''); });
+    this.handle(route.op, p, reply);
+  }
+
+  /** A RESTResponse frame, keys in Asterisk's order; no content_type/message_body without a body. */
+  private sendRest(ws: WebSocket, head: { transaction_id: string; request_id: string; status_code: number; reason_phrase: string; uri: string }, body?: unknown): void {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(JSON.stringify({
+      type: 'RESTResponse', ...head,
+      ...(body === undefined ? {} : { content_type: 'application/json', message_body: JSON.stringify(body) }),
+      application: this.opts.app, timestamp: asteriskTime(), asterisk_id: ASTERISK_ID,
+    }));
+  }
+
   private onHttp(req: IncomingMessage, res: ServerResponse): void {
     const at = monoMs();
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const method = (req.method ?? 'GET').toUpperCase();
     const route = this.routes.find((r) => r.method === method && r.regex.test(url.pathname));
     const op = route?.op ?? (url.pathname.startsWith('/ari/api-docs/') ? 'api-docs' : 'unknown');
-    this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
-    const m = /^\/ari\/channels\/([^/]+)/.exec(url.pathname);
-    if (m && this.tracked.has(m[1]!) && !this.firstAction.has(m[1]!)) this.firstAction.set(m[1]!, { at, op });
-    this.onRequest?.(op, at, url.pathname);
+    this.arrived(op, at, url.pathname);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -260,49 +369,54 @@ export class FakeAri {
       const p: Record<string, string> = {};
       for (const [k, v] of url.searchParams) p[k] = v;
       route.params.forEach((name, i) => { p[name] = decodeURIComponent(match[i + 1] ?? ''); });
-      this.handle(route.op, p, res);
+      this.handle(route.op, p, (status, body, failure) => this.reply(res, status, body, failure));
     });
   }
 
-  private handle(op: string, p: Record<string, string>, res: ServerResponse): void {
+  /** Answers through `reply` (HTTP response or RESTResponse frame), then emits what follows. */
+  private handle(op: string, p: Record<string, string>, reply: Reply): void {
     const ch = p['channelId'] ? this.chans.get(p['channelId']) : undefined;
     const needChannel = (): Channel | undefined => {
-      if (!ch) this.reply(res, 404, { message: 'Channel not found' });
+      if (!ch) reply(404, { message: 'Channel not found' });
       return ch;
     };
     switch (op) {
       case 'asterisk.getInfo':
-        this.reply(res, 200, {
+        reply(200, {
           build: { os: 'Linux', kernel: '6.1.0', options: '', machine: 'x86_64', date: '2025-01-01 00:00:00 UTC', user: 'bench' },
           system: { version: '20.20.1', entity_id: ASTERISK_ID },
           config: { name: '', default_language: 'en', setid: { user: 'asterisk', group: 'asterisk' } },
           status: { startup_time: asteriskTime(), last_reload_time: asteriskTime() },
         });
         return;
+      case 'asterisk.ping':
+        // The client's probe for REST over the WebSocket (Asterisk's key order).
+        reply(200, { ping: 'pong', timestamp: asteriskTime(), asterisk_id: ASTERISK_ID });
+        return;
       case 'endpoints.list':
-        this.reply(res, 200, this.opts.endpoints.map((e) => ({ ...e, channel_ids: [] })));
+        reply(200, this.opts.endpoints.map((e) => ({ ...e, channel_ids: [] })));
         return;
       case 'channels.list':
-        this.reply(res, 200, [...this.chans.values()].map((c) => c.json));
+        reply(200, [...this.chans.values()].map((c) => c.json));
         return;
       case 'bridges.list':
       case 'recordings.listStored':
-        this.reply(res, 200, []);
+        reply(200, []);
         return;
       case 'recordings.getStored':
         // No agent has recorded a greeting: the workflow plays the standard prompts.
-        this.reply(res, 404, { message: 'Recording not found' }, false);
+        reply(404, { message: 'Recording not found' }, false);
         return;
       case 'channels.get':
-        if (needChannel()) this.reply(res, 200, ch!.json);
+        if (needChannel()) reply(200, ch!.json);
         return;
       case 'channels.ring':
       case 'channels.ringStop':
-        if (needChannel()) this.reply(res, 204);
+        if (needChannel()) reply(204);
         return;
       case 'channels.answer':
         if (!needChannel()) return;
-        this.reply(res, 204);
+        reply(204);
         if (ch!.json.state !== 'Up') {
           ch!.json.state = 'Up';
           this.emit({ type: 'ChannelStateChange', channel: ch!.json });
@@ -313,7 +427,7 @@ export class FakeAri {
         if (!needChannel()) return;
         const media = (p['media'] ?? '').split(',');
         const playback = { id: p['playbackId'] ?? `pb-${++this.seq}`, media_uri: media[0], target_uri: `channel:${ch!.json.id}`, language: 'en', state: 'queued' };
-        this.reply(res, 201, playback);
+        reply(201, playback);
         this.emit({ type: 'PlaybackStarted', playback: { ...playback, state: 'playing' } });
         return;
       }
@@ -328,7 +442,7 @@ export class FakeAri {
         };
         const leg: Channel = { json, inStasis: false, out: true };
         this.chans.set(id, leg);
-        this.reply(res, 200, json);
+        reply(200, json);
         const dialstring = endpoint.slice(endpoint.indexOf('/') + 1);
         this.emit({ type: 'Dial', peer: json, dialstring, dialstatus: '' });
         json.state = 'Ringing';
@@ -338,18 +452,18 @@ export class FakeAri {
       }
       case 'channels.hangup':
         if (!needChannel()) return;
-        this.reply(res, 204);
+        reply(204);
         this.destroy(ch!, 16);
         return;
       case 'channels.continueInDialplan':
         if (!needChannel()) return;
-        this.reply(res, 204);
+        reply(204);
         ch!.inStasis = false;
         this.emit({ type: 'StasisEnd', channel: ch!.json });
         this.chans.delete(ch!.json.id);
         return;
       default:
-        this.reply(res, 501, { message: `bench FakeAri does not implement ${op}` });
+        reply(501, { message: `bench FakeAri does not implement ${op}` });
     }
   }
 }
