@@ -3,17 +3,29 @@ import { promisify } from 'node:util';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
+/** Identity of a file's content as written: its inode, size and modification time. */
+export interface WrittenStat {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
 /**
  * Writes a file so that readers see either the old or the new content, never a part: write a temp
  * file in the same directory, fsync it, rename it over the target, then fsync the directory.
+ * Resolves with the written file's inode, size and mtime (taken before the rename), so a caller can
+ * later tell whether the file at `file` is still the one it wrote.
  */
-export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o640): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o640): Promise<WrittenStat> {
   const dir = path.dirname(file);
   const tmp = tempNameFor(file);
   const handle = await fs.open(tmp, 'wx', mode);
+  let written: WrittenStat;
   try {
     writeAllSync(handle.fd, data);
     await handle.sync();
+    const st = fstatSync(handle.fd);
+    written = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
   } catch (err) {
     await handle.close().catch(() => {});
     await fs.rm(tmp, { force: true });
@@ -28,6 +40,7 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
     throw err;
   }
   await fsyncDir(dir);
+  return written;
 }
 
 /** Strings are written in slices of this many UTF-16 units (a few MB at most in flight). */

@@ -19,9 +19,10 @@ import type { Logger } from '../log.js';
 import type { Backend, Store } from '../model/types.js';
 import { MODULE_OF_FILE, OUTPUT_FILES, type RenderedFiles } from '../render/render.js';
 import { GENERATED_HEADER } from '../render/plan.js';
-import { transportRestartReasons } from './conf.js';
+import { transportChanges, transportsOf, type Transports } from './conf.js';
 import { ApplyRolledBackError } from './errors.js';
-import { Generations, generationId, generationTime, type Snapshot } from './generations.js';
+import { Generations, generationId, generationTime, type GenerationSource } from './generations.js';
+import { KnownFiles, KnownManifests, hashOf, type KnownFile } from './known.js';
 import { FileLock, Mutex, pidAlive } from './lock.js';
 import {
   ABSENT, AgentStateCache, FILE_OF_KIND, KINDS, MANAGED_FILES, agentStates, diffAgents, hashContent, readManifest, writeManifest,
@@ -38,8 +39,13 @@ export interface ApplyOptions {
   backend?: Backend;
 }
 
+/** The managed files as found on disk (undefined: no such file). */
+type Current = Map<string, KnownFile | undefined>;
+
 interface Plan {
   target: Map<string, Buffer | undefined>;
+  /** The target as text, where the renderer gave it (saves decoding it again). */
+  targetText: Map<string, string>;
   changedFiles: string[];
   modules: string[];
   agents: ApplyReport['agents'];
@@ -47,6 +53,8 @@ interface Plan {
   prevAgents: AgentStates | undefined;
   /** Undefined when the target's agents are unknown (restoring a generation without a manifest). */
   nextAgents: AgentStates | undefined;
+  /** The files as found before the apply. */
+  current: Current;
 }
 
 const DEFAULT_RETRY = { attempts: 5, delayMs: 500 };
@@ -62,6 +70,13 @@ export class Applier {
    * Never used to skip a reload: manifest.json alone says what Asterisk has verifiably loaded. */
   private readonly writtenFile: string;
   private readonly stateCache = new AgentStateCache();
+  /** What was last read or written, trusted while each file's stat is unchanged (see known.ts). */
+  private readonly known = new KnownFiles();
+  private readonly manifests = new KnownManifests();
+  /** sha256 of target buffers, computed once each (a changed file's, for the manifest). */
+  private readonly targetHashes = new WeakMap<Buffer, string>();
+  /** The transports of planned pjsip targets (remembered with the file once written). */
+  private readonly targetTransports = new WeakMap<Buffer, Transports>();
   private lastIdMs = 0;
 
   constructor(private readonly deps: ApplyDeps) {
@@ -100,7 +115,7 @@ export class Applier {
     const nextAgents = agentStates(store, backend, this.stateCache);
     if (opts.dryRun) {
       const current = await this.readCurrent();
-      const prev = await this.previousManifest();
+      const { manifest: prev } = await this.previousManifest();
       const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev, nextAgents);
       const report = this.report(id, t0, plan, { dryRun: true, modules: plan.modules });
       log.info(this.summary(report), 'apply dry run: nothing written, nothing sent');
@@ -112,7 +127,7 @@ export class Applier {
       await this.removeDebris(log);
       const current = await this.readCurrent();
       const prev = await this.previousManifest();
-      const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev, nextAgents);
+      const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev.manifest, nextAgents);
       return await this.transition(log, id, t0, plan, current, prev);
     } finally {
       await this.lock.release();
@@ -128,14 +143,14 @@ export class Applier {
       const log = this.deps.logger.child({ component: 'apply', generation: id, restoring: generation });
       await this.removeDebris(log);
       const current = await this.readCurrent();
-      const prev = await readManifest(this.manifestFile);
+      const prev = { manifest: await this.manifests.get(this.manifestFile, readManifest), file: this.manifestFile };
       const target = new Map<string, Buffer | undefined>(MANAGED_FILES.map((f) => [f, gen.snapshot.get(f)?.data]));
       // The generation's manifest describes its files only if their hashes match.
       const consistent = (m: Manifest) => MANAGED_FILES.every((f) => (m.files[f] ?? ABSENT) === hashContent(target.get(f)));
       const allAbsent = MANAGED_FILES.every((f) => target.get(f) === undefined);
       const nextAgents = gen.manifest && consistent(gen.manifest) ? gen.manifest.agents : allAbsent ? {} : undefined;
       if (!nextAgents) log.warn('the generation has no usable record of its agents: files are restored and reloaded, but agents cannot be verified');
-      const plan = this.makePlan(target, current, prev, nextAgents);
+      const plan = this.makePlan({ target, targetText: new Map() }, current, prev.manifest, nextAgents);
       const report = await this.transition(log, id, t0, plan, current, prev);
       log.info({ restored: generation }, 'generation restored');
       return report;
@@ -144,7 +159,7 @@ export class Applier {
     }
   }
 
-  private async transition(log: Logger, id: string, t0: number, plan: Plan, current: Snapshot, prev: Manifest | undefined): Promise<ApplyReport> {
+  private async transition(log: Logger, id: string, t0: number, plan: Plan, current: Current, prev: { manifest: Manifest | undefined; file: string }): Promise<ApplyReport> {
     const ami = this.deps.ami;
     if (!plan.changedFiles.length && !(ami && plan.modules.length)) {
       const report = this.report(id, t0, plan, { modules: [], verified: ami !== undefined });
@@ -155,7 +170,7 @@ export class Applier {
       throw new PeerDisconnectedError('AMI', 'apply (nothing was written; the next attempt starts afresh)');
     }
     const snapshot = plan.changedFiles.length > 0;
-    if (snapshot) await this.generations.create(id, current, prev);
+    if (snapshot) await this.snapshot(id, plan, current, prev);
     const written: string[] = [];
     const undoFiles = async (): Promise<void> => {
       for (const f of [...written].reverse()) await this.putBack(f, current.get(f), log);
@@ -163,8 +178,8 @@ export class Applier {
     };
     try {
       for (const f of plan.changedFiles) {
-        await this.writeManaged(f, plan.target.get(f));
         written.push(f);
+        await this.writeManaged(f, plan.target.get(f), plan.targetText.get(f));
       }
     } catch (err) {
       await undoFiles();
@@ -172,7 +187,7 @@ export class Applier {
     }
 
     if (!ami) {
-      await writeManifest(this.writtenFile, manifestFor(id, plan));
+      await this.writeManifest(this.writtenFile, this.manifestFor(id, plan));
       await this.generations.prune(this.keep);
       const report = this.report(id, t0, plan, { modules: [] });
       log.info({ ...this.summary(report), toReload: plan.modules }, 'apply: files written, no reload sent (no AMI connection configured)');
@@ -223,7 +238,7 @@ export class Applier {
       throw new ApplyRolledBackError(report, reloadedAgain);
     }
 
-    await writeManifest(this.manifestFile, manifestFor(id, plan));
+    await this.writeManifest(this.manifestFile, this.manifestFor(id, plan));
     await this.generations.prune(this.keep);
     const report = this.report(id, t0, plan, { modules: attempted, reloadSent: attempted.length > 0, verified: plan.nextAgents !== undefined });
     log.info(this.summary(report), 'apply done');
@@ -231,39 +246,110 @@ export class Applier {
   }
 
   /** With AMI: what Asterisk verifiably loaded. Render-only: what was last written. */
-  private async previousManifest(): Promise<Manifest | undefined> {
-    if (this.deps.ami) return readManifest(this.manifestFile);
-    return (await readManifest(this.writtenFile)) ?? (await readManifest(this.manifestFile));
+  private async previousManifest(): Promise<{ manifest: Manifest | undefined; file: string }> {
+    if (!this.deps.ami) {
+      const written = await this.manifests.get(this.writtenFile, readManifest);
+      if (written) return { manifest: written, file: this.writtenFile };
+    }
+    return { manifest: await this.manifests.get(this.manifestFile, readManifest), file: this.manifestFile };
   }
 
-  private makePlan(target: Map<string, Buffer | undefined>, current: Snapshot, prev: Manifest | undefined, nextAgents: AgentStates | undefined): Plan {
+  private async writeManifest(file: string, manifest: Manifest): Promise<void> {
+    const written = await writeManifest(file, manifest);
+    await this.manifests.wrote(file, written, manifest);
+  }
+
+  /**
+   * The generation of this apply: what the managed files hold now, and the manifest of the time.
+   * A file about to be replaced is hard-linked (its inode leaves the output directory with the
+   * rename, so the generation holds it alone); an unchanged file is hard-linked from the copy an
+   * earlier generation made of the same content when there is one, else copied (once per content).
+   * The live, unchanged files are never linked: someone may edit them in place.
+   */
+  private async snapshot(id: string, plan: Plan, current: Current, prev: { manifest: Manifest | undefined; file: string }): Promise<void> {
+    const sources = new Map<string, GenerationSource | undefined>();
+    for (const f of MANAGED_FILES) {
+      const k = current.get(f);
+      if (!k) {
+        sources.set(f, undefined);
+        continue;
+      }
+      const link = plan.changedFiles.includes(f) ? { path: path.join(this.deps.outDir, f), ...k.key } : k.copy;
+      sources.set(f, { data: k.data, mode: k.mode, ...(link ? { link } : {}) });
+    }
+    const manifestKey = prev.manifest ? await this.manifests.current(prev.file) : undefined;
+    const placed = await this.generations.create(id, sources, prev.manifest, manifestKey && { path: prev.file, ...manifestKey });
+    for (const f of MANAGED_FILES) {
+      const k = current.get(f);
+      const at = placed.get(f);
+      if (k && at && !plan.changedFiles.includes(f)) k.copy = at;
+    }
+  }
+
+  /** sha256 of a target file's content (remembered: the same Buffer is hashed once). */
+  private targetHash(data: Buffer | undefined, current: KnownFile | undefined): string {
+    if (data === undefined) return ABSENT;
+    if (current && current.data === data) return hashOf(current);
+    let h = this.targetHashes.get(data);
+    if (h === undefined) this.targetHashes.set(data, (h = hashContent(data)));
+    return h;
+  }
+
+  /** What a generation's files and agents are, as recorded once they are written (and verified). */
+  private manifestFor(generation: string, plan: Plan): Manifest {
+    return {
+      version: 1,
+      generation,
+      appliedAt: new Date().toISOString(),
+      files: Object.fromEntries(MANAGED_FILES.map((f) => [f, this.targetHash(plan.target.get(f), plan.current.get(f))])),
+      agents: plan.nextAgents ?? {},
+    };
+  }
+
+  private makePlan(
+    { target, targetText }: { target: Map<string, Buffer | undefined>; targetText: Map<string, string> },
+    current: Current, prev: Manifest | undefined, nextAgents: AgentStates | undefined,
+  ): Plan {
     const changedFiles = MANAGED_FILES.filter((f) => !sameBytes(target.get(f), current.get(f)?.data));
+    // A changed file is reloaded anyway: only unchanged ones are hashed (remembered with the file).
     const reloadFiles = MANAGED_FILES.filter(
-      (f) => changedFiles.includes(f) || (target.get(f) !== undefined && (!prev || prev.files[f] !== hashContent(target.get(f)))),
+      (f) => changedFiles.includes(f) || (target.get(f) !== undefined && (!prev || prev.files[f] !== this.targetHash(target.get(f), current.get(f)))),
     );
     const modules = MODULE_ORDER.filter((m) => reloadFiles.some((f) => MODULE_OF_FILE[f] === m));
     const pj = OUTPUT_FILES.pjsip;
-    const restartNeeded = changedFiles.includes(pj)
-      ? transportRestartReasons(current.get(pj)?.data.toString('utf8'), target.get(pj)?.toString('utf8'))
-      : [];
+    let restartNeeded: string[] = [];
+    if (changedFiles.includes(pj)) {
+      const before = current.get(pj);
+      const after = target.get(pj);
+      const beforeTransports = before ? (before.transports ??= transportsOf(before.text ?? before.data.toString('utf8'))) : new Map();
+      const afterTransports = after ? transportsOf(targetText.get(pj) ?? after.toString('utf8')) : new Map();
+      if (after) this.targetTransports.set(after, afterTransports);
+      restartNeeded = transportChanges(beforeTransports, afterTransports);
+    }
     const prevAgents = prev?.agents;
     const agents = nextAgents ? diffAgents(prevAgents ?? {}, nextAgents) : { added: [], changed: [], removed: [] };
-    return { target, changedFiles, modules, agents, restartNeeded, prevAgents, nextAgents };
+    return { target, targetText, current, changedFiles, modules, agents, restartNeeded, prevAgents, nextAgents };
   }
 
   /**
    * The rendered files; a managed file the backend no longer renders (pjsip → sip) but that exists
    * becomes a comment-only file, so its agents go away while pjsip.conf's #include still finds it.
    */
-  private targetFiles(rendered: RenderedFiles, current: Snapshot, backend: Backend): Map<string, Buffer | undefined> {
-    const out = new Map<string, Buffer | undefined>();
+  private targetFiles(rendered: RenderedFiles, current: Current, backend: Backend): { target: Map<string, Buffer | undefined>; targetText: Map<string, string> } {
+    const target = new Map<string, Buffer | undefined>();
+    const targetText = new Map<string, string>();
     for (const f of MANAGED_FILES) {
-      const r = rendered.get(f);
-      if (r !== undefined) out.set(f, Buffer.from(r, 'utf8'));
-      else if (current.get(f)) out.set(f, Buffer.from(stub(f, backend), 'utf8'));
-      else out.set(f, undefined);
+      const cur = current.get(f);
+      const text = rendered.get(f) ?? (cur ? stub(f, backend) : undefined);
+      if (text === undefined) {
+        target.set(f, undefined);
+        continue;
+      }
+      targetText.set(f, text);
+      // The text this file was written from last time: its bytes are on disk already, unencoded.
+      target.set(f, cur?.text !== undefined && cur.text === text ? cur.data : Buffer.from(text, 'utf8'));
     }
-    return out;
+    return { target, targetText };
   }
 
   private report(id: string, t0: number, plan: Plan, extra: Partial<ApplyReport> & { modules: string[] }): ApplyReport {
@@ -296,38 +382,40 @@ export class Applier {
     };
   }
 
-  private async readCurrent(): Promise<Snapshot> {
-    const out: Snapshot = new Map();
-    for (const f of MANAGED_FILES) {
-      const file = path.join(this.deps.outDir, f);
-      try {
-        const [data, st] = await Promise.all([fs.readFile(file), fs.stat(file)]);
-        out.set(f, { data, mode: st.mode & 0o777 });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        out.set(f, undefined);
-      }
-    }
+  /** The managed files: remembered contents where their stat is unchanged, the others read (see known.ts). */
+  private async readCurrent(): Promise<Current> {
+    const out: Current = new Map();
+    for (const f of MANAGED_FILES) out.set(f, await this.known.read(path.join(this.deps.outDir, f)));
     return out;
   }
 
-  private async writeManaged(f: string, content: Buffer | undefined): Promise<void> {
+  private async writeManaged(f: string, content: Buffer | undefined, text: string | undefined): Promise<void> {
     const file = path.join(this.deps.outDir, f);
+    this.known.forget(file);
     if (content === undefined) {
       await fs.rm(file, { force: true });
       await fsyncDir(this.deps.outDir);
     } else {
-      await writeFileAtomic(file, content, 0o640);
+      const written = await writeFileAtomic(file, content, 0o640);
+      const transports = this.targetTransports.get(content);
+      const hash = this.targetHashes.get(content);
+      await this.known.wrote(file, written, {
+        mode: 0o640, data: content, ...(text !== undefined ? { text } : {}), ...(hash ? { hash } : {}), ...(transports ? { transports } : {}),
+      });
     }
   }
 
-  private async putBack(f: string, snap: { data: Buffer; mode: number } | undefined, log: Logger): Promise<void> {
+  private async putBack(f: string, snap: KnownFile | undefined, log: Logger): Promise<void> {
+    const file = path.join(this.deps.outDir, f);
+    this.known.forget(file);
     try {
       if (!snap) {
-        await fs.rm(path.join(this.deps.outDir, f), { force: true });
+        await fs.rm(file, { force: true });
         await fsyncDir(this.deps.outDir);
       } else {
-        await writeFileAtomic(path.join(this.deps.outDir, f), snap.data, snap.mode || 0o640);
+        const written = await writeFileAtomic(file, snap.data, snap.mode || 0o640);
+        const { key: _key, copy: _copy, ...content } = snap;
+        await this.known.wrote(file, written, content);
       }
     } catch (err) {
       log.error({ file: f, err: { message: errorMessage(err) } }, 'could not restore a file; restore the previous generation by hand');
@@ -412,13 +500,3 @@ function stub(file: string, backend: Backend): string {
     .join('');
 }
 
-/** What a generation's files and agents are, as recorded once they are written (and verified). */
-function manifestFor(generation: string, plan: Plan): Manifest {
-  return {
-    version: 1,
-    generation,
-    appliedAt: new Date().toISOString(),
-    files: Object.fromEntries(MANAGED_FILES.map((f) => [f, hashContent(plan.target.get(f))])),
-    agents: plan.nextAgents ?? {},
-  };
-}

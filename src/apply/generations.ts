@@ -1,9 +1,9 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir } from '../fsutil.js';
 import { SwitchboardError } from '../errors.js';
-import type { Manifest } from './manifest.js';
+import { readManifest, type Manifest } from './manifest.js';
 import type { GenerationInfo } from './types.js';
 
 /** One managed file as found on disk: content byte for byte, and its mode. */
@@ -20,12 +20,22 @@ interface Meta {
   files: string[];
   absent: string[];
   modes: Record<string, number>;
-  /** What Asterisk had loaded when the snapshot was taken, as far as switchboard knew. */
+  /** What Asterisk had loaded when the snapshot was taken, as far as switchboard knew: embedded, */
   manifest?: Manifest;
+  /** or in this file of the generation (a hard link to the manifest file of the time). */
+  manifestFile?: string;
+}
+
+/** One file for Generations.create: its content and mode, and optionally a file to hard-link instead. */
+export interface GenerationSource {
+  data: Buffer;
+  mode: number;
+  link?: { path: string; ino: number; size: number; mtimeMs: number };
 }
 
 const ID_RE = /^\d{8}T\d{6}-\d{3}Z-[0-9a-f]{6}$/;
 const META = 'meta.json';
+const MANIFEST = 'manifest.json';
 
 /** `20250102T030405-678Z-a1b2c3`: sortable by time, safe as a directory name and on a command line. */
 export function generationId(ms: number): string {
@@ -48,25 +58,50 @@ export function generationTime(id: string): number {
 export class Generations {
   constructor(readonly dir: string) {}
 
-  async create(id: string, snapshot: Snapshot, manifest: Manifest | undefined): Promise<void> {
+  /**
+   * Creates generation `id` from `files` (name → its content, or undefined when there was no
+   * such file) and `manifest` (what Asterisk had loaded then).
+   *
+   * A file with `link` is hard-linked from there instead of copied, when the file found there is
+   * still that inode with that size and mtime (checked after linking; otherwise the link is
+   * removed and the content copied as before). The Applier links only files no one writes in place:
+   * a managed file it is about to replace by rename (so the old inode ends up in this generation
+   * alone), or a copy inside an earlier generation. Likewise `manifestLink`, the manifest file the
+   * Applier wrote atomically (it is only ever replaced, never rewritten in place); without it the
+   * manifest is embedded in meta.json as before. Resolves with where each file now is.
+   */
+  async create(
+    id: string,
+    files: Map<string, GenerationSource | undefined>,
+    manifest: Manifest | undefined,
+    manifestLink?: { path: string; ino: number; size: number; mtimeMs: number },
+  ): Promise<Map<string, { path: string; ino: number; size: number; mtimeMs: number }>> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o750 });
     const tmp = path.join(this.dir, `.${id}.tmp`);
     await fs.rm(tmp, { recursive: true, force: true });
     await fs.mkdir(tmp, { mode: 0o750 });
-    const meta: Meta = { id, createdAt: new Date().toISOString(), files: [], absent: [], modes: {}, ...(manifest ? { manifest } : {}) };
-    for (const [name, snap] of snapshot) {
-      if (!snap) {
+    const meta: Meta = { id, createdAt: new Date().toISOString(), files: [], absent: [], modes: {} };
+    const placed = new Map<string, { path: string; ino: number; size: number; mtimeMs: number }>();
+    for (const [name, src] of files) {
+      if (!src) {
         meta.absent.push(name);
         continue;
       }
-      await writeSynced(path.join(tmp, name), snap.data, 0o640);
+      const dest = path.join(tmp, name);
+      const st = (src.link && (await linkChecked(src.link, dest))) || (await writeSynced(dest, src.data, 0o640));
+      placed.set(name, { path: path.join(this.dir, id, name), ino: st.ino, size: st.size, mtimeMs: st.mtimeMs });
       meta.files.push(name);
-      meta.modes[name] = snap.mode;
+      meta.modes[name] = src.mode;
+    }
+    if (manifest) {
+      if (manifestLink && (await linkChecked(manifestLink, path.join(tmp, MANIFEST)))) meta.manifestFile = MANIFEST;
+      else meta.manifest = manifest;
     }
     await writeSynced(path.join(tmp, META), JSON.stringify(meta) + '\n', 0o640);
     await fsyncDir(tmp);
     await fs.rename(tmp, path.join(this.dir, id));
     await fsyncDir(this.dir);
+    return placed;
   }
 
   /** Newest first. */
@@ -98,7 +133,8 @@ export class Generations {
     for (const name of meta.files) {
       snapshot.set(name, { data: await fs.readFile(path.join(this.dir, id, name)), mode: meta.modes[name] ?? 0o640 });
     }
-    return { snapshot, manifest: meta.manifest, createdAt: meta.createdAt };
+    const manifest = meta.manifest ?? (meta.manifestFile ? await readManifest(path.join(this.dir, id, meta.manifestFile)) : undefined);
+    return { snapshot, manifest, createdAt: meta.createdAt };
   }
 
   async remove(id: string): Promise<void> {
@@ -148,12 +184,30 @@ export class Generations {
   }
 }
 
-async function writeSynced(file: string, data: string | Buffer, mode: number): Promise<void> {
+async function writeSynced(file: string, data: string | Buffer, mode: number): Promise<Stats> {
   const h = await fs.open(file, 'w', mode);
   try {
     await h.writeFile(data);
     await h.sync();
+    return await h.stat();
   } finally {
     await h.close();
   }
+}
+
+/**
+ * Hard-links `src.path` to `dest` if it is still the inode `src` describes (same size and mtime):
+ * the linked file's stat, or undefined (nothing left at dest) when it is not or cannot be linked
+ * (gone, another file system, links not supported).
+ */
+async function linkChecked(src: { path: string; ino: number; size: number; mtimeMs: number }, dest: string): Promise<Stats | undefined> {
+  try {
+    await fs.link(src.path, dest);
+  } catch {
+    return undefined;
+  }
+  const st = await fs.lstat(dest);
+  if (st.isFile() && st.ino === src.ino && st.size === src.size && st.mtimeMs === src.mtimeMs) return st;
+  await fs.rm(dest, { force: true });
+  return undefined;
 }

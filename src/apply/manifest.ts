@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { writeFileAtomic } from '../fsutil.js';
+import { writeFileAtomic, type WrittenStat } from '../fsutil.js';
 import type { Agent, Backend, Settings, Store } from '../model/types.js';
 import { OUTPUT_FILES } from '../render/render.js';
 import {
@@ -188,8 +188,8 @@ export async function readManifest(file: string): Promise<Manifest | undefined> 
   return undefined;
 }
 
-export async function writeManifest(file: string, manifest: Manifest): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(manifest) + '\n', 0o640);
+export function writeManifest(file: string, manifest: Manifest): Promise<WrittenStat> {
+  return writeFileAtomic(file, JSON.stringify(manifest) + '\n', 0o640);
 }
 
 /** Usernames added, changed (any digest differs) and removed between two states, sorted. */
