@@ -230,3 +230,15 @@ describe('transportsOf: only the transport sections, as a full parse reads them'
     expect(transportRestartReasons(before, before)).toEqual([]);
   });
 });
+
+describe('diffAgents', () => {
+  it('names added, changed and removed agents, whatever their names (even Object.prototype keys)', async () => {
+    const { diffAgents } = await import('../src/apply/manifest.js');
+    const st = (id: string, d: string) => ({ id, digests: { pjsip: d } });
+    const same = st('1', 'a');
+    const before = { keep: same, changed: st('2', 'b'), constructor: st('3', 'c'), gone: st('4', 'd') };
+    const after = { keep: same, changed: st('2', 'B'), toString: st('5', 'e'), hasOwnProperty: st('6', 'f') };
+    expect(diffAgents(before, after)).toEqual({ added: ['hasOwnProperty', 'toString'], changed: ['changed'], removed: ['constructor', 'gone'] });
+    expect(diffAgents(after, after)).toEqual({ added: [], changed: [], removed: [] });
+  });
+});

@@ -14,7 +14,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PeerDisconnectedError, errorMessage, SwitchboardError } from '../errors.js';
-import { fsyncDir, writeFileAtomic } from '../fsutil.js';
+import { encodeUtf8, fsyncDir, writeFileAtomic } from '../fsutil.js';
 import type { Logger } from '../log.js';
 import type { Backend, Store } from '../model/types.js';
 import { MODULE_OF_FILE, OUTPUT_FILES, type RenderedFiles } from '../render/render.js';
@@ -347,7 +347,7 @@ export class Applier {
       }
       targetText.set(f, text);
       // The text this file was written from last time: its bytes are on disk already, unencoded.
-      target.set(f, cur?.text !== undefined && cur.text === text ? cur.data : Buffer.from(text, 'utf8'));
+      target.set(f, cur?.text !== undefined && cur.text === text ? cur.data : encodeUtf8(text));
     }
     return { target, targetText };
   }

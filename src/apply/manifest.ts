@@ -104,7 +104,15 @@ export function usesSip(backend: Backend): boolean {
 export function agentStates(store: Store, backend: Backend, cache?: AgentStateCache): AgentStates {
   const settings: Settings = backend === store.settings.backend ? store.settings : { ...store.settings, backend };
   const out: AgentStates = {};
-  for (const a of store.agents) out[a.username] = cache ? cache.get(a, store.settings, backend, () => agentState(a, settings, backend)) : agentState(a, settings, backend);
+  const known = cache?.for(store.settings, backend);
+  for (const a of store.agents) {
+    let state = known?.get(a);
+    if (!state) {
+      state = agentState(a, settings, backend);
+      known?.set(a, state);
+    }
+    out[a.username] = state;
+  }
   return out;
 }
 
@@ -118,14 +126,20 @@ export class AgentStateCache {
   private backend: Backend | undefined;
 
   get(agent: Agent, settings: Settings, backend: Backend, make: () => AgentState): AgentState {
+    const map = this.for(settings, backend);
+    let state = map.get(agent);
+    if (!state) map.set(agent, (state = make()));
+    return state;
+  }
+
+  /** The states remembered for these settings and backend (forgetting any others). */
+  for(settings: Settings, backend: Backend): WeakMap<Agent, AgentState> {
     if (settings !== this.settings || backend !== this.backend) {
       this.map = new WeakMap();
       this.settings = settings;
       this.backend = backend;
     }
-    let state = this.map.get(agent);
-    if (!state) this.map.set(agent, (state = make()));
-    return state;
+    return this.map;
   }
 }
 
@@ -197,11 +211,14 @@ export function diffAgents(before: AgentStates, after: AgentStates): { added: st
   const added: string[] = [];
   const changed: string[] = [];
   const removed: string[] = [];
-  for (const [name, next] of Object.entries(after)) {
-    const prev = before[name];
+  for (const name in after) {
+    const next = after[name]!;
+    const prev = Object.hasOwn(before, name) ? before[name] : undefined;
+    // The same state object (AgentStateCache keeps an unchanged agent's): nothing to compare.
+    if (prev === next) continue;
     if (!prev) added.push(name);
-    else if (KINDS.some((k) => prev.digests[k] !== next.digests[k]) || prev.id !== next.id) changed.push(name);
+    else if (prev.id !== next.id || KINDS.some((k) => prev.digests[k] !== next.digests[k])) changed.push(name);
   }
-  for (const name of Object.keys(before)) if (!after[name]) removed.push(name);
+  for (const name in before) if (!Object.hasOwn(after, name)) removed.push(name);
   return { added: added.sort(), changed: changed.sort(), removed: removed.sort() };
 }
