@@ -13,6 +13,7 @@ import {
   type CallRecord,
 } from '../src/calls/records.js';
 import { SwitchboardError } from '../src/errors.js';
+import { waitFor } from './helpers/wait.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -228,12 +229,31 @@ describe('CallRecords.insertSoon (write-behind for the DID hot path)', () => {
     }
   }
 
-  it('queues rows and writes them all at the end of the event-loop turn', async () => {
+  it('queues rows and writes them together once no row was added for the quiet time', async () => {
+    store.close();
+    store = CallRecords.open(path, { writeBehindQuietMs: 30, writeBehindMaxMs: 10_000 });
     const rows = [record(), record(), record()];
     for (const r of rows) store.insertSoon(r);
     expect(onDisk(rows[0]!.interactionId)).toBeUndefined();
     await new Promise((resolve) => setImmediate(resolve));
+    expect(onDisk(rows[0]!.interactionId)).toBeUndefined();
+    await waitFor(() => onDisk(rows[2]!.interactionId));
     for (const r of rows) expect(onDisk(r.interactionId)).toEqual({ interaction_id: r.interactionId });
+  });
+
+  it('a steady stream of rows is still written within the longest delay', async () => {
+    store.close();
+    store = CallRecords.open(path, { writeBehindQuietMs: 50, writeBehindMaxMs: 120 });
+    const first = record();
+    store.insertSoon(first);
+    // one row every 10 ms: the quiet time never passes, the longest delay does
+    let written = false;
+    for (let i = 0; i < 60 && !written; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      store.insertSoon(record());
+      written = onDisk(first.interactionId) !== undefined;
+    }
+    expect(written).toBe(true);
   });
 
   it('reads, updates and close write the queue first', () => {
@@ -254,16 +274,35 @@ describe('CallRecords.insertSoon (write-behind for the DID hot path)', () => {
     store = CallRecords.open(path);
   });
 
-  it('checks at once: invalid records and taken ids throw before anything is queued', () => {
-    const a = record();
-    store.insert(a);
-    expect(codeOf(() => store.insertSoon({ ...a }))).toBe(codeOf(() => store.insert({ ...a })));
+  it('an id already queued throws at once; invalid records and taken ids are refused when written, the rest is written', async () => {
+    const taken = record();
+    store.insert(taken);
     const b = record();
     store.insertSoon(b);
-    expect(codeOf(() => store.insertSoon({ ...b }))).toBe(codeOf(() => store.insert({ ...a })));
-    expect(codeOf(() => store.insertSoon(record({ outcome: 'lost' as never })))).toBe(codeOf(() => store.insert(record({ outcome: 'lost' as never }))));
-    expect(codeOf(() => store.insertSoon(record({ outcome: 'lost' as never })))).toBe('CALL_RECORD_INVALID');
     expect(codeOf(() => store.insertSoon({ ...b }))).toBe('CALL_RECORD_EXISTS');
+    const invalid = record({ outcome: 'lost' as never });
+    const good = record();
+    store.insertSoon({ ...taken, callerNumber: 'someone else' });
+    store.insertSoon(invalid);
+    store.insertSoon(good);
+    // flush() throws the first refusal after writing the others
+    expect(codeOf(() => store.flush())).toBe('CALL_RECORD_EXISTS');
+    expect(store.get(good.interactionId)?.interactionId).toBe(good.interactionId);
+    expect(store.get(b.interactionId)?.interactionId).toBe(b.interactionId);
+    expect(store.get(invalid.interactionId)).toBeUndefined();
+    expect(store.get(taken.interactionId)?.callerNumber).toBe(taken.callerNumber);
+
+    // in the background, each refusal goes to onWriteError
+    store.close();
+    const errors: [string, string[]][] = [];
+    store = CallRecords.open(path, { writeBehindQuietMs: 1, onWriteError: (err, ids) => errors.push([err instanceof SwitchboardError ? err.code : String(err), ids]) });
+    const bad = record({ outcome: 'lost' as never });
+    const ok = record();
+    store.insertSoon(bad);
+    store.insertSoon(ok);
+    await waitFor(() => errors.length > 0);
+    expect(errors).toEqual([['CALL_RECORD_INVALID', [bad.interactionId]]]);
+    expect(onDisk(ok.interactionId)).toEqual({ interaction_id: ok.interactionId });
   });
 
   it('a background write that fails is reported, keeps the rows, and the next write retries them', async () => {
@@ -277,7 +316,7 @@ describe('CallRecords.insertSoon (write-behind for the DID hot path)', () => {
     // the writer's own busy_timeout (5 s) would wait: make it short for this test
     (store as unknown as { db: Database.Database }).db.pragma('busy_timeout = 10');
     store.insertSoon(a);
-    await new Promise((resolve) => setImmediate(resolve));
+    await waitFor(() => errors.length > 0, 3000);
     expect(errors).toEqual([[a.interactionId]]);
     blocker.exec('COMMIT');
     blocker.close();

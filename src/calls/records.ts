@@ -66,8 +66,16 @@ export interface CallQuery {
 export interface CallRecordsOptions {
   /** Clock for the default seven-day range (tests). */
   now?: () => Date;
-  /** Told when rows queued by insertSoon could not be written in the background (they stay queued; the next write retries). */
+  /**
+   * Told when rows queued by insertSoon could not be written: a database error (the rows stay
+   * queued and are retried) or a record refused when written (CallRecordInvalidError,
+   * CallRecordExistsError: that row is dropped; the others are written).
+   */
   onWriteError?: (err: unknown, interactionIds: string[]) => void;
+  /** insertSoon writes its queue once no row was added for this long (default 20 ms)... */
+  writeBehindQuietMs?: number;
+  /** ...or at the latest this long after the oldest queued row (default 250 ms). */
+  writeBehindMaxMs?: number;
 }
 
 export const CALL_RECORDS_SCHEMA_VERSION = 1;
@@ -144,14 +152,21 @@ export class CallRecords {
   private readonly replaceStmt: Database.Statement;
   private readonly getStmt: Database.Statement;
   /** Rows insertSoon queued, by interaction id, in order; written by flush(). */
-  private readonly queued = new Map<string, ReturnType<typeof toRow>>();
-  private flushHandle: NodeJS.Immediate | undefined;
+  private readonly queued = new Map<string, CallRecord>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private oldestQueuedAt = 0;
+  private readonly quietMs: number;
+  private readonly maxDelayMs: number;
+  private readonly onWriteError: CallRecordsOptions['onWriteError'];
 
   private constructor(
     private readonly db: Database.Database,
     private readonly now: () => Date,
-    private readonly onWriteError: CallRecordsOptions['onWriteError'] = undefined,
+    options: CallRecordsOptions = {},
   ) {
+    this.onWriteError = options.onWriteError;
+    this.quietMs = options.writeBehindQuietMs ?? 20;
+    this.maxDelayMs = options.writeBehindMaxMs ?? 250;
     const names = COLUMNS.join(', ');
     const params = COLUMNS.map((c) => `@${c}`).join(', ');
     this.insertStmt = db.prepare(`INSERT INTO calls (${names}) VALUES (${params})`);
@@ -175,7 +190,7 @@ export class CallRecords {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       migrate(db, path);
-      return new CallRecords(db, options.now ?? (() => new Date()), options.onWriteError);
+      return new CallRecords(db, options.now ?? (() => new Date()), options);
     } catch (err) {
       db.close();
       if (err instanceof CallRecordsStoreError) throw err;
@@ -196,33 +211,77 @@ export class CallRecords {
   }
 
   /**
-   * Adds a record without waiting for the disk: checked at once (CallRecordInvalidError,
-   * CallRecordExistsError), then written with every other row queued in the same turn of the event
-   * loop, in one transaction (one fsync), when the turn ends (setImmediate) — or earlier, by any
-   * read, update, insert or close. For the DID workflow: under a burst of calls, one fsync per call
-   * before the caller hears ringing would queue every later caller behind the disk. A crash in
-   * the same turn loses the row, as it would lose a row whose call had not yet arrived.
+   * Adds a record without waiting for the disk: queued (the record object is kept as it is: do not
+   * change it afterwards), and written with every other queued row in one transaction (one fsync)
+   * once no row was added for `writeBehindQuietMs` (20 ms), or at the latest `writeBehindMaxMs`
+   * (250 ms) after the oldest — and before any read, update, insert or close, so nobody in this
+   * process ever misses a row. Checked when written: a record that is invalid or whose id is taken
+   * is dropped and reported to `onWriteError` (flush() throws for it instead); an id already queued
+   * throws CallRecordExistsError at once. For the DID workflow: one fsync (or even one validation
+   * and lookup) per call before the caller hears ringing would queue every later caller of a burst
+   * behind it. A crash loses at most the last 250 ms of new rows (calls that had only just arrived).
    */
   insertSoon(record: CallRecord): void {
-    const row = toRow(normalise(record));
-    if (this.queued.has(record.interactionId) || this.getStmt.get(record.interactionId)) throw new CallRecordExistsError(record.interactionId);
-    this.queued.set(record.interactionId, row);
-    this.flushHandle ??= setImmediate(() => {
-      this.flushHandle = undefined;
-      try {
-        this.flush();
-      } catch (err) {
-        this.onWriteError?.(err, [...this.queued.keys()]);
-      }
-    });
+    if (this.queued.has(record.interactionId)) throw new CallRecordExistsError(record.interactionId);
+    this.queued.set(record.interactionId, record);
+    if (!this.flushTimer) {
+      this.oldestQueuedAt = Date.now();
+      this.flushTimer = setTimeout(() => this.flushInBackground(), this.quietMs).unref();
+    } else if (Date.now() - this.oldestQueuedAt + this.quietMs <= this.maxDelayMs) {
+      this.flushTimer.refresh();
+    }
   }
 
-  /** Writes the rows insertSoon queued (one transaction). Throws when the database refuses them; they stay queued. */
+  private flushInBackground(): void {
+    this.flushTimer = undefined;
+    try {
+      const refused = this.writeQueued();
+      for (const { id, err } of refused) this.onWriteError?.(err, [id]);
+    } catch (err) {
+      this.onWriteError?.(err, [...this.queued.keys()]);
+      // Try again later (reads, updates and close also write the queue first).
+      this.oldestQueuedAt = Date.now();
+      this.flushTimer ??= setTimeout(() => this.flushInBackground(), Math.max(this.maxDelayMs, 1000)).unref();
+    }
+  }
+
+  /**
+   * Writes the rows insertSoon queued (one transaction). A database error leaves them all queued
+   * and is thrown; records refused one by one (invalid, id taken) are dropped, the others written,
+   * and the first refusal is thrown after the commit.
+   */
   flush(): void {
-    if (this.queued.size === 0) return;
-    const rows = [...this.queued.values()];
-    this.db.transaction(() => { for (const row of rows) this.insertStmt.run(row); }).immediate();
+    const refused = this.writeQueued();
+    if (refused.length) throw refused[0]!.err;
+  }
+
+  /** flush() without the throw for refused records: returns them. */
+  private writeQueued(): { id: string; err: unknown }[] {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.queued.size === 0) return [];
+    const records = [...this.queued.values()];
+    const refused: { id: string; err: unknown }[] = [];
+    this.db.transaction(() => {
+      refused.length = 0;
+      for (const record of records) {
+        let row: CallRow;
+        try {
+          row = toRow(normalise(record));
+        } catch (err) {
+          refused.push({ id: record.interactionId, err });
+          continue;
+        }
+        try {
+          this.insertStmt.run(row);
+        } catch (err) {
+          if (!isSqliteCode(err, 'SQLITE_CONSTRAINT_PRIMARYKEY')) throw err;
+          refused.push({ id: record.interactionId, err: new CallRecordExistsError(record.interactionId) });
+        }
+      }
+    }).immediate();
     this.queued.clear();
+    return refused;
   }
 
   /**
@@ -289,8 +348,6 @@ export class CallRecords {
   }
 
   close(): void {
-    if (this.flushHandle) clearImmediate(this.flushHandle);
-    this.flushHandle = undefined;
     if (this.db.open) {
       try {
         this.flush();

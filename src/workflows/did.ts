@@ -197,6 +197,8 @@ export class DidWorkflow {
   private readonly byRecording = new Map<string, Call>();
   private readonly indexes = new WeakMap<Store, Map<string, Agent>>();
   private readonly listeners: [string, (...args: unknown[]) => void][] = [];
+  /** Work held back until the current turn's first ARI actions have been sent (afterFirstActions). */
+  private deferred: (() => void)[] = [];
   private running = false;
   /** When start() ran: call records still "in progress" from before are an earlier run's. */
   private startedAt = new Date(0);
@@ -307,7 +309,8 @@ export class DidWorkflow {
       callerName: channel.caller?.name ?? '',
       inboundId: channel.id,
       ...(channel.dialplan?.context ? { dialplanContext: channel.dialplan.context } : {}),
-      log: this.log.child({ callId: id, did, channelId: channel.id }),
+      // The call's own child logger is made in begin(), once the agent is known (one child, not two).
+      log: this.log,
       startedAt: this.now(),
       state: 'new',
       recorded: false,
@@ -359,6 +362,23 @@ export class DidWorkflow {
       finished ? this.recordingFinished(call, recording.duration) : this.recordingFailed(call, recording));
   }
 
+  /**
+   * Runs `fn` in this turn of the event loop, but after every call that arrived in it has taken its
+   * first ARI action (setImmediate: after the microtasks that send them and the socket write):
+   * logging 500 calls must not hold back the ringing of the 500th.
+   */
+  private afterFirstActions(fn: () => void): void {
+    this.deferred.push(fn);
+    if (this.deferred.length > 1) return;
+    setImmediate(() => {
+      const batch = this.deferred;
+      this.deferred = [];
+      for (const f of batch) {
+        try { f(); } catch (err) { this.log.error({ err: errorMessage(err) }, 'deferred work failed'); }
+      }
+    });
+  }
+
   /** Runs `fn` after everything already queued for this call; an error goes to failSafe. */
   private enqueue(call: Call, what: string, fn: () => Promise<void>): void {
     call.queue = call.queue
@@ -388,9 +408,10 @@ export class DidWorkflow {
 
   private async begin(call: Call): Promise<void> {
     const store = this.deps.store();
+    const agent = store ? this.agentFor(store, call.did) : undefined;
+    lazyChildLogger(call, this.log, { callId: call.id, did: call.did, channelId: call.inboundId, ...(agent ? { agentId: agent.id } : {}) });
     // Without a store we cannot tell: the fail safe hands the caller to the dialplan's voicemail.
     if (!store) throw new Error('no agent store is loaded yet');
-    const agent = this.agentFor(store, call.did);
     if (!agent) {
       call.state = 'unknown';
       call.log.warn({ callerNumber: call.callerNumber }, 'no agent has this DID: playing "not in service"');
@@ -399,7 +420,6 @@ export class DidWorkflow {
       return;
     }
     call.agent = agent;
-    call.log = call.log.child({ agentId: agent.id });
 
     // Everything up to the first ARI action (ring or answer) is in memory, and that action goes
     // out before any logging: under a burst of calls every caller hears ringing (or is answered)
@@ -427,8 +447,12 @@ export class DidWorkflow {
     call.recorded = true;
     if (call.callerGone) return;
     const first = reason ? this.divert(call, reason, true) : this.ringAgent(call, agent, store);
-    if (presenceError !== undefined) call.log.warn({ err: errorMessage(presenceError) }, 'presence unknown (lookup failed): ringing the agent');
-    else call.log.info({ callerNumber: call.callerNumber, presence: presence?.state ?? (agent.enabled ? 'logged out' : 'login disabled'), presenceReason: presence?.reason }, 'DID call arrived');
+    // Logged once the first actions of every call of this burst have left (before any answer to
+    // them can be read, so the call's log lines stay in order).
+    this.afterFirstActions(() => {
+      if (presenceError !== undefined) call.log.warn({ err: errorMessage(presenceError) }, 'presence unknown (lookup failed): ringing the agent');
+      call.log.info({ callerNumber: call.callerNumber, presence: presence?.state ?? (agent.enabled ? 'logged out' : 'login disabled'), presenceReason: presence?.reason }, 'DID call arrived');
+    });
     await first;
   }
 
@@ -1267,4 +1291,18 @@ export function callerIdOf(name: string, number: string): string {
 
 function noteOf(what: string, err: unknown): string {
   return `error during "${what}": ${errorMessage(err)}`.replace(/[\r\n]+/g, ' ').slice(0, 1000);
+}
+
+/**
+ * Gives `call` a `log` property that makes its pino child logger on first use: a child costs ~5 µs
+ * (its bindings are serialised and redacted), too much to pay per call before the first ARI action
+ * of a burst; the first line is logged after that action (DidWorkflow.afterFirstActions).
+ */
+function lazyChildLogger(call: { log: Logger }, parent: Logger, bindings: Record<string, string>): void {
+  let log: Logger | undefined;
+  Object.defineProperty(call, 'log', {
+    configurable: true, enumerable: true,
+    get: () => (log ??= parent.child(bindings)),
+    set: (value: Logger) => { log = value; },
+  });
 }

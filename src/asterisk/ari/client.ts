@@ -114,6 +114,7 @@ export class AriClient extends EventEmitter implements AriPort {
   private restWs?: WsLike;
   private readonly pendingRest = new Map<string, PendingRest>();
   private restSeq = 0;
+  private corked = false;
   private abort?: AbortController;
   private firstStart?: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void; failFast: boolean };
 
@@ -517,10 +518,27 @@ export class AriClient extends EventEmitter implements AriPort {
         reject(new PeerDisconnectedError(ARI_PEER, `${what} (events socket: ${this.scrub(errorMessage(err))})`));
       };
       try {
+        this.corkUntilTickEnds(ws);
         ws.send(JSON.stringify(msg), (err) => { if (err) failed(err); });
       } catch (err) {
         failed(err);
       }
+    });
+  }
+
+  /**
+   * Requests sent in the same tick (a burst of calls: one first action per StasisStart of a TCP
+   * read) leave in one write() instead of one system call per frame.
+   */
+  private corkUntilTickEnds(ws: WsLike): void {
+    if (this.corked) return;
+    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!socket || typeof socket.cork !== 'function') return;
+    socket.cork();
+    this.corked = true;
+    process.nextTick(() => {
+      this.corked = false;
+      socket.uncork();
     });
   }
 

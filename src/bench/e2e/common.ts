@@ -28,9 +28,9 @@ export function maxRssMB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-/** The daemon's logger (createLogger, info, JSON) writing synchronously to `file`. */
+/** The daemon's logger (createLogger, info, JSON) writing to `file`, buffered as `switchboard serve` writes to stderr. */
 export function fileLogger(file: string, level = 'info'): Logger {
-  return createLogger({ level, pretty: false, destination: pino.destination({ dest: file, sync: true, mkdir: true }) as unknown as NodeJS.WritableStream });
+  return createLogger({ level, pretty: false, destination: pino.destination({ dest: file, sync: false, mkdir: true }) as unknown as NodeJS.WritableStream });
 }
 
 /**

@@ -65,6 +65,8 @@ export interface DidHarnessResult {
   paced?: PhaseResult & { pacedMs: number };
   daemon: { startMs: number; rssAtReadyMB: number; maxRssAtReadyMB: number; maxRssMB: number };
   requests: Record<string, number>;
+  /** Requests that came as RESTRequest frames on the events socket (the rest came over HTTP). */
+  viaWs: number;
   failures: string[];
   harnessMaxRssMB: number;
 }
@@ -148,10 +150,12 @@ async function main(args: DidHarnessArgs): Promise<DidHarnessResult> {
       const cpu0 = process.cpuUsage();
       const conns0 = fake.connections;
       const t0 = monoMs();
+      if (!spacingMs) fake.cork(); // all at once: the events leave in one write
       for (let i = 0; i < events.length; i++) {
         sent.push(fake.send(events[i]!));
         if (spacingMs) await sleep(spacingMs);
       }
+      if (!spacingMs) fake.uncork();
       const sendMs = monoMs() - t0;
       await waitFor(() => ids.every((id) => fake.firstAction.has(id)) && setUps >= list.length, 120_000,
         () => `${name}: ${ids.filter((id) => fake.firstAction.has(id)).length}/${ids.length} calls had an ARI action, ${setUps} set up; failures: ${fake.failures.slice(0, 3).join('; ')}`);
@@ -195,6 +199,7 @@ async function main(args: DidHarnessArgs): Promise<DidHarnessResult> {
       ...(paced ? { paced } : {}),
       daemon: { startMs: ready['startMs'] as number, rssAtReadyMB: ready['rssMB'] as number, maxRssAtReadyMB: ready['maxRssMB'] as number, maxRssMB: stopped['maxRssMB'] as number },
       requests: Object.fromEntries([...fake.counts].sort()),
+      viaWs: fake.viaWs,
       failures: fake.failures.slice(0, 20),
       harnessMaxRssMB: maxRssMB(),
     };

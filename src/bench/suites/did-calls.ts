@@ -45,7 +45,7 @@ export const suite: Suite = {
       { suite: 'did-calls', name: 'one call at a time (warm-up)', unit: 'ms', stats: summarise(r.warmup.latency), samples: r.warmup.latency },
       {
         suite: 'did-calls', name: 'daemon peak RSS (whole process: start-up, 10k store, calls)', unit: 'MB', stats: summarise([r.daemon.maxRssMB]),
-        detail: { ...r.daemon, requests: r.requests, harnessMaxRssMB: r.harnessMaxRssMB },
+        detail: { ...r.daemon, requests: r.requests, requestsOverWebSocket: r.viaWs, harnessMaxRssMB: r.harnessMaxRssMB },
       },
     );
     return rows;

@@ -58,7 +58,8 @@ export const serveCommand: CommandModule<object, Args> = {
       ...(args.logLevel !== undefined ? { logLevel: args.logLevel } : {}),
     };
     const settings = loadDaemonSettings({ configFile: resolveConfigFile(args.config, process.env), env: process.env, flags });
-    const logger = createLogger({ level: settings.log.level });
+    // Buffered (see LoggerSettings.sync): no blocking write per line on the daemon's hot paths.
+    const logger = createLogger({ level: settings.log.level, sync: false });
 
     if (args.once) {
       const app = buildDaemon(settings, logger, { watch: false, amiStartWaitMs: 5000 });
