@@ -29,12 +29,26 @@ function handlebars(source: string, view: unknown): Outcome {
 function expectSame(source: string, view: unknown): boolean {
   const fast = compileFast(hb, source);
   expect(fast, source).toBeDefined();
+  // into() appends the same text as pieces after what the array held, or nothing when it throws.
+  const parts = ['before'];
+  let intoThrew = false;
+  try {
+    fast!.into(view, parts);
+  } catch {
+    intoThrew = true;
+  }
   let out: string | undefined;
   try {
     out = fast!(view);
   } catch {
+    expect(intoThrew, `${source}: into() and the call disagree on giving up`).toBe(true);
+    expect(parts).toEqual(['before']);
     return false;
   }
+  expect(intoThrew).toBe(false);
+  expect(parts[0]).toBe('before');
+  expect(parts.every((p) => typeof p === 'string'), 'every piece is a string').toBe(true);
+  expect(parts.slice(1).join('')).toBe(out);
   expect({ out }, `${source} with ${JSON.stringify(view)}`).toEqual(handlebars(source, view));
   return true;
 }
@@ -68,8 +82,26 @@ describe('compileFast', () => {
     }
     for (const [name, view] of views) {
       const fast = compileFast(hb, source(name))!;
-      expect(fast(view), name).toBe(hb.compile(source(name), OPTIONS)(view));
+      const want = hb.compile(source(name), OPTIONS)(view);
+      expect(fast(view), name).toBe(want);
+      const parts: string[] = [];
+      fast.into(view, parts);
+      expect(parts.join(''), name).toBe(want);
     }
+  });
+
+  it('into() with a fallback takes back its own pieces and appends what the fallback renders', () => {
+    const fast = compileFast(hb, 'a {{x}} b {{y.z}} c', (v) => `fallback:${JSON.stringify(v)}`)!;
+    const parts = ['kept'];
+    fast.into({ x: 'X', y: { z: 'Z' } }, parts);
+    fast.into({ x: 'X', y: Object.create({ z: 'inherited' }) as unknown }, parts);
+    expect(parts.join('|')).toBe('kept|a |X| b |Z| c|fallback:{"x":"X","y":{}}');
+    const failing = compileFast(hb, 'a {{x}} b {{y}}', () => {
+      throw new Error('no');
+    })!;
+    const left = ['kept'];
+    expect(() => failing.into({ x: 'X' }, left)).toThrow('no');
+    expect(left).toEqual(['kept']);
   });
 
   it('leaves to Handlebars every template using more than text, fields, #if and #each', () => {

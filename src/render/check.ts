@@ -85,36 +85,78 @@ const CLEAN = new RegExp(
  * (checkLines) decide and say why; it never answers true for text those rules refuse.
  */
 export function chunkIsClean(text: string, rules: ChunkRules): boolean {
-  if (!CLEAN.test(text)) return false;
-  // Section headers: a "[" that starts a line (the pattern proved the line is a header).
-  for (let i = text.indexOf('['); i !== -1; i = text.indexOf('[', i + 1)) {
-    if (i > 0 && text.charCodeAt(i - 1) !== 10) continue;
-    if (!rules.sections.has(text.slice(i + 1, text.indexOf(']', i)))) return false;
+  return CLEAN.test(text) && new NameScanner(text).clean(0, text.length, rules);
+}
+
+/**
+ * True when every line of `text` is well-formed (chunkIsClean without the name rules). For text
+ * made of several chunks that each start at the beginning of a line, this is true exactly when it
+ * is true for each chunk: the lines are the same.
+ */
+export function linesAreClean(text: string): boolean {
+  return CLEAN.test(text);
+}
+
+/**
+ * chunkIsClean's name rules for chunks of one text: clean(from, to, rules) answers for the chunk
+ * text[from, to), which must start at the beginning of a line, end at the end of a line (or of
+ * text) and have passed linesAreClean (alone or as part of the text): its section headers and
+ * `=>` lines use only the names the rules allow. Chunks are asked in order; the scanner remembers
+ * where the next "[" and " => " are, so a block of many chunks is searched once.
+ */
+export class NameScanner {
+  private bracket: number;
+  private arrow: number;
+
+  constructor(private readonly text: string) {
+    this.bracket = text.indexOf('[');
+    this.arrow = text.indexOf(' => ');
   }
-  const keys = rules.arrowKeys;
-  if (!keys) return true;
-  // `key => value` lines: the first " => " of a line that comes right after the key (in a
-  // `key = value` line the first space is the one before "=").
-  for (let p = text.indexOf(' => '); p !== -1;) {
-    const start = text.lastIndexOf('\n', p) + 1;
-    let end = text.indexOf('\n', p);
-    if (end === -1) end = text.length;
-    const c0 = text.charCodeAt(start);
-    const key = c0 === 32 ? start + 1 : start;
-    if (c0 !== 59 /* ; */ && text.indexOf(' ', key) === p) {
-      const len = p - key;
-      let subject: string | undefined;
-      if (len === 5 && text.startsWith('exten', key)) {
-        const comma = text.indexOf(',', p + 4);
-        subject = text.slice(p + 4, comma === -1 || comma > end ? end : comma);
-      } else if (!((len === 4 && text.startsWith('same', key)) || (len === 7 && text.startsWith('include', key)))) {
-        subject = text.slice(key, p);
+
+  clean(from: number, to: number, rules: ChunkRules): boolean {
+    const text = this.text;
+    // Section headers: a "[" that starts a line (the pattern proved the line is a header).
+    let i = this.bracket;
+    if (i !== -1 && i < from) i = text.indexOf('[', from);
+    for (; i !== -1 && i < to; i = text.indexOf('[', i + 1)) {
+      if (i > from && text.charCodeAt(i - 1) !== 10) continue;
+      if (!rules.sections.has(text.slice(i + 1, text.indexOf(']', i)))) {
+        this.bracket = i;
+        return false;
       }
-      if (subject !== undefined && !keys.has(subject)) return false;
     }
-    p = text.indexOf(' => ', end);
+    this.bracket = i;
+    const keys = rules.arrowKeys;
+    if (!keys) return true;
+    // `key => value` lines: the first " => " of a line that comes right after the key (in a
+    // `key = value` line the first space is the one before "=").
+    let p = this.arrow;
+    if (p !== -1 && p < from) p = text.indexOf(' => ', from);
+    while (p !== -1 && p < to) {
+      const start = Math.max(from, text.lastIndexOf('\n', p) + 1);
+      let end = text.indexOf('\n', p);
+      if (end === -1 || end > to) end = to;
+      const c0 = text.charCodeAt(start);
+      const key = c0 === 32 ? start + 1 : start;
+      if (c0 !== 59 /* ; */ && text.indexOf(' ', key) === p) {
+        const len = p - key;
+        let subject: string | undefined;
+        if (len === 5 && text.startsWith('exten', key)) {
+          const comma = text.indexOf(',', p + 4);
+          subject = text.slice(p + 4, comma === -1 || comma > end ? end : comma);
+        } else if (!((len === 4 && text.startsWith('same', key)) || (len === 7 && text.startsWith('include', key)))) {
+          subject = text.slice(key, p);
+        }
+        if (subject !== undefined && !keys.has(subject)) {
+          this.arrow = p;
+          return false;
+        }
+      }
+      p = text.indexOf(' => ', end);
+    }
+    this.arrow = p;
+    return true;
   }
-  return true;
 }
 
 export class RenderCheckError extends SwitchboardError {

@@ -36,29 +36,42 @@ function lookup(parent: unknown, name: string): unknown {
   return v;
 }
 
-/** Handlebars' strict-mode field output (container.strict, then lambda, then `!= null ? v : ""`). */
-function field(parent: unknown, name: string): unknown {
+/** Handlebars' strict-mode field output (container.strict, then lambda, then `!= null ? v : ""`),
+ * as the string join() would make of it (every piece the function outputs is a string). */
+function field(parent: unknown, name: string): string {
   // Handlebars: "x" not defined (a missing field), or the inherited/function cases of lookup.
   if (!parent || typeof parent !== 'object' || !hasOwn.call(parent, name)) throw GIVE_UP;
   const v = (parent as Record<string, unknown>)[name];
+  if (typeof v === 'string') return v;
   if (v === null || v === undefined) return '';
   // Objects (and functions) are left to Handlebars, which converts them with `+` (valueOf first)
   // where join() would use toString: only primitives, which both convert the same way, pass.
   if (typeof v === 'object' || typeof v === 'function') throw GIVE_UP;
-  return v;
+  return '' + (v as string); // a symbol throws here, as join() would: Handlebars then decides
+}
+
+/** field() for a piece that must be a string for `+` and join() to agree (see Emitter.program). */
+function fieldText(parent: unknown, name: string): string {
+  if (!parent || typeof parent !== 'object' || !hasOwn.call(parent, name)) throw GIVE_UP;
+  const v = (parent as Record<string, unknown>)[name];
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return '';
+  throw GIVE_UP;
 }
 
 /** `{{this}}`: the context itself (a function would be called by Handlebars' lambda). */
-function self(ctx: unknown): unknown {
+function self(ctx: unknown): string {
+  if (typeof ctx === 'string') return ctx;
   if (ctx === null || ctx === undefined) return '';
   if (typeof ctx === 'object' || typeof ctx === 'function') throw GIVE_UP;
-  return ctx;
+  return '' + (ctx as string);
 }
 
-/** A field that must hold a string for `+` and join() to agree (see Emitter.program). */
-function text(v: unknown): unknown {
-  if (typeof v !== 'string') throw GIVE_UP;
-  return v;
+/** self() for a piece that must be a string (see fieldText). */
+function selfText(ctx: unknown): string {
+  if (typeof ctx === 'string') return ctx;
+  if (ctx === null || ctx === undefined) return '';
+  throw GIVE_UP;
 }
 
 /** The value a block helper receives (functions are called by Handlebars: give up). */
@@ -128,7 +141,7 @@ class Emitter {
     return v;
   }
 
-  private path(p: Node, ctx: string, asField: boolean): string {
+  private path(p: Node, ctx: string, asField: boolean, mustBeString = false): string {
     if (p.type !== 'PathExpression') throw new Unsupported(p.type);
     const path = p as Path;
     if (path.data || path.depth !== 0) throw new Unsupported('data or depth');
@@ -136,13 +149,14 @@ class Emitter {
     if (!parts.every((x): x is string => typeof x === 'string')) throw new Unsupported('path part');
     if (parts.length && HELPER_NAMES.has(parts[0] as string)) throw new Unsupported('helper name');
     const names = parts as string[];
-    if (names.length === 0) return asField ? `self(${ctx})` : ctx;
-    if (asField && names.length === 1) return `field(${ctx}, ${JSON.stringify(names[0])})`;
+    const fieldFn = mustBeString ? 'fieldText' : 'field';
+    if (names.length === 0) return asField ? `${mustBeString ? 'selfText' : 'self'}(${ctx})` : ctx;
+    if (asField && names.length === 1) return `${fieldFn}(${ctx}, ${JSON.stringify(names[0])})`;
     let expr = this.first(ctx, names[0]!);
     const last = names.length - 1;
     for (let i = 1; i < last; i++) expr = `lookup(${expr}, ${JSON.stringify(names[i])})`;
     if (last === 0) return expr;
-    return `${asField ? 'field' : 'lookup'}(${expr}, ${JSON.stringify(names[last])})`;
+    return `${asField ? fieldFn : 'lookup'}(${expr}, ${JSON.stringify(names[last])})`;
   }
 
   /**
@@ -176,8 +190,7 @@ class Emitter {
       case 'MustacheStatement': {
         const m = s as hbs.AST.MustacheStatement;
         if (m.params.length || m.hash) throw new Unsupported('mustache with arguments');
-        const v = this.path(m.path, ctx, true);
-        push(out, mustBeString ? `text(${v})` : v);
+        push(out, this.path(m.path, ctx, true, mustBeString));
         return;
       }
       case 'BlockStatement': {
@@ -214,12 +227,24 @@ class Emitter {
   }
 }
 
+/** A compiled template that can also append its output, piece by piece, to an array. */
+export interface FastTemplate {
+  (view: unknown): string;
+  /**
+   * Appends the output to `out` as string pieces whose join is exactly what the call returns
+   * (nothing is appended when it throws). Saves the per-call join when the caller joins many
+   * outputs together anyway.
+   */
+  into(view: unknown, out: string[]): void;
+}
+
 /**
  * The fast function for `source`, or undefined when the template uses anything beyond text,
  * fields, `if` and `each` (it then runs on Handlebars only). Where the data needs Handlebars' own
- * handling, the function returns `fallback(view)` (or, without a fallback, throws GiveUp).
+ * handling, the function returns `fallback(view)` (or, without a fallback, throws GiveUp); its
+ * `into` then appends that one string instead of its own pieces.
  */
-export function compileFast(hb: typeof Handlebars, source: string, fallback?: (view: unknown) => string): ((view: unknown) => string) | undefined {
+export function compileFast(hb: typeof Handlebars, source: string, fallback?: (view: unknown) => string): FastTemplate | undefined {
   let ast: hbs.AST.Program;
   try {
     ast = hb.parse(source);
@@ -233,12 +258,17 @@ export function compileFast(hb: typeof Handlebars, source: string, fallback?: (v
     if (err instanceof Unsupported) return undefined;
     throw err;
   }
+  const code = body.join('\n');
   // Pieces joined once at the end: a flat string (the checker reads it at once), where `+=` would
-  // build a tree of ~100 concatenations per chunk for V8 to flatten later.
-  const render = `const o = [];\n${body.join('\n')}\nreturn o.join("");`;
-  // With a fallback, in the same function (one call per render): GiveUp, or anything unexpected,
-  // hands the view to it.
-  const code = `"use strict";\nreturn function fastTemplate(c) {\n${fallback ? `try {\n${render}\n} catch {\nreturn fallback(c);\n}` : render}\n};`;
+  // build a tree of ~100 concatenations per chunk for V8 to flatten later. With a fallback, in the
+  // same function (one call per render): GiveUp, or anything unexpected, hands the view to it.
+  const call = `const o = [];\n${code}\nreturn o.join("");`;
+  const whole = `function fastTemplate(c) {\n${fallback ? `try {\n${call}\n} catch {\nreturn fallback(c);\n}` : call}\n}`;
+  // The same code appending to the caller's array; on any failure what it appended is taken back.
+  const into = `function fastInto(c, o) {\nconst n = o.length;\ntry {\n${code}\n} catch (e) {\no.length = n;\n${fallback ? 'o.push(fallback(c));' : 'throw e;'}\n}\n}`;
+  const src = `"use strict";\n${whole}\n${into}\nfastTemplate.into = fastInto;\nreturn fastTemplate;`;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  return new Function('lookup', 'field', 'self', 'text', 'param', 'truthy', 'eachArray', 'fallback', code)(lookup, field, self, text, param, truthy, eachArray, fallback) as (view: unknown) => string;
+  return new Function('lookup', 'field', 'fieldText', 'self', 'selfText', 'param', 'truthy', 'eachArray', 'fallback', src)(
+    lookup, field, fieldText, self, selfText, param, truthy, eachArray, fallback,
+  ) as FastTemplate;
 }
