@@ -17,6 +17,26 @@ export interface WrittenStat {
  * later tell whether the file at `file` is still the one it wrote.
  */
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o640): Promise<WrittenStat> {
+  const prepared = await prepareFileAtomic(file, data, mode);
+  await prepared.commit();
+  return prepared.written;
+}
+
+/** A file written to its temp file and fsynced, not yet renamed over its target. */
+export interface PreparedFile {
+  readonly file: string;
+  readonly written: WrittenStat;
+  /** Renames it over the target and fsyncs the directory (the temp file is removed if that fails). */
+  commit(): Promise<void>;
+  /** Removes the temp file; the target is left as it was. */
+  discard(): Promise<void>;
+}
+
+/**
+ * writeFileAtomic in two steps: the content goes to a temp file beside `file` and is fsynced now;
+ * commit() puts it in place later, so a caller can do other work (or wait for it) in between.
+ */
+export async function prepareFileAtomic(file: string, data: string | Buffer, mode = 0o640): Promise<PreparedFile> {
   const dir = path.dirname(file);
   const tmp = tempNameFor(file);
   const handle = await fs.open(tmp, 'wx', mode);
@@ -32,15 +52,28 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
     throw err;
   }
   await handle.close();
-  try {
-    await fs.chmod(tmp, mode);
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
-  return written;
+  let state: 'ready' | 'done' = 'ready';
+  return {
+    file,
+    written,
+    commit: async () => {
+      if (state !== 'ready') throw new Error(`${file}: already committed or discarded`);
+      state = 'done';
+      try {
+        await fs.chmod(tmp, mode);
+        await fs.rename(tmp, file);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        throw err;
+      }
+      await fsyncDir(dir);
+    },
+    discard: async () => {
+      if (state !== 'ready') return;
+      state = 'done';
+      await fs.rm(tmp, { force: true });
+    },
+  };
 }
 
 /**

@@ -242,3 +242,22 @@ describe('diffAgents', () => {
     expect(diffAgents(after, after)).toEqual({ added: [], changed: [], removed: [] });
   });
 });
+
+describe('writing while the generation is made', () => {
+  it('a generation that cannot be made replaces no file and leaves no temp file; the next apply works', async () => {
+    const e = (env = await setupEnv());
+    await e.applier.apply(await load(e.storeDir));
+    const v1 = await readFiles(e.outDir);
+    const gens = path.join(e.stateDir, 'generations');
+    await fs.rm(gens, { recursive: true });
+    await fs.writeFile(gens, 'not a directory');
+    await codecs(e, 'gsm');
+    await expect(e.applier.apply(await load(e.storeDir))).rejects.toThrow();
+    expect(await readFiles(e.outDir)).toEqual(v1);
+    expect((await fs.readdir(e.outDir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    await fs.rm(gens);
+    const r = await e.applier.apply(await load(e.storeDir));
+    expect(r.changedFiles).toEqual([PJ]);
+    expect(r.verified).toBe(true);
+  });
+});

@@ -38,3 +38,24 @@ describe('encodeUtf8', () => {
     }
   });
 });
+
+describe('prepareFileAtomic', () => {
+  it('writes a temp file first; commit puts it in place, discard leaves the target as it was', async () => {
+    const { prepareFileAtomic } = await import('../src/fsutil.js');
+    const { writeFileSync } = await import('node:fs');
+    const target = path.join(dir, 'prepared');
+    writeFileSync(target, 'old\n');
+    const kept = await prepareFileAtomic(target, 'dropped\n');
+    expect(readFileSync(target, 'utf8')).toBe('old\n');
+    await kept.discard();
+    expect(readFileSync(target, 'utf8')).toBe('old\n');
+    const next = await prepareFileAtomic(target, 'new\n', 0o600);
+    expect(readFileSync(target, 'utf8')).toBe('old\n');
+    await next.commit();
+    expect(readFileSync(target, 'utf8')).toBe('new\n');
+    expect(statSync(target).mode & 0o777).toBe(0o600);
+    expect(statSync(target).ino).toBe(next.written.ino);
+    await expect(next.commit()).rejects.toThrow(/already committed/);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+});

@@ -14,7 +14,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PeerDisconnectedError, errorMessage, SwitchboardError } from '../errors.js';
-import { encodeUtf8, fsyncDir, writeFileAtomic } from '../fsutil.js';
+import { encodeUtf8, fsyncDir, prepareFileAtomic, writeFileAtomic, type PreparedFile, type WrittenStat } from '../fsutil.js';
 import type { Logger } from '../log.js';
 import type { Backend, Store } from '../model/types.js';
 import { MODULE_OF_FILE, OUTPUT_FILES, type RenderedFiles } from '../render/render.js';
@@ -42,19 +42,29 @@ export interface ApplyOptions {
 /** The managed files as found on disk (undefined: no such file). */
 type Current = Map<string, KnownFile | undefined>;
 
+/**
+ * What to write and reload. What only verification and the report need (the target's agent states,
+ * which agents changed, transports needing a restart) is worked out by details(), once the files
+ * are written and the first `Reload` is on its way, so that it never delays the reload.
+ */
 interface Plan {
   target: Map<string, Buffer | undefined>;
   /** The target as text, where the renderer gave it (saves decoding it again). */
   targetText: Map<string, string>;
   changedFiles: string[];
   modules: string[];
-  agents: ApplyReport['agents'];
-  restartNeeded: string[];
   prevAgents: AgentStates | undefined;
-  /** Undefined when the target's agents are unknown (restoring a generation without a manifest). */
-  nextAgents: AgentStates | undefined;
+  /** The target's agent states; undefined when unknown (restoring a generation without a manifest). */
+  nextAgentsOf: () => AgentStates | undefined;
   /** The files as found before the apply. */
   current: Current;
+  detail?: PlanDetails;
+}
+
+interface PlanDetails {
+  nextAgents: AgentStates | undefined;
+  agents: ApplyReport['agents'];
+  restartNeeded: string[];
 }
 
 const DEFAULT_RETRY = { attempts: 5, delayMs: 500 };
@@ -112,7 +122,7 @@ export class Applier {
     const backend = opts.backend ?? store.settings.backend;
     // Render first: a store the safety checker refuses stops here, before any lock or write.
     const rendered = this.deps.renderer.render(store, backend);
-    const nextAgents = agentStates(store, backend, this.stateCache);
+    const nextAgents = () => agentStates(store, backend, this.stateCache);
     if (opts.dryRun) {
       const current = await this.readCurrent();
       const { manifest: prev } = await this.previousManifest();
@@ -150,7 +160,7 @@ export class Applier {
       const allAbsent = MANAGED_FILES.every((f) => target.get(f) === undefined);
       const nextAgents = gen.manifest && consistent(gen.manifest) ? gen.manifest.agents : allAbsent ? {} : undefined;
       if (!nextAgents) log.warn('the generation has no usable record of its agents: files are restored and reloaded, but agents cannot be verified');
-      const plan = this.makePlan({ target, targetText: new Map() }, current, prev.manifest, nextAgents);
+      const plan = this.makePlan({ target, targetText: new Map() }, current, prev.manifest, () => nextAgents);
       const report = await this.transition(log, id, t0, plan, current, prev);
       log.info({ restored: generation }, 'generation restored');
       return report;
@@ -170,7 +180,31 @@ export class Applier {
       throw new PeerDisconnectedError('AMI', 'apply (nothing was written; the next attempt starts afresh)');
     }
     const snapshot = plan.changedFiles.length > 0;
-    if (snapshot) await this.snapshot(id, plan, current, prev);
+    // The new contents go to temp files (written and fsynced) while the generation is made; each
+    // replaces its file only once the generation holds what it replaces.
+    const snapshotting = snapshot ? this.snapshot(id, plan, current, prev) : Promise.resolve();
+    snapshotting.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    const staged = new Map<string, PreparedFile>();
+    const discardStaged = async (): Promise<void> => {
+      for (const p of staged.values()) await p.discard();
+      staged.clear();
+    };
+    try {
+      for (const f of plan.changedFiles) {
+        const content = plan.target.get(f);
+        if (content !== undefined) staged.set(f, await prepareFileAtomic(path.join(this.deps.outDir, f), content, 0o640));
+      }
+    } catch (err) {
+      await discardStaged();
+      if (snapshot) await snapshotting.then(() => this.generations.remove(id), () => undefined);
+      throw err;
+    }
+    try {
+      await snapshotting;
+    } catch (err) {
+      await discardStaged();
+      throw err;
+    }
     const written: string[] = [];
     const undoFiles = async (): Promise<void> => {
       for (const f of [...written].reverse()) await this.putBack(f, current.get(f), log);
@@ -179,9 +213,12 @@ export class Applier {
     try {
       for (const f of plan.changedFiles) {
         written.push(f);
-        await this.writeManaged(f, plan.target.get(f), plan.targetText.get(f));
+        const prepared = staged.get(f);
+        staged.delete(f);
+        await this.placeManaged(f, prepared, plan.target.get(f), plan.targetText.get(f));
       }
     } catch (err) {
+      await discardStaged();
       await undoFiles();
       throw err;
     }
@@ -202,7 +239,18 @@ export class Applier {
       const notLoaded = new Set<string>();
       for (const m of plan.modules) {
         attempted.push(m);
-        if (await reloadModule(ami, m, reloadOpts, log)) continue;
+        const reloading = reloadModule(ami, m, reloadOpts, log);
+        if (!plan.detail) {
+          // The Reload is on its way (the action is written synchronously): plan the verification
+          // while Asterisk reads the file.
+          try {
+            this.details(plan);
+          } catch (err) {
+            await reloading.catch(() => undefined);
+            throw err;
+          }
+        }
+        if (await reloading) continue;
         // A generated file with objects in it needs its module; an emptied stub (a driver the
         // backend no longer uses, e.g. chan_sip on Asterisk 22) does not.
         const file = MANAGED_FILES.find((f) => MODULE_OF_FILE[f] === m);
@@ -214,7 +262,8 @@ export class Applier {
         log.info({ module: m }, `${m} is not loaded in Asterisk and its file holds no objects: nothing to reload`);
       }
       const kinds = new Set(KINDS.filter((k) => plan.modules.includes(MODULE_OF_FILE[FILE_OF_KIND[k]]!) && !notLoaded.has(MODULE_OF_FILE[FILE_OF_KIND[k]]!)));
-      const vplan = plan.nextAgents ? planVerification(plan.prevAgents, plan.nextAgents, kinds) : emptyPlan();
+      const { nextAgents } = this.details(plan);
+      const vplan = nextAgents ? planVerification(plan.prevAgents, nextAgents, kinds) : emptyPlan();
       log.debug({ objects: planSize(vplan) }, 'verifying');
       refused = await new Verifier(ami, { timeoutMs: this.deps.verifyTimeoutMs ?? 5000 }, log).run(vplan);
     } catch (err) {
@@ -240,7 +289,7 @@ export class Applier {
 
     await this.writeManifest(this.manifestFile, this.manifestFor(id, plan));
     await this.generations.prune(this.keep);
-    const report = this.report(id, t0, plan, { modules: attempted, reloadSent: attempted.length > 0, verified: plan.nextAgents !== undefined });
+    const report = this.report(id, t0, plan, { modules: attempted, reloadSent: attempted.length > 0, verified: this.details(plan).nextAgents !== undefined });
     log.info(this.summary(report), 'apply done');
     return report;
   }
@@ -302,13 +351,13 @@ export class Applier {
       generation,
       appliedAt: new Date().toISOString(),
       files: Object.fromEntries(MANAGED_FILES.map((f) => [f, this.targetHash(plan.target.get(f), plan.current.get(f))])),
-      agents: plan.nextAgents ?? {},
+      agents: this.details(plan).nextAgents ?? {},
     };
   }
 
   private makePlan(
     { target, targetText }: { target: Map<string, Buffer | undefined>; targetText: Map<string, string> },
-    current: Current, prev: Manifest | undefined, nextAgents: AgentStates | undefined,
+    current: Current, prev: Manifest | undefined, nextAgentsOf: () => AgentStates | undefined,
   ): Plan {
     const changedFiles = MANAGED_FILES.filter((f) => !sameBytes(target.get(f), current.get(f)?.data));
     // A changed file is reloaded anyway: only unchanged ones are hashed (remembered with the file).
@@ -316,19 +365,31 @@ export class Applier {
       (f) => changedFiles.includes(f) || (target.get(f) !== undefined && (!prev || prev.files[f] !== this.targetHash(target.get(f), current.get(f)))),
     );
     const modules = MODULE_ORDER.filter((m) => reloadFiles.some((f) => MODULE_OF_FILE[f] === m));
-    const pj = OUTPUT_FILES.pjsip;
+    return { target, targetText, current, changedFiles, modules, prevAgents: prev?.agents, nextAgentsOf };
+  }
+
+  /** The rest of the plan (see Plan), worked out once. */
+  private details(plan: Plan): PlanDetails {
+    if (plan.detail) return plan.detail;
+    const nextAgents = plan.nextAgentsOf();
+    const agents = nextAgents ? diffAgents(plan.prevAgents ?? {}, nextAgents) : { added: [], changed: [], removed: [] };
     let restartNeeded: string[] = [];
-    if (changedFiles.includes(pj)) {
-      const before = current.get(pj);
-      const after = target.get(pj);
+    const pj = OUTPUT_FILES.pjsip;
+    if (plan.changedFiles.includes(pj)) {
+      const before = plan.current.get(pj);
+      const after = plan.target.get(pj);
       const beforeTransports = before ? (before.transports ??= transportsOf(before.text ?? before.data.toString('utf8'))) : new Map();
-      const afterTransports = after ? transportsOf(targetText.get(pj) ?? after.toString('utf8')) : new Map();
-      if (after) this.targetTransports.set(after, afterTransports);
+      let afterTransports: Transports = new Map();
+      if (after) {
+        afterTransports = transportsOf(plan.targetText.get(pj) ?? after.toString('utf8'));
+        // Remembered with the file: written already (then known holds it) or about to be.
+        this.targetTransports.set(after, afterTransports);
+        const written = this.known.peek(path.join(this.deps.outDir, pj));
+        if (written && written.data === after) written.transports ??= afterTransports;
+      }
       restartNeeded = transportChanges(beforeTransports, afterTransports);
     }
-    const prevAgents = prev?.agents;
-    const agents = nextAgents ? diffAgents(prevAgents ?? {}, nextAgents) : { added: [], changed: [], removed: [] };
-    return { target, targetText, current, changedFiles, modules, agents, restartNeeded, prevAgents, nextAgents };
+    return (plan.detail = { nextAgents, agents, restartNeeded });
   }
 
   /**
@@ -353,12 +414,13 @@ export class Applier {
   }
 
   private report(id: string, t0: number, plan: Plan, extra: Partial<ApplyReport> & { modules: string[] }): ApplyReport {
+    const { agents, restartNeeded } = this.details(plan);
     return {
       generation: id,
       dryRun: false,
       changedFiles: plan.changedFiles,
-      agents: plan.agents,
-      restartNeeded: plan.restartNeeded,
+      agents,
+      restartNeeded,
       verified: false,
       rolledBack: false,
       refused: [],
@@ -389,14 +451,22 @@ export class Applier {
     return out;
   }
 
-  private async writeManaged(f: string, content: Buffer | undefined, text: string | undefined): Promise<void> {
+  /** Puts a prepared file (its temp file holds `content`) in place, or removes the file (no content). */
+  private async placeManaged(f: string, prepared: PreparedFile | undefined, content: Buffer | undefined, text: string | undefined): Promise<void> {
     const file = path.join(this.deps.outDir, f);
     this.known.forget(file);
     if (content === undefined) {
+      await prepared?.discard();
       await fs.rm(file, { force: true });
       await fsyncDir(this.deps.outDir);
     } else {
-      const written = await writeFileAtomic(file, content, 0o640);
+      let written: WrittenStat;
+      if (prepared) {
+        await prepared.commit();
+        written = prepared.written;
+      } else {
+        written = await writeFileAtomic(file, content, 0o640);
+      }
       const transports = this.targetTransports.get(content);
       const hash = this.targetHashes.get(content);
       await this.known.wrote(file, written, {
