@@ -9,9 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import type { Logger } from '../../src/log.js';
-import { REDACT_PATHS } from '../../src/log.js';
+import { createLogger } from '../../src/log.js';
 import { PeerDisconnectedError } from '../../src/errors.js';
 import type { Backend, Store } from '../../src/model/types.js';
 import { Renderer, MODULE_OF_FILE } from '../../src/render/render.js';
@@ -50,7 +49,7 @@ export function captureLogger(level = 'debug'): { logger: Logger; lines: LogLine
       cb();
     },
   });
-  const logger = pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { app: 'switchboard' } }, stream);
+  const logger = createLogger({ level, destination: stream });
   return { logger, lines, raw: () => raw };
 }
 
