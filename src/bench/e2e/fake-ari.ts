@@ -182,10 +182,16 @@ export class FakeAri {
   private drainFrames(): void {
     const until = monoMs() + 1;
     let n = 0;
-    while (n < this.inbox.length) {
-      const f = this.inbox[n++]!;
-      this.onWsFrame(f.ws, f.text, f.at);
-      if (monoMs() >= until) break;
+    // What the slice sends (answers, events) leaves in one write.
+    this.cork();
+    try {
+      while (n < this.inbox.length) {
+        const f = this.inbox[n++]!;
+        this.onWsFrame(f.ws, f.text, f.at);
+        if (monoMs() >= until) break;
+      }
+    } finally {
+      this.uncork();
     }
     this.inbox.splice(0, n);
     if (this.inbox.length) setImmediate(() => this.drainFrames());
