@@ -105,19 +105,17 @@ export function linesAreClean(text: string): boolean {
  * where the next "[" and " => " are, so a block of many chunks is searched once.
  */
 export class NameScanner {
-  private bracket: number;
-  private arrow: number;
+  /** Where the next "[" and " => " are (-1: none left; -2: not searched yet). */
+  private bracket = -2;
+  private arrow = -2;
 
-  constructor(private readonly text: string) {
-    this.bracket = text.indexOf('[');
-    this.arrow = text.indexOf(' => ');
-  }
+  constructor(private readonly text: string) {}
 
   clean(from: number, to: number, rules: ChunkRules): boolean {
     const text = this.text;
     // Section headers: a "[" that starts a line (the pattern proved the line is a header).
     let i = this.bracket;
-    if (i !== -1 && i < from) i = text.indexOf('[', from);
+    if (i === -2 || (i !== -1 && i < from)) i = text.indexOf('[', from);
     for (; i !== -1 && i < to; i = text.indexOf('[', i + 1)) {
       if (i > from && text.charCodeAt(i - 1) !== 10) continue;
       if (!rules.sections.has(text.slice(i + 1, text.indexOf(']', i)))) {
@@ -131,7 +129,7 @@ export class NameScanner {
     // `key => value` lines: the first " => " of a line that comes right after the key (in a
     // `key = value` line the first space is the one before "=").
     let p = this.arrow;
-    if (p !== -1 && p < from) p = text.indexOf(' => ', from);
+    if (p === -2 || (p !== -1 && p < from)) p = text.indexOf(' => ', from);
     while (p !== -1 && p < to) {
       const start = Math.max(from, text.lastIndexOf('\n', p) + 1);
       let end = text.indexOf('\n', p);

@@ -95,6 +95,23 @@ function eachArray(v: unknown): readonly unknown[] | undefined {
   return undefined;
 }
 
+/*
+ * The common case of field() and lookup(), written into each template's own code so that V8
+ * optimises each property read for that template's views (one shape each), where the shared
+ * helpers see every template's views: an own property of a plain object that is a string (field)
+ * or an object (lookup) is used as it is; anything else goes to the helper, which decides exactly
+ * as before. `obj` must be a variable name (it is read more than once); `t` is the function's
+ * scratch variable (each expression uses it only until it returns).
+ */
+function inlineField(fn: string, obj: string, name: string): string {
+  const key = JSON.stringify(name);
+  return `(typeof ${obj} === "object" && ${obj} !== null && typeof (t = ${obj}[${key}]) === "string" && hasOwn.call(${obj}, ${key}) ? t : ${fn}(${obj}, ${key}))`;
+}
+function inlineLookup(obj: string, name: string): string {
+  const key = JSON.stringify(name);
+  return `(typeof ${obj} === "object" && ${obj} !== null && typeof (t = ${obj}[${key}]) === "object" && t !== null && hasOwn.call(${obj}, ${key}) ? t : lookup(${obj}, ${key}))`;
+}
+
 type Node = hbs.AST.Node;
 type Path = hbs.AST.PathExpression;
 
@@ -136,7 +153,7 @@ class Emitter {
     if (!v) {
       v = `f${this.vars++}`;
       this.scope.hoisted.set(name, v);
-      this.scope.decls.push(`const ${v} = lookup(${ctx}, ${JSON.stringify(name)});`);
+      this.scope.decls.push(`const ${v} = ${inlineLookup(ctx, name)};`);
     }
     return v;
   }
@@ -151,11 +168,12 @@ class Emitter {
     const names = parts as string[];
     const fieldFn = mustBeString ? 'fieldText' : 'field';
     if (names.length === 0) return asField ? `${mustBeString ? 'selfText' : 'self'}(${ctx})` : ctx;
-    if (asField && names.length === 1) return `${fieldFn}(${ctx}, ${JSON.stringify(names[0])})`;
+    if (asField && names.length === 1) return inlineField(fieldFn, ctx, names[0]!);
     let expr = this.first(ctx, names[0]!);
     const last = names.length - 1;
     for (let i = 1; i < last; i++) expr = `lookup(${expr}, ${JSON.stringify(names[i])})`;
     if (last === 0) return expr;
+    if (last === 1) return asField ? inlineField(fieldFn, expr, names[1]!) : inlineLookup(expr, names[1]!);
     return `${asField ? fieldFn : 'lookup'}(${expr}, ${JSON.stringify(names[last])})`;
   }
 
@@ -262,13 +280,13 @@ export function compileFast(hb: typeof Handlebars, source: string, fallback?: (v
   // Pieces joined once at the end: a flat string (the checker reads it at once), where `+=` would
   // build a tree of ~100 concatenations per chunk for V8 to flatten later. With a fallback, in the
   // same function (one call per render): GiveUp, or anything unexpected, hands the view to it.
-  const call = `const o = [];\n${code}\nreturn o.join("");`;
+  const call = `let t;\nconst o = [];\n${code}\nreturn o.join("");`;
   const whole = `function fastTemplate(c) {\n${fallback ? `try {\n${call}\n} catch {\nreturn fallback(c);\n}` : call}\n}`;
   // The same code appending to the caller's array; on any failure what it appended is taken back.
-  const into = `function fastInto(c, o) {\nconst n = o.length;\ntry {\n${code}\n} catch (e) {\no.length = n;\n${fallback ? 'o.push(fallback(c));' : 'throw e;'}\n}\n}`;
+  const into = `function fastInto(c, o) {\nconst n = o.length;\nlet t;\ntry {\n${code}\n} catch (e) {\no.length = n;\n${fallback ? 'o.push(fallback(c));' : 'throw e;'}\n}\n}`;
   const src = `"use strict";\n${whole}\n${into}\nfastTemplate.into = fastInto;\nreturn fastTemplate;`;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  return new Function('lookup', 'field', 'fieldText', 'self', 'selfText', 'param', 'truthy', 'eachArray', 'fallback', src)(
-    lookup, field, fieldText, self, selfText, param, truthy, eachArray, fallback,
+  return new Function('lookup', 'field', 'fieldText', 'self', 'selfText', 'param', 'truthy', 'eachArray', 'fallback', 'hasOwn', src)(
+    lookup, field, fieldText, self, selfText, param, truthy, eachArray, fallback, hasOwn,
   ) as FastTemplate;
 }
