@@ -34,7 +34,7 @@ describe('writeFileAtomic', () => {
 describe('encodeUtf8', () => {
   it("gives Buffer.from(text, 'utf8') byte for byte, ASCII or not", () => {
     for (const text of ['', 'plain ascii\n[1001]\ntype = endpoint\n', 'Zoë', 'ÿ', '\u0080', 'a😀b', 'lone \ud800 surrogate', 'x'.repeat(100_000) + 'é', '\u00ff'.repeat(10)]) {
-      expect(encodeUtf8(text).equals(Buffer.from(text, 'utf8')), JSON.stringify(text.slice(0, 20))).toBe(true);
+      for (const hint of [true, false]) expect(encodeUtf8(text, hint).equals(Buffer.from(text, 'utf8')), JSON.stringify(text.slice(0, 20))).toBe(true);
     }
   });
 });

@@ -134,9 +134,8 @@ export class Applier {
     await this.lock.acquire();
     try {
       await fs.mkdir(this.deps.outDir, { recursive: true });
-      await this.removeDebris(log);
-      const current = await this.readCurrent();
-      const prev = await this.previousManifest();
+      // Independent reads (and the removal of temp files no one writes any more): side by side.
+      const [, current, prev] = await Promise.all([this.removeDebris(log), this.readCurrent(), this.previousManifest()]);
       const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev.manifest, nextAgents);
       return await this.transition(log, id, t0, plan, current, prev);
     } finally {
@@ -408,7 +407,8 @@ export class Applier {
       }
       targetText.set(f, text);
       // The text this file was written from last time: its bytes are on disk already, unencoded.
-      target.set(f, cur?.text !== undefined && cur.text === text ? cur.data : encodeUtf8(text));
+      // Else encoded; text like the file's last content (ASCII or not) is likely alike.
+      target.set(f, cur?.text !== undefined && cur.text === text ? cur.data : encodeUtf8(text, !cur || cur.data.length === (cur.text ?? cur.data).length));
     }
     return { target, targetText };
   }
@@ -446,9 +446,8 @@ export class Applier {
 
   /** The managed files: remembered contents where their stat is unchanged, the others read (see known.ts). */
   private async readCurrent(): Promise<Current> {
-    const out: Current = new Map();
-    for (const f of MANAGED_FILES) out.set(f, await this.known.read(path.join(this.deps.outDir, f)));
-    return out;
+    const found = await Promise.all(MANAGED_FILES.map((f) => this.known.read(path.join(this.deps.outDir, f))));
+    return new Map(MANAGED_FILES.map((f, i) => [f, found[i]]));
   }
 
   /** Puts a prepared file (its temp file holds `content`) in place, or removes the file (no content). */
@@ -510,7 +509,7 @@ export class Applier {
 
   /** Temp files of a crashed write, temp generations, and lock debris of dead processes. */
   private async removeDebris(log: Logger): Promise<void> {
-    const removed = [...(await removeDeadTemps(this.deps.outDir)), ...(await removeDeadTemps(this.stateDir)), ...(await this.generations.removeTemps())];
+    const removed = (await Promise.all([removeDeadTemps(this.deps.outDir), removeDeadTemps(this.stateDir), this.generations.removeTemps()])).flat();
     let names: string[] = [];
     try {
       names = await fs.readdir(this.stateDir);
