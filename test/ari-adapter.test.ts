@@ -37,7 +37,8 @@ afterEach(async () => {
   vi.restoreAllMocks();
 });
 
-async function setup(opts: { settings?: Partial<AriSettings>; start?: boolean; fake?: FakeAriServer } = {}) {
+/** `restProbe`: wait for the REST-over-WebSocket probe to succeed after start (default: unless rest_over_websocket is off). */
+async function setup(opts: { settings?: Partial<AriSettings>; start?: boolean; fake?: FakeAriServer; restProbe?: boolean } = {}) {
   const fake = opts.fake ?? new FakeAriServer({
     password: PASSWORD,
     endpoints: [
@@ -54,7 +55,10 @@ async function setup(opts: { settings?: Partial<AriSettings>; start?: boolean; f
     requestTimeoutMs: 500, reconnectInitialMs: 20, reconnectMaxMs: 100, ...opts.settings,
   }, { logger: sink.logger });
   clients.push(client);
-  if (opts.start !== false) await client.start();
+  if (opts.start !== false) {
+    await client.start();
+    if (opts.restProbe ?? opts.settings?.restOverWebSocket !== 'off') await waitFor(() => client.restTransport === 'websocket', 3000);
+  }
   return { fake, client, url, sink };
 }
 
@@ -348,18 +352,32 @@ describe('AriClient: choosing the REST transport', () => {
     expect(client.restTransport).toBe('websocket');
     const probe = fake.requests().find((r) => r.path === '/ari/asterisk/ping');
     expect(probe).toMatchObject({ method: 'GET', via: 'ws', operation: 'asterisk.ping' });
-    expect(sink.text()).toContain('"rest":"websocket"');
+    expect(sink.text()).toContain('requests now go over the events WebSocket');
   });
 
   it('falls back to HTTP when Asterisk ignores frames on the socket (before 20.14/22.4), and says so', async () => {
     const fake = new FakeAriServer({ password: PASSWORD, restOverWebSocket: false });
-    const { client, sink } = await setup({ fake, settings: { restProbeTimeoutMs: 150 } });
+    const { client, sink } = await setup({ fake, settings: { restProbeTimeoutMs: 150 }, restProbe: false });
+    // connected at once: nothing waits for the probe
+    expect(client.connected).toBe(true);
     expect(client.restTransport).toBe('http');
-    expect(sink.text()).toContain('no answer to a REST request on the events WebSocket');
+    await waitFor(() => sink.text().includes('no answer to a REST request on the events WebSocket'), 3000);
+    expect(client.restTransport).toBe('http');
     fake.incomingCall({ callerNumber: '1', dialedExten: '2', channelId: 'c1' });
     await client.answer('c1');
     const answer = fake.requests().find((r) => r.operation === 'channels.answer');
     expect(answer?.via).toBe('http');
+  });
+
+  it('events are not held back while the probe waits for an answer that never comes', async () => {
+    const fake = new FakeAriServer({ password: PASSWORD, restOverWebSocket: false });
+    const { client } = await setup({ fake, settings: { restProbeTimeoutMs: 60_000 }, restProbe: false });
+    const events = collect(client);
+    fake.incomingCall({ callerNumber: '100', dialedExten: '555', channelId: 'early-1' });
+    await waitFor(() => events.some((e) => e.type === 'StasisStart'), 2000);
+    // and requests meanwhile go over HTTP
+    await client.answer('early-1');
+    expect(fake.requests().find((r) => r.operation === 'channels.answer')?.via).toBe('http');
   });
 
   it('rest_over_websocket = off: no probe, HTTP only', async () => {

@@ -17,8 +17,9 @@
  *   Asterisk sent them), a ping detects a dead peer, and on close the whole ari-client instance is
  *   thrown away and rebuilt (credential check, api-docs, socket), emitting 'connected' each time.
  * - stop() really stops: pending retry cleared, in-flight attempt abandoned, socket closed.
- * - REST over the events WebSocket (Asterisk 20.14+, 21.9+, 22.4+): after the socket opens, a
- *   `GET asterisk/ping` RESTRequest frame probes for it; when Asterisk answers, every request whose
+ * - REST over the events WebSocket (Asterisk 20.14+, 21.9+, 22.4+): once the socket is open (and
+ *   events flow: nothing waits for the probe), a `GET asterisk/ping` RESTRequest frame probes for
+ *   it; requests go over HTTP until Asterisk answers it, then every request whose
  *   answer is JSON goes over that socket as a RESTRequest frame and is matched with its
  *   RESTResponse frame by request_id (no TCP connection and no swagger-client per request: this is
  *   what keeps the first action of a burst of DID calls within milliseconds). Asterisk before
@@ -219,13 +220,13 @@ export class AriClient extends EventEmitter implements AriPort {
       if (gen !== this.generation) { detach(lib); return; }
       const ws = await this.openSocket(lib, gen, abort.signal);
       if (gen !== this.generation) { void closeSocket(ws); detach(lib); return; }
-      const restOverWs = await this.probeRest(ws);
-      if (gen !== this.generation) { void closeSocket(ws); detach(lib); return; }
-      if (ws.readyState !== WS_OPEN) {
-        detach(lib);
-        throw new PeerRequestError(ARI_PEER, 'events WebSocket', 'closed right after it opened');
-      }
-      this.onConnected(lib, ws, version, restOverWs);
+      this.onConnected(lib, ws, version);
+      // Events flow at once; requests go over HTTP until (and unless) Asterisk answers the probe.
+      void this.probeRest(ws).then((ok) => {
+        if (!ok || ws !== this.ws || this.state !== 'connected') return;
+        this.restWs = ws;
+        this.log.info('ARI: requests now go over the events WebSocket (REST over WebSocket)');
+      });
     } catch (err) {
       if (gen !== this.generation) return;
       this.onAttemptFailed(err);
@@ -234,10 +235,10 @@ export class AriClient extends EventEmitter implements AriPort {
     }
   }
 
-  private onConnected(lib: AriLibClient, ws: WsLike, version: string | undefined, restOverWs: boolean): void {
+  private onConnected(lib: AriLibClient, ws: WsLike, version: string | undefined): void {
     this.lib = lib;
     this.ws = ws;
-    this.restWs = restOverWs ? ws : undefined;
+    this.restWs = undefined;
     this.state = 'connected';
     this.failures = 0;
     ws.off('message', this.holdEarlyMessage);
@@ -247,7 +248,7 @@ export class AriClient extends EventEmitter implements AriPort {
     ws.on('pong', () => { this.awaitingPong = false; });
     ws.on('close', (code: number) => this.onSocketClosed(ws, code));
     this.startPing(ws);
-    this.log.info({ asteriskVersion: version, rest: restOverWs ? 'websocket' : 'http' }, 'ARI connected');
+    this.log.info({ asteriskVersion: version }, 'ARI connected');
     const first = this.firstStart;
     this.firstStart = undefined;
     first?.resolve();
@@ -257,14 +258,6 @@ export class AriClient extends EventEmitter implements AriPort {
 
   private earlyMessages: unknown[] = [];
   private readonly holdEarlyMessage = (data: unknown): void => {
-    // The probe's answer arrives while events are held.
-    const text = Buffer.isBuffer(data) ? data.toString('utf8') : String(data);
-    if (text.includes('"RESTResponse"')) {
-      try {
-        const evt = JSON.parse(text) as AriEvent;
-        if (evt.type === 'RESTResponse') { this.onRestResponse(evt); return; }
-      } catch { /* not JSON: onMessage will say so */ }
-    }
     this.earlyMessages.push(data);
   };
 
@@ -483,12 +476,13 @@ export class AriClient extends EventEmitter implements AriPort {
     try {
       const a = await this.sendRest(ws, { method: 'GET', path: ['asterisk', 'ping'] }, 'REST over WebSocket probe (GET asterisk/ping)', ms);
       if (a.status === 200) return true;
-      this.log.info({ status: a.status, reason: a.reason }, 'ARI: Asterisk refused a REST request on the events WebSocket; requests go over HTTP');
+      this.log.info({ status: a.status, reason: a.reason }, 'ARI: Asterisk refused a REST request on the events WebSocket; requests stay on HTTP');
     } catch (err) {
+      if (ws !== this.ws) return false; // the socket went away meanwhile: a new one probes again
       if (err instanceof PeerTimeoutError) {
-        this.log.info({ probeTimeoutMs: ms }, 'ARI: no answer to a REST request on the events WebSocket (Asterisk before 20.14/21.9/22.4); requests go over HTTP');
+        this.log.info({ probeTimeoutMs: ms }, 'ARI: no answer to a REST request on the events WebSocket (Asterisk before 20.14/21.9/22.4); requests stay on HTTP');
       } else {
-        this.log.warn({ err: this.scrub(errorMessage(err)) }, 'ARI: REST over WebSocket probe failed; requests go over HTTP');
+        this.log.warn({ err: this.scrub(errorMessage(err)) }, 'ARI: REST over WebSocket probe failed; requests stay on HTTP');
       }
     }
     return false;
