@@ -303,7 +303,7 @@ export class DidWorkflow {
     if (known) return; // a repeat (should not happen)
     const did = args[0] ?? channel.dialplan?.exten ?? '';
     const id = this.newId();
-    const call: Call = {
+    const call = this.track({
       id, did,
       callerNumber: channel.caller?.number ?? '',
       callerName: channel.caller?.name ?? '',
@@ -315,13 +315,7 @@ export class DidWorkflow {
       state: 'new',
       recorded: false,
       callType: 'Direct Agent Call',
-      callerGone: false,
-      hangupRequested: false,
-      timers: new Set(),
-      queue: Promise.resolve(),
-    };
-    this.calls.add(call);
-    this.byChannel.set(channel.id, call);
+    }, channel.id);
     this.enqueue(call, 'start', () => this.begin(call));
   }
 
@@ -975,7 +969,7 @@ export class DidWorkflow {
   }
 
   private adoptedCall(record: CallRecord, ch: ChannelJson, did: string, agent: Agent, state: CallState): Call {
-    const call: Call = {
+    return this.track({
       id: record.interactionId, did,
       callerNumber: record.callerNumber,
       callerName: ch.caller?.name ?? '',
@@ -988,13 +982,14 @@ export class DidWorkflow {
       recorded: true,
       callType: record.callType,
       ...(record.divertReason ? { divertReason: record.divertReason } : {}),
-      callerGone: false,
-      hangupRequested: false,
-      timers: new Set(),
-      queue: Promise.resolve(),
-    };
+    }, ch.id);
+  }
+
+  /** Starts tracking a call (by each of its channels) with nothing pending on it yet. */
+  private track(init: Omit<Call, 'callerGone' | 'hangupRequested' | 'timers' | 'queue'>, ...channelIds: string[]): Call {
+    const call: Call = { ...init, callerGone: false, hangupRequested: false, timers: new Set(), queue: Promise.resolve() };
     this.calls.add(call);
-    this.byChannel.set(ch.id, call);
+    for (const id of channelIds) this.byChannel.set(id, call);
     return call;
   }
 
@@ -1100,7 +1095,7 @@ export class DidWorkflow {
     const record = this.recordOf(id);
     const agent = record ? this.deps.store()?.agents.find((a) => a.id === record.agentId) : undefined;
     const did = (caller.dialplan?.app_data ?? '').split(',')[1] ?? caller.dialplan?.exten ?? record?.calledNumber ?? '';
-    const call: Call = {
+    const call = this.track({
       id, did,
       callerNumber: caller.caller?.number ?? record?.callerNumber ?? '',
       callerName: caller.caller?.name ?? '',
@@ -1115,14 +1110,7 @@ export class DidWorkflow {
       outboundId: agentLeg.id,
       bridgeId: bridge.id,
       answeredAt,
-      callerGone: false,
-      hangupRequested: false,
-      timers: new Set(),
-      queue: Promise.resolve(),
-    };
-    this.calls.add(call);
-    this.byChannel.set(caller.id, call);
-    this.byChannel.set(agentLeg.id, call);
+    }, caller.id, agentLeg.id);
     log.warn({ callerChannel: caller.id, agentChannel: agentLeg.id },
       'a call bridged by an earlier run: adopted, it goes on until either side hangs up');
     // Either side may have hung up between the list and now (its events went to nobody).
