@@ -26,8 +26,12 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
 export interface PreparedFile {
   readonly file: string;
   readonly written: WrittenStat;
-  /** Renames it over the target and fsyncs the directory (the temp file is removed if that fails). */
-  commit(): Promise<void>;
+  /**
+   * Renames it over the target and fsyncs the directory (the temp file is removed if that fails).
+   * `syncDir: false` leaves the directory's fsync to the caller (fsyncDir), who may overlap it with
+   * other work but must wait for it before relying on the rename having reached the disk.
+   */
+  commit(opts?: { syncDir?: boolean }): Promise<void>;
   /** Removes the temp file; the target is left as it was. */
   discard(): Promise<void>;
 }
@@ -56,7 +60,7 @@ export async function prepareFileAtomic(file: string, data: string | Buffer, mod
   return {
     file,
     written,
-    commit: async () => {
+    commit: async (opts) => {
       if (state !== 'ready') throw new Error(`${file}: already committed or discarded`);
       state = 'done';
       try {
@@ -66,7 +70,7 @@ export async function prepareFileAtomic(file: string, data: string | Buffer, mod
         await fs.rm(tmp, { force: true });
         throw err;
       }
-      await fsyncDir(dir);
+      if (opts?.syncDir !== false) await fsyncDir(dir);
     },
     discard: async () => {
       if (state !== 'ready') return;
@@ -74,17 +78,6 @@ export async function prepareFileAtomic(file: string, data: string | Buffer, mod
       await fs.rm(tmp, { force: true });
     },
   };
-}
-
-/**
- * `Buffer.from(text, 'utf8')`, faster for ASCII text: when the UTF-8 length equals the number of
- * UTF-16 units every unit is below 0x80, and Latin-1 encoding, a plain copy, gives the same bytes
- * (7 MB: ~2 ms instead of ~6-8 ms). The length check costs ~1-3 ms, wasted on text that is not
- * ASCII: `likelyAscii` false (e.g. the file's previous content was not) skips it.
- */
-export function encodeUtf8(text: string, likelyAscii = true): Buffer {
-  if (likelyAscii && Buffer.byteLength(text, 'utf8') === text.length) return Buffer.from(text, 'latin1');
-  return Buffer.from(text, 'utf8');
 }
 
 /** Strings are written in slices of this many UTF-16 units (a few MB at most in flight). */

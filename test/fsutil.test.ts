@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeUtf8, writeFileAtomic } from '../src/fsutil.js';
+import { writeFileAtomic } from '../src/fsutil.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-fsutil-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,14 +28,6 @@ describe('writeFileAtomic', () => {
     await writeFileAtomic(path.join(dir, 'buf'), buf, 0o600);
     expect(readFileSync(path.join(dir, 'buf')).equals(buf)).toBe(true);
     expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
-  });
-});
-
-describe('encodeUtf8', () => {
-  it("gives Buffer.from(text, 'utf8') byte for byte, ASCII or not", () => {
-    for (const text of ['', 'plain ascii\n[1001]\ntype = endpoint\n', 'Zoë', 'ÿ', '\u0080', 'a😀b', 'lone \ud800 surrogate', 'x'.repeat(100_000) + 'é', '\u00ff'.repeat(10)]) {
-      for (const hint of [true, false]) expect(encodeUtf8(text, hint).equals(Buffer.from(text, 'utf8')), JSON.stringify(text.slice(0, 20))).toBe(true);
-    }
   });
 });
 

@@ -14,7 +14,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PeerDisconnectedError, errorMessage, SwitchboardError } from '../errors.js';
-import { encodeUtf8, fsyncDir, prepareFileAtomic, writeFileAtomic, type PreparedFile, type WrittenStat } from '../fsutil.js';
+import { fsyncDir, prepareFileAtomic, writeFileAtomic, type PreparedFile, type WrittenStat } from '../fsutil.js';
 import type { Logger } from '../log.js';
 import type { Backend, Store } from '../model/types.js';
 import { MODULE_OF_FILE, OUTPUT_FILES, type RenderedFiles } from '../render/render.js';
@@ -22,10 +22,10 @@ import { GENERATED_HEADER } from '../render/plan.js';
 import { transportChanges, transportsOf, type Transports } from './conf.js';
 import { ApplyRolledBackError } from './errors.js';
 import { Generations, generationId, generationTime, type GenerationSource } from './generations.js';
-import { KnownFiles, KnownManifests, hashOf, type KnownFile } from './known.js';
+import { KnownFiles, KnownManifests, hashOf, sameContent, textOf, type Content, type KnownFile } from './known.js';
 import { FileLock, Mutex, pidAlive } from './lock.js';
 import {
-  ABSENT, AgentStateCache, FILE_OF_KIND, KINDS, MANAGED_FILES, agentStates, diffAgents, hashContent, readManifest, writeManifest,
+  ABSENT, AgentStateCache, FILE_OF_KIND, KINDS, MANAGED_FILES, agentStates, diffAgents, readManifest, writeManifest,
   type AgentStates, type Manifest,
 } from './manifest.js';
 import { MODULE_ORDER, reloadModule } from './reload.js';
@@ -41,6 +41,8 @@ export interface ApplyOptions {
 
 /** The managed files as found on disk (undefined: no such file). */
 type Current = Map<string, KnownFile | undefined>;
+/** What the managed files must hold: an unchanged file's is its KnownFile itself. */
+type Target = Map<string, Content | undefined>;
 
 /**
  * What to write and reload. What only verification and the report need (the target's agent states,
@@ -48,9 +50,8 @@ type Current = Map<string, KnownFile | undefined>;
  * are written and the first `Reload` is on its way, so that it never delays the reload.
  */
 interface Plan {
-  target: Map<string, Buffer | undefined>;
-  /** The target as text, where the renderer gave it (saves decoding it again). */
-  targetText: Map<string, string>;
+  /** What each managed file must hold (undefined: no such file). */
+  target: Target;
   changedFiles: string[];
   modules: string[];
   prevAgents: AgentStates | undefined;
@@ -83,10 +84,6 @@ export class Applier {
   /** What was last read or written, trusted while each file's stat is unchanged (see known.ts). */
   private readonly known = new KnownFiles();
   private readonly manifests = new KnownManifests();
-  /** sha256 of target buffers, computed once each (a changed file's, for the manifest). */
-  private readonly targetHashes = new WeakMap<Buffer, string>();
-  /** The transports of planned pjsip targets (remembered with the file once written). */
-  private readonly targetTransports = new WeakMap<Buffer, Transports>();
   private lastIdMs = 0;
 
   constructor(private readonly deps: ApplyDeps) {
@@ -153,13 +150,16 @@ export class Applier {
       await this.removeDebris(log);
       const current = await this.readCurrent();
       const prev = { manifest: await this.manifests.get(this.manifestFile, readManifest), file: this.manifestFile };
-      const target = new Map<string, Buffer | undefined>(MANAGED_FILES.map((f) => [f, gen.snapshot.get(f)?.data]));
+      const target: Target = new Map(MANAGED_FILES.map((f) => {
+        const snap = gen.snapshot.get(f);
+        return [f, snap ? { data: snap.data } : undefined];
+      }));
       // The generation's manifest describes its files only if their hashes match.
-      const consistent = (m: Manifest) => MANAGED_FILES.every((f) => (m.files[f] ?? ABSENT) === hashContent(target.get(f)));
+      const consistent = (m: Manifest) => MANAGED_FILES.every((f) => (m.files[f] ?? ABSENT) === this.targetHash(target.get(f)));
       const allAbsent = MANAGED_FILES.every((f) => target.get(f) === undefined);
       const nextAgents = gen.manifest && consistent(gen.manifest) ? gen.manifest.agents : allAbsent ? {} : undefined;
       if (!nextAgents) log.warn('the generation has no usable record of its agents: files are restored and reloaded, but agents cannot be verified');
-      const plan = this.makePlan({ target, targetText: new Map() }, current, prev.manifest, () => nextAgents);
+      const plan = this.makePlan(target, current, prev.manifest, () => nextAgents);
       const report = await this.transition(log, id, t0, plan, current, prev);
       log.info({ restored: generation }, 'generation restored');
       return report;
@@ -191,7 +191,8 @@ export class Applier {
     try {
       for (const f of plan.changedFiles) {
         const content = plan.target.get(f);
-        if (content !== undefined) staged.set(f, await prepareFileAtomic(path.join(this.deps.outDir, f), content, 0o640));
+        // Text is written as it is encoded, slice by slice (no 7 MB Buffer made per edit).
+        if (content !== undefined) staged.set(f, await prepareFileAtomic(path.join(this.deps.outDir, f), content.text ?? content.data!, 0o640));
       }
     } catch (err) {
       await discardStaged();
@@ -214,15 +215,19 @@ export class Applier {
         written.push(f);
         const prepared = staged.get(f);
         staged.delete(f);
-        await this.placeManaged(f, prepared, plan.target.get(f), plan.targetText.get(f));
+        await this.placeManaged(f, prepared, plan.target.get(f));
       }
     } catch (err) {
       await discardStaged();
       await undoFiles();
       throw err;
     }
+    // The renames reach the disk while the Reload goes out (Asterisk reads the directory as it is
+    // now either way); the manifest, which says they took effect, is written only after this.
+    const dirSynced = fsyncDir(this.deps.outDir);
 
     if (!ami) {
+      await dirSynced;
       await this.writeManifest(this.writtenFile, this.manifestFor(id, plan));
       await this.generations.prune(this.keep);
       const report = this.report(id, t0, plan, { modules: [] });
@@ -253,8 +258,8 @@ export class Applier {
         // A generated file with objects in it needs its module; an emptied stub (a driver the
         // backend no longer uses, e.g. chan_sip on Asterisk 22) does not.
         const file = MANAGED_FILES.find((f) => MODULE_OF_FILE[f] === m);
-        const content = file ? plan.target.get(file)?.toString('utf8') : undefined;
-        if (content !== undefined && /^\[/m.test(content)) {
+        const target = file ? plan.target.get(file) : undefined;
+        if (target !== undefined && /^\[/m.test(textOf(target))) {
           throw new SwitchboardError('MODULE_NOT_LOADED', `Asterisk has no ${m} loaded, so it cannot read ${file}: load the module (modules.conf), or choose a backend without it (--backend / backend in switchboard.yaml)`, { module: m });
         }
         notLoaded.add(m);
@@ -286,6 +291,7 @@ export class Applier {
       throw new ApplyRolledBackError(report, reloadedAgain);
     }
 
+    await dirSynced;
     await this.writeManifest(this.manifestFile, this.manifestFor(id, plan));
     await this.generations.prune(this.keep);
     const report = this.report(id, t0, plan, { modules: attempted, reloadSent: attempted.length > 0, verified: this.details(plan).nextAgents !== undefined });
@@ -323,7 +329,7 @@ export class Applier {
         continue;
       }
       const link = plan.changedFiles.includes(f) ? { path: path.join(this.deps.outDir, f), ...k.key } : k.copy;
-      sources.set(f, { data: k.data, mode: k.mode, ...(link ? { link } : {}) });
+      sources.set(f, { data: k.data ?? k.text!, mode: k.mode, ...(link ? { link } : {}) });
     }
     const manifestKey = prev.manifest ? await this.manifests.current(prev.file) : undefined;
     const placed = await this.generations.create(id, sources, prev.manifest, manifestKey && { path: prev.file, ...manifestKey });
@@ -334,13 +340,9 @@ export class Applier {
     }
   }
 
-  /** sha256 of a target file's content (remembered: the same Buffer is hashed once). */
-  private targetHash(data: Buffer | undefined, current: KnownFile | undefined): string {
-    if (data === undefined) return ABSENT;
-    if (current && current.data === data) return hashOf(current);
-    let h = this.targetHashes.get(data);
-    if (h === undefined) this.targetHashes.set(data, (h = hashContent(data)));
-    return h;
+  /** sha256 of a target file's content (remembered with the content: hashed once). */
+  private targetHash(content: Content | undefined): string {
+    return content === undefined ? ABSENT : hashOf(content);
   }
 
   /** What a generation's files and agents are, as recorded once they are written (and verified). */
@@ -349,22 +351,19 @@ export class Applier {
       version: 1,
       generation,
       appliedAt: new Date().toISOString(),
-      files: Object.fromEntries(MANAGED_FILES.map((f) => [f, this.targetHash(plan.target.get(f), plan.current.get(f))])),
+      files: Object.fromEntries(MANAGED_FILES.map((f) => [f, this.targetHash(plan.target.get(f))])),
       agents: this.details(plan).nextAgents ?? {},
     };
   }
 
-  private makePlan(
-    { target, targetText }: { target: Map<string, Buffer | undefined>; targetText: Map<string, string> },
-    current: Current, prev: Manifest | undefined, nextAgentsOf: () => AgentStates | undefined,
-  ): Plan {
-    const changedFiles = MANAGED_FILES.filter((f) => !sameBytes(target.get(f), current.get(f)?.data));
+  private makePlan(target: Target, current: Current, prev: Manifest | undefined, nextAgentsOf: () => AgentStates | undefined): Plan {
+    const changedFiles = MANAGED_FILES.filter((f) => !sameContent(target.get(f), current.get(f)));
     // A changed file is reloaded anyway: only unchanged ones are hashed (remembered with the file).
     const reloadFiles = MANAGED_FILES.filter(
-      (f) => changedFiles.includes(f) || (target.get(f) !== undefined && (!prev || prev.files[f] !== this.targetHash(target.get(f), current.get(f)))),
+      (f) => changedFiles.includes(f) || (target.get(f) !== undefined && (!prev || prev.files[f] !== this.targetHash(target.get(f)))),
     );
     const modules = MODULE_ORDER.filter((m) => reloadFiles.some((f) => MODULE_OF_FILE[f] === m));
-    return { target, targetText, current, changedFiles, modules, prevAgents: prev?.agents, nextAgentsOf };
+    return { target, current, changedFiles, modules, prevAgents: prev?.agents, nextAgentsOf };
   }
 
   /** The rest of the plan (see Plan), worked out once. */
@@ -377,15 +376,9 @@ export class Applier {
     if (plan.changedFiles.includes(pj)) {
       const before = plan.current.get(pj);
       const after = plan.target.get(pj);
-      const beforeTransports = before ? (before.transports ??= transportsOf(before.text ?? before.data.toString('utf8'))) : new Map();
-      let afterTransports: Transports = new Map();
-      if (after) {
-        afterTransports = transportsOf(plan.targetText.get(pj) ?? after.toString('utf8'));
-        // Remembered with the file: written already (then known holds it) or about to be.
-        this.targetTransports.set(after, afterTransports);
-        const written = this.known.peek(path.join(this.deps.outDir, pj));
-        if (written && written.data === after) written.transports ??= afterTransports;
-      }
+      // Kept with the contents: the target's becomes the written file's (known.wrote).
+      const beforeTransports = before ? (before.transports ??= transportsOf(textOf(before))) : new Map();
+      const afterTransports: Transports = after ? (after.transports ??= transportsOf(textOf(after))) : new Map();
       restartNeeded = transportChanges(beforeTransports, afterTransports);
     }
     return (plan.detail = { nextAgents, agents, restartNeeded });
@@ -395,22 +388,15 @@ export class Applier {
    * The rendered files; a managed file the backend no longer renders (pjsip → sip) but that exists
    * becomes a comment-only file, so its agents go away while pjsip.conf's #include still finds it.
    */
-  private targetFiles(rendered: RenderedFiles, current: Current, backend: Backend): { target: Map<string, Buffer | undefined>; targetText: Map<string, string> } {
-    const target = new Map<string, Buffer | undefined>();
-    const targetText = new Map<string, string>();
+  private targetFiles(rendered: RenderedFiles, current: Current, backend: Backend): Target {
+    const target: Target = new Map();
     for (const f of MANAGED_FILES) {
       const cur = current.get(f);
       const text = rendered.get(f) ?? (cur ? stub(f, backend) : undefined);
-      if (text === undefined) {
-        target.set(f, undefined);
-        continue;
-      }
-      targetText.set(f, text);
-      // The text this file was written from last time: its bytes are on disk already, unencoded.
-      // Else encoded; text like the file's last content (ASCII or not) is likely alike.
-      target.set(f, cur?.text !== undefined && cur.text === text ? cur.data : encodeUtf8(text, !cur || cur.data.length === (cur.text ?? cur.data).length));
+      // The text this file was written from last time (usually the very same string): unchanged.
+      target.set(f, text === undefined ? undefined : cur?.text !== undefined && cur.text === text ? cur : { text });
     }
-    return { target, targetText };
+    return target;
   }
 
   private report(id: string, t0: number, plan: Plan, extra: Partial<ApplyReport> & { modules: string[] }): ApplyReport {
@@ -451,7 +437,7 @@ export class Applier {
   }
 
   /** Puts a prepared file (its temp file holds `content`) in place, or removes the file (no content). */
-  private async placeManaged(f: string, prepared: PreparedFile | undefined, content: Buffer | undefined, text: string | undefined): Promise<void> {
+  private async placeManaged(f: string, prepared: PreparedFile | undefined, content: Content | undefined): Promise<void> {
     const file = path.join(this.deps.outDir, f);
     this.known.forget(file);
     if (content === undefined) {
@@ -461,16 +447,13 @@ export class Applier {
     } else {
       let written: WrittenStat;
       if (prepared) {
-        await prepared.commit();
+        // The directory is fsynced once, after every file is in place (see transition).
+        await prepared.commit({ syncDir: false });
         written = prepared.written;
       } else {
-        written = await writeFileAtomic(file, content, 0o640);
+        written = await writeFileAtomic(file, content.text ?? content.data!, 0o640);
       }
-      const transports = this.targetTransports.get(content);
-      const hash = this.targetHashes.get(content);
-      await this.known.wrote(file, written, {
-        mode: 0o640, data: content, ...(text !== undefined ? { text } : {}), ...(hash ? { hash } : {}), ...(transports ? { transports } : {}),
-      });
+      await this.known.wrote(file, written, content);
     }
   }
 
@@ -482,9 +465,8 @@ export class Applier {
         await fs.rm(file, { force: true });
         await fsyncDir(this.deps.outDir);
       } else {
-        const written = await writeFileAtomic(file, snap.data, snap.mode || 0o640);
-        const { key: _key, copy: _copy, ...content } = snap;
-        await this.known.wrote(file, written, content);
+        const written = await writeFileAtomic(file, snap.text ?? snap.data!, snap.mode || 0o640);
+        await this.known.wrote(file, written, snap);
       }
     } catch (err) {
       log.error({ file: f, err: { message: errorMessage(err) } }, 'could not restore a file; restore the previous generation by hand');
@@ -555,11 +537,6 @@ async function removeDeadTemps(dir: string): Promise<string[]> {
     removed.push(n);
   }
   return removed;
-}
-
-function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.equals(b);
 }
 
 function stub(file: string, backend: Backend): string {

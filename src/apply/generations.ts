@@ -28,7 +28,8 @@ interface Meta {
 
 /** One file for Generations.create: its content and mode, and optionally a file to hard-link instead. */
 export interface GenerationSource {
-  data: Buffer;
+  /** The content (a string is written as UTF-8). */
+  data: Buffer | string;
   mode: number;
   link?: { path: string; ino: number; size: number; mtimeMs: number };
 }

@@ -31,19 +31,45 @@ export interface CopyRef {
   mtimeMs: number;
 }
 
-/** One managed file as found on disk (the Snapshot entry of generations.ts, plus what is derived). */
-export interface KnownFile {
+/**
+ * A file's content: its bytes (read from disk), or the text it is written from (rendered; its UTF-8
+ * encoding is the bytes: no Buffer is made for it unless one is needed), or both; and what is
+ * derived from it, computed once when first needed.
+ */
+export interface Content {
+  data?: Buffer;
+  text?: string;
+  /** sha256 of the bytes. */
+  hash?: string;
+  /** pjsip transports of the text. */
+  transports?: Transports;
+}
+
+/** One managed file as found on disk: its content, and the stat it is trusted under. */
+export interface KnownFile extends Content {
   key: FileKey;
   mode: number;
-  data: Buffer;
-  /** The content as a string, when it was written from one (saves decoding and encoding it). */
-  text?: string;
-  /** sha256 of data, computed once when first needed. */
-  hash?: string;
-  /** pjsip transports of the content, computed once when first needed. */
-  transports?: Transports;
   /** A generation file with this content that is not this file's inode (see Generations.create). */
   copy?: CopyRef;
+}
+
+/** The bytes of a content (encoded once from its text if need be). */
+export function bytesOf(c: Content): Buffer {
+  return (c.data ??= Buffer.from(c.text!, 'utf8'));
+}
+
+/** The text of a content (decoded, not kept, when it was read from disk). */
+export function textOf(c: Content): string {
+  return c.text ?? c.data!.toString('utf8');
+}
+
+/** Whether two contents are the same bytes (texts compare as text: equal text, equal bytes). */
+export function sameContent(a: Content | undefined, b: Content | undefined): boolean {
+  if (!a || !b) return a === b;
+  if (a === b) return true;
+  if (a.text !== undefined && b.text !== undefined) return a.text === b.text;
+  if (a.data && b.data && a.data.length !== b.data.length) return false;
+  return bytesOf(a).equals(bytesOf(b));
 }
 
 export function keyOf(st: Stats): FileKey {
@@ -54,8 +80,8 @@ export function sameKey(a: FileKey, b: FileKey): boolean {
   return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
 
-export function hashOf(k: KnownFile): string {
-  return (k.hash ??= hashContent(k.data));
+export function hashOf(c: Content): string {
+  return (c.hash ??= hashContent(c.data ?? c.text!));
 }
 
 /** The remembered content of files by absolute path. */
@@ -97,10 +123,12 @@ export class KnownFiles {
   }
 
   /**
-   * Remembers what was just written to `file` by writeFileAtomic (which returned `written`), if the
-   * file at that path is still it: same inode, size and mtime (its ctime changed with the rename).
+   * Remembers `content` as what was just written to `file` by writeFileAtomic (which returned
+   * `written`), if the file at that path is still it: same inode, size and mtime (its ctime changed
+   * with the rename). The content object itself becomes the remembered entry (what was derived
+   * from it stays with it).
    */
-  async wrote(file: string, written: WrittenStat, entry: Omit<KnownFile, 'key'>): Promise<void> {
+  async wrote(file: string, written: WrittenStat, content: Content): Promise<void> {
     this.files.delete(file);
     let st: Stats;
     try {
@@ -108,8 +136,12 @@ export class KnownFiles {
     } catch {
       return;
     }
-    if (st.ino !== written.ino || st.size !== written.size || st.mtimeMs !== written.mtimeMs || st.size !== entry.data.length) return;
-    this.files.set(file, { ...entry, key: keyOf(st), mode: st.mode & 0o777 });
+    if (st.ino !== written.ino || st.size !== written.size || st.mtimeMs !== written.mtimeMs) return;
+    if (content.data && content.data.length !== st.size) return;
+    const entry = content as KnownFile;
+    entry.key = keyOf(st);
+    entry.mode = st.mode & 0o777;
+    this.files.set(file, entry);
   }
 
   forget(file: string): void {

@@ -85,7 +85,7 @@ export interface DaemonDeps {
   backend?: Backend;
   /** See WATCH_THROTTLE_GUARD_MS (default); tests may widen it. */
   throttleGuardMs?: number;
-  /** Watcher factory (default chokidar); false: no watching (runOnce, tests that call notify()). */
+  /** Watcher factory (default chokidarWatcher: chokidar on the store, fs.watch on agents/); false: no watching (runOnce, tests that call notify()). */
   watch?: WatchFactory | false;
   timers?: Timers;
 }
@@ -105,8 +105,9 @@ export interface DaemonEvents {
 }
 
 /**
- * chokidar drops a second 'change' event for the same file within 50 ms of the previous one (and
- * never re-emits it). A file read sooner than this after its last event is checked again later.
+ * chokidar (which watches switchboard.yaml; see watcher.ts) drops a second 'change' event for the
+ * same file within 50 ms of the previous one (and never re-emits it); any watcher may coalesce
+ * events. A file read sooner than this after its last event is checked again later.
  */
 export const WATCH_THROTTLE_GUARD_MS = 75;
 
