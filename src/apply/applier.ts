@@ -37,6 +37,11 @@ export interface ApplyOptions {
   dryRun?: boolean;
   /** Overrides the store's `backend`. */
   backend?: Backend;
+  /**
+   * Called once, right after the first `Reload` is written to AMI (not at all when none is sent):
+   * work that must not delay the reload can start then. Its exceptions are logged, never thrown.
+   */
+  onReloadSent?: () => void;
 }
 
 /** The managed files as found on disk (undefined: no such file). */
@@ -134,7 +139,7 @@ export class Applier {
       // Independent reads (and the removal of temp files no one writes any more): side by side.
       const [, current, prev] = await Promise.all([this.removeDebris(log), this.readCurrent(), this.previousManifest()]);
       const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev.manifest, nextAgents);
-      return await this.transition(log, id, t0, plan, current, prev);
+      return await this.transition(log, id, t0, plan, current, prev, opts.onReloadSent);
     } finally {
       await this.lock.release();
     }
@@ -168,7 +173,9 @@ export class Applier {
     }
   }
 
-  private async transition(log: Logger, id: string, t0: number, plan: Plan, current: Current, prev: { manifest: Manifest | undefined; file: string }): Promise<ApplyReport> {
+  private async transition(
+    log: Logger, id: string, t0: number, plan: Plan, current: Current, prev: { manifest: Manifest | undefined; file: string }, onReloadSent?: () => void,
+  ): Promise<ApplyReport> {
     const ami = this.deps.ami;
     if (!plan.changedFiles.length && !(ami && plan.modules.length)) {
       const report = this.report(id, t0, plan, { modules: [], verified: ami !== undefined });
@@ -244,6 +251,13 @@ export class Applier {
       for (const m of plan.modules) {
         attempted.push(m);
         const reloading = reloadModule(ami, m, reloadOpts, log);
+        if (attempted.length === 1 && onReloadSent) {
+          try {
+            onReloadSent();
+          } catch (err) {
+            log.error({ err: { message: errorMessage(err) } }, 'onReloadSent failed');
+          }
+        }
         if (!plan.detail) {
           // The Reload is on its way (the action is written synchronously): plan the verification
           // while Asterisk reads the file.

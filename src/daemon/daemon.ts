@@ -39,7 +39,8 @@ export type DaemonApplyReport = ApplyReport;
 
 /** The part of src/apply's Applier the daemon uses. */
 export interface ApplierPort {
-  apply(store: Store, opts?: { dryRun?: boolean; backend?: Backend }): Promise<DaemonApplyReport>;
+  /** `onReloadSent`: called once the first `Reload` is written to AMI (src/apply calls it; a stub need not). */
+  apply(store: Store, opts?: { dryRun?: boolean; backend?: Backend; onReloadSent?: () => void }): Promise<DaemonApplyReport>;
 }
 
 /** The part of AmiClient the daemon uses (connection state only; the applier sends the actions). */
@@ -97,7 +98,12 @@ export interface ApplyFailureInfo {
 }
 
 export interface DaemonEvents {
-  /** A valid store state was loaded (before it is applied): presence and call control follow it. */
+  /**
+   * A valid store state was loaded: presence and call control follow it. Emitted once the apply
+   * of that state has sent its `Reload` (or has finished or failed without one), or when no apply
+   * follows; never before the `Reload`, so that a listener's work (presence re-indexes every
+   * agent: tens of ms at 10k) does not delay it. `latestStore` has the state at once.
+   */
   storeLoaded: [Store];
   applied: [report: DaemonApplyReport];
   applyFailed: [error: unknown, info: ApplyFailureInfo];
@@ -164,8 +170,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private setLatest(store: Store): void {
     this.latest = store;
-    this.emit('storeLoaded', this.effective(store));
+    this.unannounced = store;
   }
+
+  /** A state loaded but not yet announced with 'storeLoaded'. */
+  private unannounced: Store | undefined;
+
+  /** Emits 'storeLoaded' for the latest state, if not done yet. */
+  private readonly announce = (): void => {
+    const store = this.unannounced;
+    if (!store) return;
+    this.unannounced = undefined;
+    try {
+      this.emit('storeLoaded', this.effective(store));
+    } catch (err) {
+      // A listener's failure is its own: never the apply's (this may run inside it).
+      this.log.error({ err: errorMessage(err) }, `a 'storeLoaded' listener failed: ${errorMessage(err)}`);
+    }
+  };
 
   private readonly effectiveStores = new WeakMap<Store, Store>();
   /** `store` with the backend override applied (the same object for the same store, so callers can cache by it). */
@@ -281,7 +303,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.setLatest(result.store);
     const store = result.store;
     const log = this.log.child({ apply: ++this.applySeq });
-    const report = await this.deps.applier.apply(store, this.applyOptions());
+    let report: DaemonApplyReport;
+    try {
+      report = await this.deps.applier.apply(store, this.applyOptions());
+    } finally {
+      this.announce();
+    }
     await this.afterSuccess(store, report, log);
     return report;
   }
@@ -387,16 +414,21 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private async loop(): Promise<void> {
-    while (!this.stopping) {
-      if (this.readyFull || this.ready.size) {
-        await this.reload();
-        continue;
+    try {
+      while (!this.stopping) {
+        if (this.readyFull || this.ready.size) {
+          await this.reload();
+          continue;
+        }
+        if (this.wantsApply()) {
+          await this.applyLatest();
+          continue;
+        }
+        return;
       }
-      if (this.wantsApply()) {
-        await this.applyLatest();
-        continue;
-      }
-      return;
+    } finally {
+      // No apply follows (yet): listeners learn of the latest state now.
+      this.announce();
     }
   }
 
@@ -508,8 +540,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
   }
 
-  private applyOptions(): { backend?: Backend } {
-    return this.deps.backend ? { backend: this.deps.backend } : {};
+  private applyOptions(): { backend?: Backend; onReloadSent: () => void } {
+    return { ...(this.deps.backend ? { backend: this.deps.backend } : {}), onReloadSent: this.announce };
   }
 
   private async applyLatest(): Promise<void> {
@@ -520,9 +552,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     try {
       report = await this.deps.applier.apply(store, this.applyOptions());
     } catch (err) {
+      this.announce();
       this.onApplyFailed(err, log);
       return;
     }
+    this.announce();
     this.retryDelay = this.retryInitialMs;
     try {
       await this.afterSuccess(store, report, log);
