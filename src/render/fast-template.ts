@@ -134,6 +134,14 @@ interface Scope {
 class Emitter {
   private vars = 0;
   private scope!: Scope;
+  /** Text not yet output: runs of text are output as one piece, and text just before an #if
+   * goes into each branch (see statement). */
+  private pending = '';
+
+  private flush(out: string[]): void {
+    if (this.pending) push(out, JSON.stringify(this.pending));
+    this.pending = '';
+  }
 
   /** The code of a program that runs with context variable `ctx` (the template, or an each body). */
   scoped(p: hbs.AST.Program | undefined, ctx: string): string[] {
@@ -141,6 +149,7 @@ class Emitter {
     this.scope = { ctx, hoisted: new Map(), decls: [] };
     const body: string[] = [];
     this.program(p, ctx, body, outer === undefined);
+    this.flush(body);
     const code = [...this.scope.decls, ...body];
     this.scope = outer;
     return code;
@@ -199,8 +208,7 @@ class Emitter {
   private statement(s: hbs.AST.Statement, ctx: string, out: string[], mustBeString = false): void {
     switch (s.type) {
       case 'ContentStatement': {
-        const v = (s as hbs.AST.ContentStatement).value;
-        if (v) push(out, JSON.stringify(v));
+        this.pending += (s as hbs.AST.ContentStatement).value;
         return;
       }
       case 'CommentStatement':
@@ -208,6 +216,7 @@ class Emitter {
       case 'MustacheStatement': {
         const m = s as hbs.AST.MustacheStatement;
         if (m.params.length || m.hash) throw new Unsupported('mustache with arguments');
+        this.flush(out);
         push(out, this.path(m.path, ctx, true, mustBeString));
         return;
       }
@@ -222,12 +231,20 @@ class Emitter {
         const v = `v${this.vars++}`;
         out.push(`const ${v} = param(${this.path(b.params[0]!, ctx, false)}, ${ctx});`);
         if (name === 'if') {
+          // The text before the block is output with each branch's first text (one piece, not two).
+          const before = this.pending;
+          this.pending = '';
           out.push(`if (truthy(${v})) {`);
+          this.pending = before;
           this.program(b.program, ctx, out);
+          this.flush(out);
           out.push('} else {');
+          this.pending = before;
           this.program(b.inverse, ctx, out);
+          this.flush(out);
           out.push('}');
         } else {
+          this.flush(out);
           const arr = `a${this.vars++}`;
           const i = `i${this.vars++}`;
           const item = `c${this.vars++}`;
@@ -235,6 +252,7 @@ class Emitter {
           out.push(...this.scoped(b.program, item));
           out.push('}', '} else {');
           this.program(b.inverse, ctx, out);
+          this.flush(out);
           out.push('}');
         }
         return;
