@@ -132,14 +132,14 @@ export class NameScanner {
     if (p === -2 || (p !== -1 && p < from)) p = text.indexOf(' => ', from);
     while (p !== -1 && p < to) {
       const start = Math.max(from, text.lastIndexOf('\n', p) + 1);
-      let end = text.indexOf('\n', p);
-      if (end === -1 || end > to) end = to;
       const c0 = text.charCodeAt(start);
       const key = c0 === 32 ? start + 1 : start;
       if (c0 !== 59 /* ; */ && text.indexOf(' ', key) === p) {
         const len = p - key;
         let subject: string | undefined;
         if (len === 5 && text.startsWith('exten', key)) {
+          let end = text.indexOf('\n', p);
+          if (end === -1 || end > to) end = to;
           const comma = text.indexOf(',', p + 4);
           subject = text.slice(p + 4, comma === -1 || comma > end ? end : comma);
         } else if (!((len === 4 && text.startsWith('same', key)) || (len === 7 && text.startsWith('include', key)))) {
@@ -150,7 +150,9 @@ export class NameScanner {
           return false;
         }
       }
-      p = text.indexOf(' => ', end);
+      // A later " => " on the same line is in its value: its line's first space is not before it,
+      // so it is passed over like any such line.
+      p = text.indexOf(' => ', p + 4);
     }
     this.arrow = p;
     return true;
