@@ -198,7 +198,8 @@ export class Applier {
     try {
       for (const f of plan.changedFiles) {
         const content = plan.target.get(f);
-        // Text is written as it is encoded, slice by slice (no 7 MB Buffer made per edit).
+        // Text is written as it is encoded, slice by slice: no 7 MB Buffer is made and kept per
+        // edit (memory only: mark-compact GCs were as frequent either way, 5-6 per 62 edits).
         if (content !== undefined) staged.set(f, await prepareFileAtomic(path.join(this.deps.outDir, f), content.text ?? content.data!, 0o640));
       }
     } catch (err) {
