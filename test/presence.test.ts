@@ -191,6 +191,32 @@ describe('PresenceService: sources', () => {
     expect(svc.get('farid')?.state).toBe('available');
   });
 
+  it('a store edit re-derives only the agents it changed: a renamed agent follows its new device, the others stay as they were', () => {
+    const svc = service();
+    svc.onAriEvent(ari.endpoint('alice.smith', 'online'));
+    svc.onAriEvent(ari.endpoint('bob_jones', 'offline'));
+    const seen = changes(svc);
+    const renamed: Store = { ...fixtureStore, agents: fixtureStore.agents.map((a) => (a.username === 'bob_jones' ? { ...a, username: 'bob.new' } : a)) };
+    svc.setAgents(renamed);
+    expect(svc.get('alice.smith')?.state).toBe('available');
+    // bob.new has no registration yet: not the old device's "offline"
+    expect(svc.get('bob.new')?.detail.registered).toBe('unknown');
+    expect(seen.map((p) => p.username)).not.toContain('alice.smith');
+    svc.onAriEvent(ari.endpoint('bob.new', 'online'));
+    expect(svc.get('bob.new')?.state).toBe('available');
+    svc.onAriEvent(ari.endpoint('bob_jones', 'offline'));
+    expect(svc.get('bob.new')?.state).toBe('available');
+  });
+
+  it('a backend change re-derives every agent\'s device even though no agent object changed', () => {
+    const svc = service();
+    svc.onAriEvent(ari.endpoint('alice.smith', 'online'));
+    expect(svc.get('alice.smith')?.detail.registered).toBe(true);
+    // same Agent objects, chan_sip now: PJSIP/alice.smith's registration no longer counts
+    svc.setAgents({ ...fixtureStore, settings: { ...fixtureStore.settings, backend: 'sip' } });
+    expect(svc.get('alice.smith')?.detail.registered).not.toBe(true);
+  });
+
   it('ARI EndpointStateChange offline/online (pjsip) → logged out / available', () => {
     const svc = service();
     const seen = changes(svc);

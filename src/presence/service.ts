@@ -111,6 +111,9 @@ export class PresenceService extends EventEmitter {
   private readonly pid: number;
 
   private agents = new Map<string, AgentRef>();
+  /** The store's Agent object each AgentRef was made from (same object: the agent did not change). */
+  private sources = new Map<string, Store['agents'][number]>();
+  private backend: Store['settings']['backend'] | undefined;
   private byUsername = new Map<string, string>();
   private byExtension = new Map<string, string>();
   private readonly devices = new Map<DeviceKey, DeviceLive>();
@@ -207,12 +210,26 @@ export class PresenceService extends EventEmitter {
 
   /** Takes the agents from a freshly loaded store (call after each load). */
   setAgents(store: Store): void {
+    // Incremental: the store keeps the Agent object of every agent whose file did not change, so
+    // only new or changed agents are re-derived and recomputed (a full pass over 10k agents took
+    // ~77 ms, in the daemon's event loop at every store edit, DID calls waiting behind it).
+    const backend = store.settings.backend;
+    const sameBackend = backend === this.backend;
     const agents = new Map<string, AgentRef>();
     const byUsername = new Map<string, string>();
     const byExtension = new Map<string, string>();
+    const sources = new Map<string, Store['agents'][number]>();
+    const changed: string[] = [];
     for (const a of store.agents) {
-      const dialDevice = parseDevice(dialTarget(a, store.settings.backend))!;
-      agents.set(a.id, { id: a.id, username: a.username, extension: a.extension, enabled: a.enabled, dialDevice });
+      const prev = this.agents.get(a.id);
+      let ref: AgentRef;
+      if (prev && sameBackend && this.sources.get(a.id) === a) ref = prev;
+      else {
+        ref = { id: a.id, username: a.username, extension: a.extension, enabled: a.enabled, dialDevice: parseDevice(dialTarget(a, backend))! };
+        changed.push(a.id);
+      }
+      agents.set(a.id, ref);
+      sources.set(a.id, a);
       byUsername.set(a.username, a.id);
       byExtension.set(a.extension, a.id);
     }
@@ -224,12 +241,18 @@ export class PresenceService extends EventEmitter {
       }
     }
     this.agents = agents;
+    this.sources = sources;
+    this.backend = backend;
     this.byUsername = byUsername;
     this.byExtension = byExtension;
+    // Queue members map to agents by interface (username/extension): re-index them all (few), and
+    // recompute every agent that is or was a member, as a changed username may move a pause.
+    const members = new Set<string>(this.queueByAgent.keys());
     this.queueByAgent.clear();
     for (const [key, m] of this.queueMembers) this.indexMember(key, m);
-    for (const id of agents.keys()) this.scheduleExpiry(id);
-    this.recompute(agents.keys());
+    for (const id of this.queueByAgent.keys()) members.add(id);
+    for (const id of changed) this.scheduleExpiry(id);
+    this.recompute(new Set([...changed, ...members]));
     this.scheduleSnapshot();
   }
 
