@@ -153,7 +153,9 @@ async function taskIncremental(args: { store: string; iterations: number; warmup
 
   const originals = new Map<string, string>();
   const dirty = path.join(args.store, DIRTY);
-  await fs.writeFile(dirty, 'agent files modified by the incremental benchmark\n');
+  // The pid first: ensureStore (another benchmark run on the same store) waits for a live run
+  // instead of regenerating the store under it.
+  await fs.writeFile(dirty, `${process.pid}\nagent files modified by the incremental benchmark\n`);
   const reload: number[] = [];
   const render: number[] = [];
   const write: number[] = [];
