@@ -178,8 +178,18 @@ export class FakeAri {
     setImmediate(() => this.drainFrames());
   }
 
-  /** Handles queued frames for at most ~1 ms, then lets the event loop read the sockets again. */
+  /**
+   * Handles queued frames for at most ~1 ms, then lets the event loop read the sockets again.
+   * While the events socket still holds events the kernel has not taken (a burst of StasisStart
+   * bigger than the socket buffer), it waits for them to leave first: Asterisk writes events from
+   * other threads than the ones that handle requests, so its requests never hold events back.
+   */
   private drainFrames(): void {
+    const socket = (this.ws as unknown as { _socket?: Socket } | undefined)?._socket;
+    if (socket && socket.writableNeedDrain && !socket.destroyed) {
+      socket.once('drain', () => this.drainFrames());
+      return;
+    }
     const until = monoMs() + 1;
     let n = 0;
     // What the slice sends (answers, events) leaves in one write.
