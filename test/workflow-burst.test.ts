@@ -1,0 +1,87 @@
+/**
+ * The DID workflow under a burst: every caller's first action (ring for an available agent, answer
+ * before voicemail for a paused one) is sent from the StasisStart handler itself, before the rest
+ * of any call's start (call record, originate, greeting lookup) — the property that keeps a burst's
+ * last caller from waiting behind the bookkeeping of all the others (BENCHMARKS.md, issue 4).
+ */
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CallRecords } from '../src/calls/records.js';
+import { silentLogger } from '../src/log.js';
+import type { Store } from '../src/model/types.js';
+import { loadStore } from '../src/store/yaml-store.js';
+import { DidWorkflow } from '../src/workflows/did.js';
+import { waitFor } from './helpers/wait.js';
+
+let store: Store;
+let dir: string;
+beforeAll(async () => {
+  const r = await loadStore(join(import.meta.dirname, '..', 'fixtures', 'store'));
+  if (!r.store) throw new Error('fixtures/store must be valid');
+  store = r.store;
+});
+afterEach(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+
+/** An AriPort that records each request when it is made, answering every one at once. */
+class RecordingAri extends EventEmitter {
+  readonly log: string[] = [];
+  private op(name: string, id?: string): Promise<never> {
+    this.log.push(id ? `${name} ${id}` : name);
+    return Promise.resolve() as Promise<never>;
+  }
+  answer(id: string) { return this.op('answer', id); }
+  ring(id: string) { return this.op('ring', id); }
+  ringStop(id: string) { return this.op('ringStop', id); }
+  hangup(id: string) { return this.op('hangup', id); }
+  continueInDialplan(id: string) { return this.op('continue', id); }
+  async play(id: string, _m: string[], playbackId?: string) { this.log.push(`play ${id}`); return { id: playbackId ?? 'pb' }; }
+  async record(id: string, o: { name: string }) { this.log.push(`record ${id}`); return { name: o.name }; }
+  async originate(o: { channelId?: string }) { this.log.push(`originate ${o.channelId}`); return { id: o.channelId ?? 'x' }; }
+  async createBridge() { return { id: 'b' }; }
+  addChannel() { return this.op('addChannel'); }
+  destroyBridge() { return this.op('destroyBridge'); }
+  async getChannel() { return undefined; }
+  async listChannels() { return []; }
+  async listBridges() { return []; }
+  async listEndpoints() { return []; }
+  async getStoredRecordingFile(): Promise<Buffer> { throw new Error('none'); }
+  deleteStoredRecording() { return this.op('deleteStored'); }
+  async getLiveRecording() { return undefined; }
+  async getStoredRecording(name: string) { this.log.push(`getStored ${name}`); return undefined; }
+  get connected() { return true; }
+}
+
+describe('DID workflow under a burst of calls', () => {
+  it('sends every first action from the StasisStart handler, before any call goes further', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'burst-'));
+    const ari = new RecordingAri();
+    const records = CallRecords.open(join(dir, 'calls.sqlite'));
+    const withDid = store.agents.filter((a) => a.dids.length > 0);
+    const paused = new Set(withDid.filter((_, i) => i % 2 === 1).map((a) => a.id));
+    const wf = new DidWorkflow({
+      ari: ari as never, records, store: () => store,
+      presence: { get: (id) => ({ state: paused.has(id) ? 'paused' : 'available' }) },
+      outbox: { enqueue: async () => { throw new Error('no mail in this test'); } },
+      templates: {} as never, logger: silentLogger(),
+      settings: { voicemail: { maxDurationSeconds: 60, maxSilenceSeconds: 5, minDurationSeconds: 2 }, recordingsDir: join(dir, 'rec'), app: 'switchboard' },
+    });
+    wf.start();
+    const calls = Array.from({ length: 60 }, (_, i) => {
+      const agent = withDid[i % withDid.length]!;
+      return { id: `in-${i}`, agent, did: agent.dids[0]! };
+    });
+    // One synchronous loop, as ws delivers the frames of one socket read.
+    for (const c of calls) {
+      ari.emit('StasisStart', { type: 'StasisStart', args: [c.did], channel: { id: c.id, name: `PJSIP/trunk-${c.id}`, state: 'Ring', caller: { name: '', number: '+61400000000' }, dialplan: { context: 'switchboard-dids', exten: c.did, priority: 2 } } });
+    }
+    // Synchronously: one first action per call, the right one, and nothing else yet.
+    expect(ari.log).toEqual(calls.map((c) => `${c.agent.enabled && !paused.has(c.agent.id) ? 'ring' : 'answer'} ${c.id}`));
+    // Then each call goes on: originate for the rung ones, the greeting for the others.
+    await waitFor(() => ari.log.filter((l) => l.startsWith('originate') || l.startsWith('getStored')).length === calls.length, 3000);
+    await wf.stop();
+    records.close();
+  });
+});
