@@ -39,6 +39,7 @@ import type { Logger } from '../../log.js';
 import { ARI_PEER, AriRequestError, toAriError } from './errors.js';
 import { HttpTransportError, httpGet, peerMessage } from './http.js';
 import { SwaggerGuard } from './swagger-guard.js';
+import { ClientFrameEncoder } from './ws-frames.js';
 import type {
   AriEvent, AriPort, AriSettings, BridgeJson, ChannelJson, EndpointJson, LiveRecordingJson, OriginateOptions, RecordOptions, StoredRecordingJson,
 } from './types.js';
@@ -50,6 +51,12 @@ interface WsLike extends EventEmitter {
   close(code?: number, reason?: string): void;
   terminate(): void;
   ping(data?: unknown, mask?: boolean, cb?: (err?: Error) => void): void;
+}
+/** The TCP socket under ws@6's WebSocket (`_socket`). */
+interface RawSocket {
+  readonly destroyed: boolean;
+  readonly writable: boolean;
+  write(data: Buffer, cb?: (err?: Error | null) => void): boolean;
 }
 const WS_CONNECTING = 0;
 const WS_OPEN = 1;
@@ -115,7 +122,9 @@ export class AriClient extends EventEmitter implements AriPort {
   private restWs?: WsLike;
   private readonly pendingRest = new Map<string, PendingRest>();
   private restSeq = 0;
-  private corked = false;
+  private readonly frameEncoder = new ClientFrameEncoder();
+  /** Frames written at the end of this tick (writeFrame). */
+  private outgoing: { ws: WsLike; socket: RawSocket; frames: Buffer[]; failed: ((err: unknown) => void)[] } | undefined;
   private abort?: AbortController;
   private firstStart?: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void; failFast: boolean };
 
@@ -512,8 +521,7 @@ export class AriClient extends EventEmitter implements AriPort {
         reject(new PeerDisconnectedError(ARI_PEER, `${what} (events socket: ${this.scrub(errorMessage(err))})`));
       };
       try {
-        this.corkUntilTickEnds(ws);
-        ws.send(JSON.stringify(msg), (err) => { if (err) failed(err); });
+        this.writeFrame(ws, JSON.stringify(msg), failed);
       } catch (err) {
         failed(err);
       }
@@ -521,19 +529,38 @@ export class AriClient extends EventEmitter implements AriPort {
   }
 
   /**
-   * Requests sent in the same tick (a burst of calls: one first action per StasisStart of a TCP
-   * read) leave in one write() instead of one system call per frame.
+   * Sends a text frame on the events socket. The frames of one tick (a burst of calls: one first
+   * action per StasisStart of a socket read) are encoded here (ClientFrameEncoder) and leave in one
+   * write at the end of the tick; whole frames only, so they never interleave with the frames ws
+   * writes itself (pings, close). Without ws@6's `_socket`, ws.send.
    */
-  private corkUntilTickEnds(ws: WsLike): void {
-    if (this.corked) return;
-    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (!socket || typeof socket.cork !== 'function') return;
-    socket.cork();
-    this.corked = true;
-    process.nextTick(() => {
-      this.corked = false;
-      socket.uncork();
-    });
+  private writeFrame(ws: WsLike, text: string, failed: (err: unknown) => void): void {
+    const socket = (ws as unknown as { _socket?: RawSocket })._socket;
+    if (!socket || typeof socket.write !== 'function' || ws.readyState !== WS_OPEN) {
+      ws.send(text, (err) => { if (err) failed(err); });
+      return;
+    }
+    const frame = this.frameEncoder.encodeText(text);
+    const out = this.outgoing;
+    if (out && out.socket === socket) {
+      out.frames.push(frame);
+      out.failed.push(failed);
+      return;
+    }
+    this.outgoing = { ws, socket, frames: [frame], failed: [failed] };
+    process.nextTick(() => this.flushFrames());
+  }
+
+  private flushFrames(): void {
+    const out = this.outgoing;
+    this.outgoing = undefined;
+    if (!out) return;
+    const fail = (err: unknown): void => { for (const f of out.failed) f(err); };
+    if (out.ws.readyState !== WS_OPEN || out.socket.destroyed || !out.socket.writable) {
+      fail(new Error('the events socket is closed'));
+      return;
+    }
+    out.socket.write(out.frames.length === 1 ? out.frames[0]! : Buffer.concat(out.frames), (err?: Error | null) => { if (err) fail(err); });
   }
 
   private onRestResponse(evt: AriEvent): void {
