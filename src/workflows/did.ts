@@ -202,6 +202,9 @@ export class DidWorkflow {
   /** Starts waiting for a later turn of the event loop (laterTurn). */
   private readonly later: (() => void)[] = [];
   private laterScheduled = false;
+  private oldestLaterAt = 0;
+  /** When the last new call arrived (performance.now()). */
+  private lastArrivalAt = 0;
   private running = false;
   /** When start() ran: call records still "in progress" from before are an earlier run's. */
   private startedAt = new Date(0);
@@ -324,6 +327,7 @@ export class DidWorkflow {
     // (laterTurn), so that StasisStart events still arriving in a burst get their first action
     // before the bookkeeping of the calls before them.
     const fast = this.firstActionNow(call);
+    this.lastArrivalAt = performance.now();
     this.enqueue(call, 'start', fast ? () => this.laterTurn().then(() => this.begin(call, fast)) : () => this.begin(call));
   }
 
@@ -382,12 +386,14 @@ export class DidWorkflow {
   }
 
   /**
-   * Resolves in a later turn of the event loop, at most LATER_PER_TURN waiters per turn: between
-   * turns the event loop reads the sockets again, so a burst's later StasisStart events are not
-   * queued behind the start of every call before them.
+   * Resolves in a later turn of the event loop, once no new call has arrived for
+   * BURST_QUIET_MS (while a burst is still coming in, its StasisStart events go first), or at the
+   * latest BURST_MAX_WAIT_MS after the oldest waiter; then at most LATER_PER_TURN waiters per turn,
+   * so that the event loop reads the sockets between them.
    */
   private laterTurn(): Promise<void> {
     return new Promise<void>((resolve) => {
+      if (this.later.length === 0) this.oldestLaterAt = performance.now();
       this.later.push(resolve);
       if (this.laterScheduled) return;
       this.laterScheduled = true;
@@ -396,7 +402,11 @@ export class DidWorkflow {
   }
 
   private readonly runLater = (): void => {
-    for (const resolve of this.later.splice(0, LATER_PER_TURN)) resolve();
+    const now = performance.now();
+    if (now - this.lastArrivalAt >= BURST_QUIET_MS || now - this.oldestLaterAt >= BURST_MAX_WAIT_MS) {
+      for (const resolve of this.later.splice(0, LATER_PER_TURN)) resolve();
+      this.oldestLaterAt = now;
+    }
     if (this.later.length) setImmediate(this.runLater);
     else this.laterScheduled = false;
   };
@@ -1370,3 +1380,7 @@ interface FirstAction {
 
 /** Call starts resumed per turn of the event loop (~50-80 µs each: ~1 ms per turn). */
 const LATER_PER_TURN = 16;
+/** The rest of a call's start waits until no new call arrived for this long (a burst is over)... */
+const BURST_QUIET_MS = 2;
+/** ...but never longer than this (a steady stream of calls still gets its calls started). */
+const BURST_MAX_WAIT_MS = 50;
