@@ -54,13 +54,10 @@ class RecordingAri extends EventEmitter {
   get connected() { return true; }
 }
 
-describe('DID workflow under a burst of calls', () => {
-  it('sends every first action from the StasisStart handler, before any call goes further', async () => {
+function setup(paused: Set<string>) {
     dir = mkdtempSync(join(tmpdir(), 'burst-'));
     const ari = new RecordingAri();
     const records = CallRecords.open(join(dir, 'calls.sqlite'));
-    const withDid = store.agents.filter((a) => a.dids.length > 0);
-    const paused = new Set(withDid.filter((_, i) => i % 2 === 1).map((a) => a.id));
     const wf = new DidWorkflow({
       ari: ari as never, records, store: () => store,
       presence: { get: (id) => ({ state: paused.has(id) ? 'paused' : 'available' }) },
@@ -69,18 +66,50 @@ describe('DID workflow under a burst of calls', () => {
       settings: { voicemail: { maxDurationSeconds: 60, maxSilenceSeconds: 5, minDurationSeconds: 2 }, recordingsDir: join(dir, 'rec'), app: 'switchboard' },
     });
     wf.start();
+    return { ari, records, wf };
+}
+
+function stasisStart(id: string, did: string) {
+  return { type: 'StasisStart', args: [did], channel: { id, name: `PJSIP/trunk-${id}`, state: 'Ring', caller: { name: '', number: '+61400000000' }, dialplan: { context: 'switchboard-dids', exten: did, priority: 2 } } };
+}
+
+const started = (log: string[]): number => log.filter((l) => l.startsWith('originate') || l.startsWith('getStored')).length;
+
+describe('DID workflow under a burst of calls', () => {
+  it('sends every first action from the StasisStart handler, before any call goes further', async () => {
+    const withDid = store.agents.filter((a) => a.dids.length > 0);
+    const paused = new Set(withDid.filter((_, i) => i % 2 === 1).map((a) => a.id));
+    const { ari, records, wf } = setup(paused);
     const calls = Array.from({ length: 60 }, (_, i) => {
       const agent = withDid[i % withDid.length]!;
       return { id: `in-${i}`, agent, did: agent.dids[0]! };
     });
     // One synchronous loop, as ws delivers the frames of one socket read.
-    for (const c of calls) {
-      ari.emit('StasisStart', { type: 'StasisStart', args: [c.did], channel: { id: c.id, name: `PJSIP/trunk-${c.id}`, state: 'Ring', caller: { name: '', number: '+61400000000' }, dialplan: { context: 'switchboard-dids', exten: c.did, priority: 2 } } });
-    }
+    for (const c of calls) ari.emit('StasisStart', stasisStart(c.id, c.did));
     // Synchronously: one first action per call, the right one, and nothing else yet.
     expect(ari.log).toEqual(calls.map((c) => `${c.agent.enabled && !paused.has(c.agent.id) ? 'ring' : 'answer'} ${c.id}`));
     // Then each call goes on: originate for the rung ones, the greeting for the others.
-    await waitFor(() => ari.log.filter((l) => l.startsWith('originate') || l.startsWith('getStored')).length === calls.length, 3000);
+    await waitFor(() => started(ari.log) === calls.length, 3000);
+    await wf.stop();
+    records.close();
+  });
+
+  it('a steady stream of calls (never 2 ms without one) still gets its calls started, not only after it ends', async () => {
+    const withDid = store.agents.filter((a) => a.dids.length > 0 && a.enabled);
+    const { ari, records, wf } = setup(new Set());
+    const arrivals: number[] = [];
+    let shortfall = 0;
+    for (let i = 0; i < 250; i++) {
+      const agent = withDid[i % withDid.length]!;
+      ari.emit('StasisStart', stasisStart(`s-${i}`, agent.dids[0]!));
+      arrivals.push(performance.now());
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      // calls that arrived well over the longest wait (50 ms) ago must have been started
+      const due = arrivals.filter((t) => performance.now() - t > 150).length;
+      shortfall = Math.max(shortfall, due - started(ari.log));
+    }
+    expect(shortfall).toBeLessThanOrEqual(0);
+    await waitFor(() => started(ari.log) === 250, 3000);
     await wf.stop();
     records.close();
   });

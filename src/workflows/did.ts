@@ -200,9 +200,8 @@ export class DidWorkflow {
   /** Work held back until the current turn's first ARI actions have been sent (afterFirstActions). */
   private deferred: (() => void)[] = [];
   /** Starts waiting for a later turn of the event loop (laterTurn). */
-  private readonly later: (() => void)[] = [];
+  private readonly later: { resolve: () => void; at: number }[] = [];
   private laterScheduled = false;
-  private oldestLaterAt = 0;
   /** When the last new call arrived (performance.now()). */
   private lastArrivalAt = 0;
   private running = false;
@@ -393,8 +392,7 @@ export class DidWorkflow {
    */
   private laterTurn(): Promise<void> {
     return new Promise<void>((resolve) => {
-      if (this.later.length === 0) this.oldestLaterAt = performance.now();
-      this.later.push(resolve);
+      this.later.push({ resolve, at: performance.now() });
       if (this.laterScheduled) return;
       this.laterScheduled = true;
       setImmediate(this.runLater);
@@ -403,9 +401,9 @@ export class DidWorkflow {
 
   private readonly runLater = (): void => {
     const now = performance.now();
-    if (now - this.lastArrivalAt >= BURST_QUIET_MS || now - this.oldestLaterAt >= BURST_MAX_WAIT_MS) {
-      for (const resolve of this.later.splice(0, LATER_PER_TURN)) resolve();
-      this.oldestLaterAt = now;
+    // Under a steady stream every waiter older than the longest wait goes, LATER_PER_TURN a turn.
+    if (now - this.lastArrivalAt >= BURST_QUIET_MS || now - this.later[0]!.at >= BURST_MAX_WAIT_MS) {
+      for (const w of this.later.splice(0, LATER_PER_TURN)) w.resolve();
     }
     if (this.later.length) setImmediate(this.runLater);
     else this.laterScheduled = false;
