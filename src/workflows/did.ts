@@ -313,7 +313,6 @@ export class DidWorkflow {
       callerNumber: channel.caller?.number ?? '',
       callerName: channel.caller?.name ?? '',
       inboundId: channel.id,
-      ...(channel.dialplan?.context ? { dialplanContext: channel.dialplan.context } : {}),
       // The call's own child logger is made in begin(), once the agent is known (one child, not two).
       log: this.log,
       startedAt: this.now(),
@@ -321,6 +320,7 @@ export class DidWorkflow {
       recorded: false,
       callType: 'Direct Agent Call',
     }, channel.id);
+    if (channel.dialplan?.context) call.dialplanContext = channel.dialplan.context;
     // The first ARI action (ring, or answer before voicemail) leaves now, in this event's handler;
     // the rest of the start runs in a later turn of the event loop, a few calls per turn
     // (laterTurn), so that StasisStart events still arriving in a burst get their first action
@@ -445,24 +445,26 @@ export class DidWorkflow {
     const store = this.deps.store();
     const agent = store ? this.agentFor(store, call.did) : undefined;
     if (!store || !agent) return undefined;
-    const d: Omit<FirstAction, 'sent'> = { store, agent };
-    if (!agent.enabled) d.reason = 'logged out';
+    let reason: string | undefined;
+    let presence: { state: string; reason?: string } | undefined;
+    let presenceError: unknown;
+    if (!agent.enabled) reason = 'logged out';
     else {
       try {
         const p = this.deps.presence.get(agent.id);
         if (p && typeof (p as Promise<unknown>).then === 'function') return undefined;
-        d.presence = p as { state: string; reason?: string } | undefined;
-        const state = d.presence?.state ?? 'logged out';
-        if (state !== 'available') d.reason = state === 'paused' || state === 'busy' ? state : 'logged out';
+        presence = p as { state: string; reason?: string } | undefined;
+        const state = presence?.state ?? 'logged out';
+        if (state !== 'available') reason = state === 'paused' || state === 'busy' ? state : 'logged out';
       } catch (err) {
         // Ringing is still safe: no answer or a failure ends in voicemail.
-        d.presenceError = err;
+        presenceError = err;
       }
     }
-    const sent = d.reason ? this.deps.ari.answer(call.inboundId) : this.deps.ari.ring(call.inboundId);
+    const sent = reason ? this.deps.ari.answer(call.inboundId) : this.deps.ari.ring(call.inboundId);
     // begin() awaits it a turn later; a rejection before then is not an unhandled one.
     sent.catch(() => undefined);
-    return { ...d, sent };
+    return { store, agent, reason, presence, presenceError, sent };
   }
 
   private async begin(call: Call, fast?: FirstAction): Promise<void> {
@@ -1058,7 +1060,12 @@ export class DidWorkflow {
 
   /** Starts tracking a call (by each of its channels) with nothing pending on it yet. */
   private track(init: Omit<Call, 'callerGone' | 'hangupRequested' | 'timers' | 'queue'>, ...channelIds: string[]): Call {
-    const call: Call = { ...init, callerGone: false, hangupRequested: false, timers: new Set(), queue: Promise.resolve() };
+    // Completed in place (an object spread here was a fifth of the StasisStart handler's time).
+    const call = init as Call;
+    call.callerGone = false;
+    call.hangupRequested = false;
+    call.timers = new Set();
+    call.queue = Promise.resolve();
     this.calls.add(call);
     for (const id of channelIds) this.byChannel.set(id, call);
     return call;
@@ -1370,9 +1377,9 @@ function lazyChildLogger(call: { log: Logger }, parent: Logger, bindings: Record
 interface FirstAction {
   store: Store;
   agent: Agent;
-  reason?: string;
-  presence?: { state: string; reason?: string } | undefined;
-  presenceError?: unknown;
+  reason: string | undefined;
+  presence: { state: string; reason?: string } | undefined;
+  presenceError: unknown;
   sent: Promise<void>;
 }
 
