@@ -54,13 +54,15 @@ class RecordingAri extends EventEmitter {
   get connected() { return true; }
 }
 
-function setup(paused: Set<string>) {
+type Lookup = ConstructorParameters<typeof DidWorkflow>[0]['presence'];
+
+function setup(paused: Set<string>, presence?: Lookup) {
     dir = mkdtempSync(join(tmpdir(), 'burst-'));
     const ari = new RecordingAri();
     const records = CallRecords.open(join(dir, 'calls.sqlite'));
     const wf = new DidWorkflow({
       ari: ari as never, records, store: () => store,
-      presence: { get: (id) => ({ state: paused.has(id) ? 'paused' : 'available' }) },
+      presence: presence ?? { get: (id) => ({ state: paused.has(id) ? 'paused' : 'available' }) },
       outbox: { enqueue: async () => { throw new Error('no mail in this test'); } },
       templates: {} as never, logger: silentLogger(),
       settings: { voicemail: { maxDurationSeconds: 60, maxSilenceSeconds: 5, minDurationSeconds: 2 }, recordingsDir: join(dir, 'rec'), app: 'switchboard' },
@@ -110,6 +112,30 @@ describe('DID workflow under a burst of calls', () => {
     }
     expect(shortfall).toBeLessThanOrEqual(0);
     await waitFor(() => started(ari.log) === 250, 3000);
+    await wf.stop();
+    records.close();
+  });
+
+  it('a presence lookup that throws: the agent is rung (no answer still ends in voicemail)', async () => {
+    const agent = store.agents.find((a) => a.enabled && a.dids.length > 0)!;
+    const { ari, records, wf } = setup(new Set(), { get: () => { throw new Error('presence is down'); } });
+    ari.emit('StasisStart', stasisStart('t-1', agent.dids[0]!));
+    expect(ari.log).toEqual(['ring t-1']);
+    await waitFor(() => started(ari.log) === 1, 3000);
+    expect(ari.log.some((l) => l.startsWith('originate '))).toBe(true);
+    expect(records.query({ from: new Date(Date.now() - 60_000), to: new Date(Date.now() + 60_000) })).toMatchObject([{ callType: 'Direct Agent Call', outcome: 'in progress' }]);
+    await wf.stop();
+    records.close();
+  });
+
+  it('an asynchronous presence lookup takes the ordinary path: first action after the lookup, divert when paused', async () => {
+    const agent = store.agents.find((a) => a.enabled && a.dids.length > 0)!;
+    const { ari, records, wf } = setup(new Set(), { get: async () => ({ state: 'paused', reason: 'Lunch' }) });
+    ari.emit('StasisStart', stasisStart('a-1', agent.dids[0]!));
+    expect(ari.log).toEqual([]);
+    await waitFor(() => ari.log.includes('answer a-1'), 3000);
+    expect(ari.log).not.toContain('ring a-1');
+    await waitFor(() => started(ari.log) === 1, 3000);
     await wf.stop();
     records.close();
   });

@@ -445,26 +445,35 @@ export class DidWorkflow {
     const store = this.deps.store();
     const agent = store ? this.agentFor(store, call.did) : undefined;
     if (!store || !agent) return undefined;
-    let reason: string | undefined;
-    let presence: { state: string; reason?: string } | undefined;
-    let presenceError: unknown;
-    if (!agent.enabled) reason = 'logged out';
-    else {
-      try {
-        const p = this.deps.presence.get(agent.id);
-        if (p && typeof (p as Promise<unknown>).then === 'function') return undefined;
-        presence = p as { state: string; reason?: string } | undefined;
-        const state = presence?.state ?? 'logged out';
-        if (state !== 'available') reason = state === 'paused' || state === 'busy' ? state : 'logged out';
-      } catch (err) {
-        // Ringing is still safe: no answer or a failure ends in voicemail.
-        presenceError = err;
-      }
-    }
-    const sent = reason ? this.deps.ari.answer(call.inboundId) : this.deps.ari.ring(call.inboundId);
+    const d = this.decide(agent);
+    if (d instanceof Promise) return undefined;
+    const sent = d.reason ? this.deps.ari.answer(call.inboundId) : this.deps.ari.ring(call.inboundId);
     // begin() awaits it a turn later; a rejection before then is not an unhandled one.
     sent.catch(() => undefined);
-    return { store, agent, reason, presence, presenceError, sent };
+    return { ...d, store, agent, sent };
+  }
+
+  /**
+   * Ring the agent or divert, and why: login disabled or not available → the divert reason; a
+   * presence lookup that fails → ring (no answer or a failure still ends in voicemail). Synchronous
+   * unless the presence lookup is asynchronous.
+   */
+  private decide(agent: Agent): Decision | Promise<Decision> {
+    if (!agent.enabled) return { reason: 'logged out', presence: undefined, presenceError: undefined };
+    const failed = (err: unknown): Decision => ({ reason: undefined, presence: undefined, presenceError: err });
+    const decided = (presence: PresenceSeen | undefined): Decision => {
+      const state = presence?.state ?? 'logged out';
+      const reason = state === 'available' ? undefined : state === 'paused' || state === 'busy' ? state : 'logged out';
+      return { reason, presence, presenceError: undefined };
+    };
+    let seen: ReturnType<PresenceLookup['get']>;
+    try {
+      seen = this.deps.presence.get(agent.id);
+    } catch (err) {
+      return failed(err);
+    }
+    const thenable = seen !== undefined && typeof (seen as PromiseLike<unknown>).then === 'function';
+    return thenable ? Promise.resolve(seen).then(decided, failed) : decided(seen as PresenceSeen | undefined);
   }
 
   private async begin(call: Call, fast?: FirstAction): Promise<void> {
@@ -482,23 +491,8 @@ export class DidWorkflow {
     }
     call.agent = agent;
 
-    // Everything up to the first ARI action (ring or answer) is in memory, and that action goes
-    // out before any logging: under a burst of calls every caller hears ringing (or is answered)
-    // within milliseconds instead of queueing behind the disk and the log of every earlier call.
-    let reason = fast?.reason;
-    let presence = fast?.presence;
-    let presenceError = fast?.presenceError;
-    if (fast) { /* decided, and the first action sent, by firstActionNow */ } else if (!agent.enabled) reason = 'logged out';
-    else {
-      try {
-        presence = await this.deps.presence.get(agent.id);
-        const state = presence?.state ?? 'logged out';
-        if (state !== 'available') reason = state === 'paused' || state === 'busy' ? state : 'logged out';
-      } catch (err) {
-        // Ringing is still safe: no answer or a failure ends in voicemail.
-        presenceError = err;
-      }
-    }
+    // A fast start decided and sent its first action in the StasisStart handler (firstActionNow).
+    const { reason, presence, presenceError } = fast ?? await this.decide(agent);
     if (reason) {
       call.callType = 'Diverted Call';
       call.divertReason = reason;
@@ -1373,13 +1367,20 @@ function lazyChildLogger(call: { log: Logger }, parent: Logger, bindings: Record
   });
 }
 
+/** The presence a decision was made on. */
+type PresenceSeen = { state: string; reason?: string };
+
+/** Ring or divert (`reason`), and what it was decided on (DidWorkflow.decide). */
+interface Decision {
+  reason: string | undefined;
+  presence: PresenceSeen | undefined;
+  presenceError: unknown;
+}
+
 /** What firstActionNow decided, and the first request it sent. */
-interface FirstAction {
+interface FirstAction extends Decision {
   store: Store;
   agent: Agent;
-  reason: string | undefined;
-  presence: { state: string; reason?: string } | undefined;
-  presenceError: unknown;
   sent: Promise<void>;
 }
 

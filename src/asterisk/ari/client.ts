@@ -203,8 +203,7 @@ export class AriClient extends EventEmitter implements AriPort {
     this.abort?.abort();
     this.abort = undefined;
     const ws = this.ws;
-    this.dropClient();
-    this.failPendingRest(undefined, 'stopped');
+    this.dropClient(); // also fails the REST requests in flight
     if (this.firstStart) {
       this.firstStart.reject(new PeerDisconnectedError(ARI_PEER, 'start (stopped before connecting)'));
       this.firstStart = undefined;
