@@ -178,6 +178,23 @@ async function recordingStarted(h: Harness): Promise<string> {
   return req.query.name!;
 }
 
+/**
+ * A DID call answered by the agent and bridged, then the daemon stopped (Asterisk keeps both
+ * channels in Stasis, bridged): the start of every "daemon away during a bridged call" test.
+ */
+async function bridgedThenStopped(): Promise<{ h: Harness; inbound: string; rec: CallRecord; outbound: string }> {
+  const h = await setup();
+  const inbound = await callIn(h);
+  const rec = await onlyRecord(h.cc);
+  const outbound = `${rec.interactionId}-agent`;
+  await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+  h.fake.answerOutbound(outbound);
+  await waitFor(() => bridgeSize(h.fake) === 2);
+  await h.cc.stop();
+  await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+  return { h, inbound, rec, outbound };
+}
+
 function bridgeSize(fake: FakeAriServer): number {
   return ((fake.bridgesList()[0]?.channels as string[] | undefined) ?? []).length;
 }
@@ -717,15 +734,7 @@ describe('DID workflow: ARI connection', () => {
   });
 
   it('daemon restarted during a bridged call: the call is adopted and goes on, then ends normally', async () => {
-    const h = await setup();
-    const inbound = await callIn(h);
-    const rec = await onlyRecord(h.cc);
-    const outbound = `${rec.interactionId}-agent`;
-    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
-    h.fake.answerOutbound(outbound);
-    await waitFor(() => bridgeSize(h.fake) === 2);
-    await h.cc.stop(); // the daemon goes away; Asterisk keeps both channels in Stasis, bridged
-    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    const { h, inbound, rec, outbound } = await bridgedThenStopped();
     const before = rest(h.fake).length;
     const cc2 = await h.restart();
     await waitFor(() => cc2.workflow!.activeCalls().length === 1, 5000);
@@ -746,15 +755,7 @@ describe('DID workflow: ARI connection', () => {
   });
 
   it('the agent hung up while the daemon was away: the caller left in the bridge is hung up, not sent to voicemail', async () => {
-    const h = await setup();
-    const inbound = await callIn(h);
-    const rec = await onlyRecord(h.cc);
-    const outbound = `${rec.interactionId}-agent`;
-    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
-    h.fake.answerOutbound(outbound);
-    await waitFor(() => bridgeSize(h.fake) === 2);
-    await h.cc.stop();
-    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    const { h, inbound, rec, outbound } = await bridgedThenStopped();
     h.fake.hangupFromFarEnd(outbound);
     const cc2 = await h.restart();
     await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
@@ -766,15 +767,7 @@ describe('DID workflow: ARI connection', () => {
   });
 
   it('both sides hung up while the daemon was away: the empty bridge it left is destroyed', async () => {
-    const h = await setup();
-    const inbound = await callIn(h);
-    const rec = await onlyRecord(h.cc);
-    const outbound = `${rec.interactionId}-agent`;
-    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
-    h.fake.answerOutbound(outbound);
-    await waitFor(() => bridgeSize(h.fake) === 2);
-    await h.cc.stop();
-    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    const { h, inbound, rec, outbound } = await bridgedThenStopped();
     h.fake.hangupFromFarEnd(inbound);
     h.fake.hangupFromFarEnd(outbound);
     expect(h.fake.bridgesList()).toHaveLength(1);
