@@ -1,5 +1,5 @@
 import { IssueList } from './issues.js';
-import { FieldReader, type SourceDoc } from './reader.js';
+import { FieldReader, listed, type SourceDoc } from './reader.js';
 import { RE, freeTextProblem, isHostAddress, isIanaTimezone, normaliseGroups, passwordPolicyProblem, secretSyntaxProblem } from './fields.js';
 import { readCodecs } from './settings.js';
 import { parseNat } from './nat.js';
@@ -279,15 +279,15 @@ function readTransports(r: FieldReader, settings: Settings): TransportProtocol[]
   if (!list) return undefined;
   const out: TransportProtocol[] = [];
   for (const t of list) {
-    if (!(TRANSPORT_PROTOCOLS as readonly string[]).includes(t)) {
+    const protocol = listed(TRANSPORT_PROTOCOLS, t);
+    if (protocol === undefined) {
       r.fail(['voice', 'transports'], list.join(','), `"${t}" is not a transport`, `use ${TRANSPORT_PROTOCOLS.join(', ')}, in order of preference`);
       return undefined;
     }
-    if (!settings.transports.some((s) => s.protocol === t)) {
+    if (!settings.transports.some((s) => s.protocol === protocol)) {
       r.fail(['voice', 'transports'], list.join(','), `no ${t} transport is defined in ${settings.file}`, `add a transport with protocol: ${t} to switchboard.yaml, or remove ${t} here`, 'TRANSPORT_UNDEFINED');
       return undefined;
     }
-    const protocol = TRANSPORT_PROTOCOLS[TRANSPORT_PROTOCOLS.indexOf(t as TransportProtocol)]!;
     if (!out.includes(protocol)) out.push(protocol);
   }
   if (out.length === 0) {

@@ -138,9 +138,8 @@ export class FieldReader {
   oneOf<T extends string>(path: Path, values: readonly T[], dflt: T): T {
     const v = this.get(path);
     if (v === undefined || v === null) return dflt;
-    // The list's own string (the same text): one shared copy instead of one per agent file.
-    const i = typeof v === 'string' ? (values as readonly string[]).indexOf(v) : -1;
-    if (i !== -1) return values[i]!;
+    const known = listed(values, v);
+    if (known !== undefined) return known;
     this.fail(path, v, `must be one of ${values.join(', ')}`, `use one of ${values.join(', ')}`);
     return dflt;
   }
@@ -179,4 +178,13 @@ function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length]!;
+}
+
+/**
+ * `v` as the list's own string when the list holds that text, else undefined: values read from
+ * many agent files then share one copy (the enumeration's) instead of keeping one per file.
+ */
+export function listed<T extends string>(values: readonly T[], v: unknown): T | undefined {
+  const i = typeof v === 'string' ? (values as readonly string[]).indexOf(v) : -1;
+  return i === -1 ? undefined : values[i];
 }

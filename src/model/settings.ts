@@ -1,5 +1,5 @@
 import { IssueList } from './issues.js';
-import { FieldReader, type SourceDoc } from './reader.js';
+import { FieldReader, listed, type SourceDoc } from './reader.js';
 import { RE, freeTextProblem, isBindAddress, isCidr, isHostAddress, isIanaTimezone } from './fields.js';
 import { BACKENDS, CODECS, TRANSPORT_PROTOCOLS, type Codec, type NatWord, type Settings, type TransportSettings } from './types.js';
 import { parseNat } from './nat.js';
@@ -91,7 +91,7 @@ export function readCodecs(r: FieldReader, path: (string | number)[]): Codec[] |
   // The codec names' own strings, without repeats, in an array of exactly that size (kept per agent).
   const out: Codec[] = [];
   for (const c of list) {
-    const codec = CODECS[CODECS.indexOf(c as Codec)]!;
+    const codec = listed(CODECS, c)!;
     if (!out.includes(codec)) out.push(codec);
   }
   return out.slice();
