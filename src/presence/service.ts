@@ -74,6 +74,8 @@ interface AgentRef {
   enabled: boolean;
   /** The device the DID workflow dials; its registration decides `registered`. */
   dialDevice: DeviceKey;
+  /** The store's Agent object this was made from (the same object next time: the agent did not change). */
+  source: Store['agents'][number];
 }
 
 interface DeviceLive {
@@ -111,8 +113,6 @@ export class PresenceService extends EventEmitter {
   private readonly pid: number;
 
   private agents = new Map<string, AgentRef>();
-  /** The store's Agent object each AgentRef was made from (same object: the agent did not change). */
-  private sources = new Map<string, Store['agents'][number]>();
   private backend: Store['settings']['backend'] | undefined;
   private byUsername = new Map<string, string>();
   private byExtension = new Map<string, string>();
@@ -218,18 +218,16 @@ export class PresenceService extends EventEmitter {
     const agents = new Map<string, AgentRef>();
     const byUsername = new Map<string, string>();
     const byExtension = new Map<string, string>();
-    const sources = new Map<string, Store['agents'][number]>();
     const changed: string[] = [];
     for (const a of store.agents) {
       const prev = this.agents.get(a.id);
       let ref: AgentRef;
-      if (prev && sameBackend && this.sources.get(a.id) === a) ref = prev;
+      if (prev && sameBackend && prev.source === a) ref = prev;
       else {
-        ref = { id: a.id, username: a.username, extension: a.extension, enabled: a.enabled, dialDevice: parseDevice(dialTarget(a, backend))! };
+        ref = { id: a.id, username: a.username, extension: a.extension, enabled: a.enabled, dialDevice: parseDevice(dialTarget(a, backend))!, source: a };
         changed.push(a.id);
       }
       agents.set(a.id, ref);
-      sources.set(a.id, a);
       byUsername.set(a.username, a.id);
       byExtension.set(a.extension, a.id);
     }
@@ -241,7 +239,6 @@ export class PresenceService extends EventEmitter {
       }
     }
     this.agents = agents;
-    this.sources = sources;
     this.backend = backend;
     this.byUsername = byUsername;
     this.byExtension = byExtension;
