@@ -63,13 +63,7 @@ export async function prepareFileAtomic(file: string, data: string | Buffer, mod
     commit: async (opts) => {
       if (state !== 'ready') throw new Error(`${file}: already committed or discarded`);
       state = 'done';
-      try {
-        await fs.chmod(tmp, mode);
-        await fs.rename(tmp, file);
-      } catch (err) {
-        await fs.rm(tmp, { force: true });
-        throw err;
-      }
+      await placeTemp(tmp, file, mode);
       if (opts?.syncDir !== false) await fsyncDir(dir);
     },
     discard: async () => {
@@ -214,13 +208,7 @@ export class StagedFile {
     } finally {
       closeSync(fd);
     }
-    try {
-      await fs.chmod(this.tmp, this.mode);
-      await fs.rename(this.tmp, this.target);
-    } catch (err) {
-      await fs.rm(this.tmp, { force: true });
-      throw err;
-    }
+    await placeTemp(this.tmp, this.target, this.mode);
     await fsyncDir(path.dirname(this.target));
     return true;
   }
@@ -235,6 +223,17 @@ export class StagedFile {
     } catch {
       // Already gone.
     }
+  }
+}
+
+/** Gives a finished temp file its mode and renames it over `target` (removing it if either fails). */
+async function placeTemp(tmp: string, target: string, mode: number): Promise<void> {
+  try {
+    await fs.chmod(tmp, mode);
+    await fs.rename(tmp, target);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
   }
 }
 
@@ -265,7 +264,8 @@ export async function renameDurable(from: string, to: string): Promise<void> {
   if (path.dirname(from) !== path.dirname(to)) await fsyncDir(path.dirname(from));
 }
 
-const TEMP_NAME = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+/** `.name.<pid>.<rand>.tmp`; group 1 is the writer's pid. */
+const TEMP_NAME = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
 /** The temp file writeFileAtomic/copyFileAtomic use for `file` (same directory, so rename is atomic). */
 function tempNameFor(file: string): string {
@@ -289,8 +289,11 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Removes temp files a crashed writer left behind (`.name.pid.rand.tmp`). */
-export async function removeStaleTemps(dir: string): Promise<string[]> {
+/**
+ * Removes temp files a crashed writer left behind (`.name.pid.rand.tmp`). With `writerAlive`, a
+ * temp file whose writer (the pid in its name) is alive is kept: it may be renamed into place yet.
+ */
+export async function removeStaleTemps(dir: string, writerAlive?: (pid: number) => boolean): Promise<string[]> {
   const removed: string[] = [];
   let names: string[] = [];
   try {
@@ -299,10 +302,10 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
     return removed;
   }
   for (const n of names) {
-    if (isTempName(n)) {
-      await fs.rm(path.join(dir, n), { force: true });
-      removed.push(n);
-    }
+    const m = TEMP_NAME.exec(n);
+    if (!m || writerAlive?.(Number(m[1]))) continue;
+    await fs.rm(path.join(dir, n), { force: true });
+    removed.push(n);
   }
   return removed;
 }

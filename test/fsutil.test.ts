@@ -51,3 +51,17 @@ describe('prepareFileAtomic', () => {
     expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 });
+
+describe('removeStaleTemps', () => {
+  it('removes temp files only; with writerAlive, keeps those whose writer is alive', async () => {
+    const { removeStaleTemps } = await import('../src/fsutil.js');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const lane = path.join(dir, 'temps');
+    mkdirSync(lane);
+    const names = ['.a.conf.111.0123abcd.tmp', '.b.conf.222.89abcdef.tmp', 'a.conf', '.a.conf.x.0123abcd.tmp'];
+    for (const n of names) writeFileSync(path.join(lane, n), '');
+    expect(await removeStaleTemps(lane, (pid) => pid === 222)).toEqual(['.a.conf.111.0123abcd.tmp']);
+    expect(await removeStaleTemps(lane)).toEqual(['.b.conf.222.89abcdef.tmp']);
+    expect(readdirSync(lane).sort()).toEqual(['.a.conf.x.0123abcd.tmp', 'a.conf']);
+  });
+});

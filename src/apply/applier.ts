@@ -14,7 +14,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PeerDisconnectedError, errorMessage, SwitchboardError } from '../errors.js';
-import { fsyncDir, prepareFileAtomic, writeFileAtomic, type PreparedFile, type WrittenStat } from '../fsutil.js';
+import { fsyncDir, prepareFileAtomic, removeStaleTemps, writeFileAtomic, type PreparedFile, type WrittenStat } from '../fsutil.js';
 import type { Logger } from '../log.js';
 import type { Backend, Store } from '../model/types.js';
 import { MODULE_OF_FILE, OUTPUT_FILES, type RenderedFiles } from '../render/render.js';
@@ -506,7 +506,11 @@ export class Applier {
 
   /** Temp files of a crashed write, temp generations, and lock debris of dead processes. */
   private async removeDebris(log: Logger): Promise<void> {
-    const removed = (await Promise.all([removeDeadTemps(this.deps.outDir), removeDeadTemps(this.stateDir), this.generations.removeTemps()])).flat();
+    // Only temp files of dead writers: another process may be writing into /etc/asterisk right now
+    // (a `render --out`), and its temp file must survive until its rename.
+    const removed = (
+      await Promise.all([removeStaleTemps(this.deps.outDir, pidAlive), removeStaleTemps(this.stateDir, pidAlive), this.generations.removeTemps()])
+    ).flat();
     let names: string[] = [];
     try {
       names = await fs.readdir(this.stateDir);
@@ -530,28 +534,6 @@ export class Applier {
     this.lastIdMs = ms;
     return generationId(ms);
   }
-}
-
-/**
- * removeStaleTemps, limited to temp files whose writer (the pid in `.name.<pid>.<rand>.tmp`) is
- * dead: another process may be writing into /etc/asterisk right now (a `render --out`), and its
- * temp file must survive until its rename.
- */
-async function removeDeadTemps(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch {
-    return [];
-  }
-  const removed: string[] = [];
-  for (const n of names) {
-    const m = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(n);
-    if (!m || pidAlive(Number(m[1]))) continue;
-    await fs.rm(path.join(dir, n), { force: true });
-    removed.push(n);
-  }
-  return removed;
 }
 
 function stub(file: string, backend: Backend): string {
