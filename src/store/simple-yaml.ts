@@ -43,8 +43,10 @@ const FALLBACK = Symbol('fallback');
  * A copy of a value that does not keep the file's text alive. V8 makes a substring of 13 or more
  * characters a view into its parent, so one email address would otherwise hold on to the whole
  * agent file for as long as the store is loaded (~400 bytes per agent). Shorter ones are copies.
+ * The copy is also one flat string where a concatenation of 13 or more characters is kept as its
+ * parts behind a third string.
  */
-function own(s: string): string {
+export function own(s: string): string {
   return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
 }
 type Scalar = null | boolean | number | string;

@@ -6,7 +6,7 @@ import { validateAgent, type DraftAgent } from '../model/agent.js';
 import { CrossAgentCache, validateAgents } from '../model/store.js';
 import type { Agent, Settings, Store } from '../model/types.js';
 import { parseYamlSource } from './source.js';
-import { parseSimpleSource } from './simple-yaml.js';
+import { own, parseSimpleSource } from './simple-yaml.js';
 import { readAssignments, writeAssignments } from './assignments.js';
 
 export const SETTINGS_FILE = 'switchboard.yaml';
@@ -73,9 +73,8 @@ export class YamlStore {
     // One file at a time, synchronously: parsing is synchronous anyway, and reading every file at
     // once with fs.promises opened them all together (EMFILE past the fd limit, ~100k files) and
     // took 0.7-1.5 s for 10k files where readFileSync takes 0.06-0.2 s (see BENCHMARKS.md).
-    // The relative path is every agent's `file` and its key here: one flat string (a template
-    // literal would keep "agents/" and the name as two strings behind a third).
-    for (const n of names) this.parseAgent(JSON.parse(JSON.stringify(`${AGENTS_DIR}/${n}`)) as string, readFileSync(path.join(agentsDir, n), 'utf8'));
+    // The relative path is every agent's `file` and its key here: one flat string (own()).
+    for (const n of names) this.parseAgent(own(`${AGENTS_DIR}/${n}`), readFileSync(path.join(agentsDir, n), 'utf8'));
     this.loaded = true;
     // A store loaded once (the CLI) needs none of the bookkeeping that speeds up reloadFile.
     const result = this.result(false);
