@@ -1,7 +1,7 @@
 import { SwitchboardError } from '../errors.js';
 import type { ApplyReport, RefusedOption } from './types.js';
 
-function describeRefusal(r: RefusedOption): string {
+export function describeRefused(r: RefusedOption): string {
   if (r.option === '(object)') return `agent "${r.agent}": ${r.object} is ${r.actual}, expected ${r.expected}`;
   return `agent "${r.agent}": ${r.object} ${r.option} is ${JSON.stringify(r.actual)}, expected ${JSON.stringify(r.expected)}`;
 }
@@ -12,7 +12,7 @@ export class ApplyRolledBackError extends SwitchboardError {
     readonly report: ApplyReport,
     rollbackReloaded = true,
   ) {
-    const lines = report.refused.slice(0, 20).map((r) => `  - ${describeRefusal(r)}`);
+    const lines = report.refused.slice(0, 20).map((r) => `  - ${describeRefused(r)}`);
     if (report.refused.length > 20) lines.push(`  - … and ${report.refused.length - 20} more`);
     const again = rollbackReloaded
       ? `reloaded ${report.modules.join(', ')} again`
@@ -37,8 +37,4 @@ export class ApplyLockedError extends SwitchboardError {
       { lockFile, ...(pid ? { pid } : {}) },
     );
   }
-}
-
-export function describeRefused(r: RefusedOption): string {
-  return describeRefusal(r);
 }

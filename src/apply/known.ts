@@ -147,11 +147,6 @@ export class KnownFiles {
   forget(file: string): void {
     this.files.delete(file);
   }
-
-  /** What is remembered of `file` (not checked against the disk). */
-  peek(file: string): KnownFile | undefined {
-    return this.files.get(file);
-  }
 }
 
 /** The last manifest read or written, by file, trusted under the same rule. */

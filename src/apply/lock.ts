@@ -7,21 +7,9 @@ import { ApplyLockedError } from './errors.js';
 /** Runs one task at a time, in call order (the in-process half of "never two applies at once"). */
 export class Mutex {
   private tail: Promise<unknown> = Promise.resolve();
-  private held = false;
-
-  get locked(): boolean {
-    return this.held;
-  }
 
   run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(async () => {
-      this.held = true;
-      try {
-        return await task();
-      } finally {
-        this.held = false;
-      }
-    });
+    const result = this.tail.then(task);
     this.tail = result.catch(() => undefined);
     return result;
   }

@@ -125,13 +125,6 @@ export class AgentStateCache {
   private settings: Settings | undefined;
   private backend: Backend | undefined;
 
-  get(agent: Agent, settings: Settings, backend: Backend, make: () => AgentState): AgentState {
-    const map = this.for(settings, backend);
-    let state = map.get(agent);
-    if (!state) map.set(agent, (state = make()));
-    return state;
-  }
-
   /** The states remembered for these settings and backend (forgetting any others). */
   for(settings: Settings, backend: Backend): WeakMap<Agent, AgentState> {
     if (settings !== this.settings || backend !== this.backend) {
