@@ -305,6 +305,19 @@ describe('CallRecords.insertSoon (write-behind for the DID hot path)', () => {
     expect(onDisk(ok.interactionId)).toEqual({ interaction_id: ok.interactionId });
   });
 
+  it('a queued record refused when written never makes another caller\'s read or update throw: it goes to onWriteError', () => {
+    store.close();
+    const errors: string[] = [];
+    store = CallRecords.open(path, { writeBehindQuietMs: 10_000, onWriteError: (err, ids) => errors.push(`${err instanceof SwitchboardError ? err.code : String(err)} ${ids.join(',')}`) });
+    const bad = record({ outcome: 'lost' as never });
+    const mine = record();
+    store.insert(mine);
+    store.insertSoon(bad);
+    expect(() => store.update(mine.interactionId, { outcome: 'answered' })).not.toThrow();
+    expect(store.get(mine.interactionId)?.outcome).toBe('answered');
+    expect(errors).toEqual([`CALL_RECORD_INVALID ${bad.interactionId}`]);
+  });
+
   it('a background write that fails is reported, keeps the rows, and the next write retries them', async () => {
     const errors: string[][] = [];
     store.close();

@@ -201,7 +201,7 @@ export class CallRecords {
   /** Adds a record, durably before it returns. Throws CallRecordExistsError if the interaction id is taken. */
   insert(record: CallRecord): void {
     const row = toRow(normalise(record));
-    this.flush();
+    this.writeQueue();
     try {
       this.insertStmt.run(row);
     } catch (err) {
@@ -232,11 +232,19 @@ export class CallRecords {
     }
   }
 
+  /**
+   * Writes the queue before an insert, read, update or close: a record refused there (another
+   * call's) goes to onWriteError as in the background, never to this unrelated caller; a database
+   * error is thrown.
+   */
+  private writeQueue(): void {
+    for (const { id, err } of this.writeQueued()) this.onWriteError?.(err, [id]);
+  }
+
   private flushInBackground(): void {
     this.flushTimer = undefined;
     try {
-      const refused = this.writeQueued();
-      for (const { id, err } of refused) this.onWriteError?.(err, [id]);
+      this.writeQueue();
     } catch (err) {
       this.onWriteError?.(err, [...this.queued.keys()]);
       // Try again later (reads, updates and close also write the queue first).
@@ -292,7 +300,7 @@ export class CallRecords {
     if (patch.interactionId !== undefined && patch.interactionId !== interactionId) {
       throw new CallRecordInvalidError(interactionId, [`interactionId cannot change (to "${patch.interactionId}")`]);
     }
-    this.flush();
+    this.writeQueue();
     const change = this.db.transaction(() => {
       const current = this.get(interactionId);
       if (!current) throw new CallRecordNotFoundError(interactionId);
@@ -308,14 +316,14 @@ export class CallRecords {
   }
 
   get(interactionId: string): CallRecord | undefined {
-    this.flush();
+    this.writeQueue();
     const row = this.getStmt.get(interactionId) as CallRow | undefined;
     return row ? fromRow(row) : undefined;
   }
 
   /** Records matching every given filter, newest first. */
   query(filter: CallQuery = {}): CallRecord[] {
-    this.flush();
+    this.writeQueue();
     const range = filter.from === undefined && filter.to === undefined ? defaultCallQueryRange(this.now()) : filter;
     const where: string[] = [];
     const params: unknown[] = [];
@@ -350,7 +358,7 @@ export class CallRecords {
   close(): void {
     if (this.db.open) {
       try {
-        this.flush();
+        this.writeQueue();
       } finally {
         this.db.close();
       }
