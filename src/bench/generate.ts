@@ -49,6 +49,15 @@ const EXTERNAL_CODECS = ['[g729, ulaw]', '[ulaw, gsm, g729]', '[alaw]', '[ulaw, 
 /** The two codec lists the incremental benchmark toggles between (valid for every typology). */
 export const TOGGLE_CODECS = ['[ulaw, alaw, g722]', '[alaw, ulaw]'] as const;
 
+/** The codecs line swapped in and out of an agent file (the edit an operator makes). */
+export function toggleCodecs(text: string): string {
+  const m = /^ {2}codecs: .*$/m.exec(text);
+  if (m) return text.replace(m[0], `  codecs: ${m[0].trim() === `codecs: ${TOGGLE_CODECS[0]}` ? TOGGLE_CODECS[1] : TOGGLE_CODECS[0]}`);
+  // No codecs line: add one that differs from every default (the store's and each typology's).
+  if (/^voice:$/m.test(text)) return text.replace(/^voice:$/m, `voice:\n  codecs: ${TOGGLE_CODECS[1]}`);
+  return `${text}voice:\n  codecs: ${TOGGLE_CODECS[1]}\n`;
+}
+
 export const SETTINGS_YAML = `# Organisation-wide settings of a generated benchmark store (shaped like fixtures/store).
 organisation:
   name: Bench Contact Centre

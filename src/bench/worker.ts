@@ -18,7 +18,7 @@ import { Renderer, type RenderedFiles } from '../render/render.js';
 import { renderToDir } from '../render/to-dir.js';
 import { writeFileAtomic } from '../fsutil.js';
 import type { Store } from '../model/types.js';
-import { TOGGLE_CODECS } from './generate.js';
+import { toggleCodecs } from './generate.js';
 import { DIRTY } from './stores.js';
 import type { WorkerResult } from './child.js';
 
@@ -130,15 +130,6 @@ async function taskRenderOnce(args: { store: string }): Promise<WorkerResult> {
   } finally {
     await fs.rm(out, { recursive: true, force: true });
   }
-}
-
-/** The codecs line swapped in and out of an agent file (the edit an operator makes). */
-function toggleCodecs(text: string): string {
-  const m = /^ {2}codecs: .*$/m.exec(text);
-  if (m) return text.replace(m[0], `  codecs: ${m[0].trim() === `codecs: ${TOGGLE_CODECS[0]}` ? TOGGLE_CODECS[1] : TOGGLE_CODECS[0]}`);
-  // No codecs line: add one that differs from every default (the store's and each typology's).
-  if (/^voice:$/m.test(text)) return text.replace(/^voice:$/m, `voice:\n  codecs: ${TOGGLE_CODECS[1]}`);
-  return `${text}voice:\n  codecs: ${TOGGLE_CODECS[1]}\n`;
 }
 
 async function taskIncremental(args: { store: string; iterations: number; warmup: number }): Promise<WorkerResult> {
