@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   CALL_RECORDS_SCHEMA_VERSION,
   CallRecords,
@@ -241,19 +241,25 @@ describe('CallRecords.insertSoon (write-behind for the DID hot path)', () => {
     for (const r of rows) expect(onDisk(r.interactionId)).toEqual({ interaction_id: r.interactionId });
   });
 
-  it('a steady stream of rows is still written within the longest delay', async () => {
-    store.close();
-    store = CallRecords.open(path, { writeBehindQuietMs: 50, writeBehindMaxMs: 120 });
-    const first = record();
-    store.insertSoon(first);
-    // one row every 10 ms: the quiet time never passes, the longest delay does
-    let written = false;
-    for (let i = 0; i < 60 && !written; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      store.insertSoon(record());
-      written = onDisk(first.interactionId) !== undefined;
+  it('a steady stream of rows is still written within the longest delay', () => {
+    // Fake clock: one row every 10 ms never leaves the 50 ms quiet time; only the 120 ms limit writes.
+    vi.useFakeTimers();
+    try {
+      store.close();
+      store = CallRecords.open(path, { writeBehindQuietMs: 50, writeBehindMaxMs: 120 });
+      const first = record();
+      store.insertSoon(first);
+      let writtenAt: number | undefined;
+      for (let t = 10; t <= 600 && writtenAt === undefined; t += 10) {
+        vi.advanceTimersByTime(10);
+        store.insertSoon(record());
+        if (onDisk(first.interactionId) !== undefined) writtenAt = t;
+      }
+      expect(writtenAt).toBeDefined();
+      expect(writtenAt!).toBeLessThanOrEqual(130);
+    } finally {
+      vi.useRealTimers();
     }
-    expect(written).toBe(true);
   });
 
   it('reads, updates and close write the queue first', () => {
