@@ -10,6 +10,11 @@ export interface WrittenStat {
   mtimeMs: number;
 }
 
+/** Whether a stat (or another WrittenStat) is of the very file `written` describes. */
+export function isWritten(st: WrittenStat, written: WrittenStat): boolean {
+  return st.ino === written.ino && st.size === written.size && st.mtimeMs === written.mtimeMs;
+}
+
 /**
  * Writes a file so that readers see either the old or the new content, never a part: write a temp
  * file in the same directory, fsync it, rename it over the target, then fsync the directory.

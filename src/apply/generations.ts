@@ -1,8 +1,9 @@
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fsyncDir } from '../fsutil.js';
+import { fsyncDir, isWritten } from '../fsutil.js';
 import { SwitchboardError } from '../errors.js';
+import type { CopyRef } from './known.js';
 import { readManifest, type Manifest } from './manifest.js';
 import type { GenerationInfo } from './types.js';
 
@@ -31,7 +32,7 @@ export interface GenerationSource {
   /** The content (a string is written as UTF-8). */
   data: Buffer | string;
   mode: number;
-  link?: { path: string; ino: number; size: number; mtimeMs: number };
+  link?: CopyRef;
 }
 
 const ID_RE = /^\d{8}T\d{6}-\d{3}Z-[0-9a-f]{6}$/;
@@ -75,14 +76,14 @@ export class Generations {
     id: string,
     files: Map<string, GenerationSource | undefined>,
     manifest: Manifest | undefined,
-    manifestLink?: { path: string; ino: number; size: number; mtimeMs: number },
-  ): Promise<Map<string, { path: string; ino: number; size: number; mtimeMs: number }>> {
+    manifestLink?: CopyRef,
+  ): Promise<Map<string, CopyRef>> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o750 });
     const tmp = path.join(this.dir, `.${id}.tmp`);
     await fs.rm(tmp, { recursive: true, force: true });
     await fs.mkdir(tmp, { mode: 0o750 });
     const meta: Meta = { id, createdAt: new Date().toISOString(), files: [], absent: [], modes: {} };
-    const placed = new Map<string, { path: string; ino: number; size: number; mtimeMs: number }>();
+    const placed = new Map<string, CopyRef>();
     for (const [name, src] of files) {
       if (!src) {
         meta.absent.push(name);
@@ -201,14 +202,14 @@ async function writeSynced(file: string, data: string | Buffer, mode: number): P
  * the linked file's stat, or undefined (nothing left at dest) when it is not or cannot be linked
  * (gone, another file system, links not supported).
  */
-async function linkChecked(src: { path: string; ino: number; size: number; mtimeMs: number }, dest: string): Promise<Stats | undefined> {
+async function linkChecked(src: CopyRef, dest: string): Promise<Stats | undefined> {
   try {
     await fs.link(src.path, dest);
   } catch {
     return undefined;
   }
   const st = await fs.lstat(dest);
-  if (st.isFile() && st.ino === src.ino && st.size === src.size && st.mtimeMs === src.mtimeMs) return st;
+  if (st.isFile() && isWritten(st, src)) return st;
   await fs.rm(dest, { force: true });
   return undefined;
 }

@@ -10,7 +10,7 @@
  * read again, as before. Nothing is remembered across processes.
  */
 import { promises as fs, type Stats } from 'node:fs';
-import type { WrittenStat } from '../fsutil.js';
+import { isWritten, type WrittenStat } from '../fsutil.js';
 import type { Transports } from './conf.js';
 import type { Manifest } from './manifest.js';
 import { hashContent } from './manifest.js';
@@ -23,12 +23,9 @@ export interface FileKey {
   ctimeMs: number;
 }
 
-/** A place in a generation directory holding a copy of a content (to hard-link from). */
-export interface CopyRef {
+/** A place in a generation directory holding a copy of a content (to hard-link from), and the file it must still be. */
+export interface CopyRef extends WrittenStat {
   path: string;
-  ino: number;
-  size: number;
-  mtimeMs: number;
 }
 
 /**
@@ -136,7 +133,7 @@ export class KnownFiles {
     } catch {
       return;
     }
-    if (st.ino !== written.ino || st.size !== written.size || st.mtimeMs !== written.mtimeMs) return;
+    if (!isWritten(st, written)) return;
     if (content.data && content.data.length !== st.size) return;
     const entry = content as KnownFile;
     entry.key = keyOf(st);
@@ -184,7 +181,7 @@ export class KnownManifests {
   async wrote(file: string, written: WrittenStat, manifest: Manifest): Promise<void> {
     this.manifests.delete(file);
     const st = await statOrUndefined(file);
-    if (st && st.ino === written.ino && st.size === written.size && st.mtimeMs === written.mtimeMs) this.manifests.set(file, { key: keyOf(st), manifest });
+    if (st && isWritten(st, written)) this.manifests.set(file, { key: keyOf(st), manifest });
   }
 }
 

@@ -19,6 +19,7 @@ import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { SwitchboardError, StoreInvalidError, errorMessage } from '../errors.js';
+import { isWritten, type WrittenStat } from '../fsutil.js';
 import type { ApplyReport } from '../apply/types.js';
 import type { Logger } from '../log.js';
 import type { Issue } from '../model/issues.js';
@@ -123,12 +124,6 @@ const RETRYABLE_CODES = new Set(['PEER_DISCONNECTED', 'PEER_TIMEOUT', 'PEER_ERRO
 export function isRetryable(err: unknown): boolean {
   if (err instanceof SwitchboardError) return RETRYABLE_CODES.has(err.code);
   return true;
-}
-
-interface FileStamp {
-  ino: number;
-  size: number;
-  mtimeMs: number;
 }
 
 export class Daemon extends EventEmitter<DaemonEvents> {
@@ -636,7 +631,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 }
 
-async function stamp(p: string): Promise<FileStamp | undefined> {
+async function stamp(p: string): Promise<WrittenStat | undefined> {
   try {
     const st = await fs.stat(p);
     return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
@@ -645,7 +640,6 @@ async function stamp(p: string): Promise<FileStamp | undefined> {
   }
 }
 
-function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
-  if (!a || !b) return a === b;
-  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+function sameStamp(a: WrittenStat | undefined, b: WrittenStat | undefined): boolean {
+  return a && b ? isWritten(a, b) : a === b;
 }
