@@ -15,9 +15,9 @@ const MAX_DEPTH = 8;
 /**
  * `value` with every SECRET_KEYS entry of its plain objects and arrays replaced by "[redacted]",
  * copying only what changes (a record without secrets is returned as it is, no allocation).
- * Replaces pino's path-based `redact`: its `*.*.x` wildcard paths cost ~10 µs per line, on the
- * path of every DID call, and stopped two levels down; this costs well under 1 µs and has no such
- * limit short of MAX_DEPTH.
+ * Replaces pino's path-based `redact`: with its `*.x`/`*.*.x` paths a child logger and one line
+ * cost 10.4 µs against 2.5 µs with this (2.2 µs with neither), on the path of every DID call, and
+ * it stopped two levels down; this has no such limit short of MAX_DEPTH.
  */
 export function scrubSecrets<T>(value: T, depth = 0): T {
   if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return value;
