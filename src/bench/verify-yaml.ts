@@ -79,7 +79,7 @@ function scalarPaths(v: unknown, at: (string | number)[] = [], out: (string | nu
   return out;
 }
 
-interface Tally { inputs: number; fast: number; mismatches: string[] }
+export interface Tally { inputs: number; fast: number; mismatches: string[] }
 
 function check(name: string, text: string, t: Tally, settings: Settings): void {
   t.inputs++;
@@ -116,10 +116,8 @@ function filesOf(dir: string): string[] {
   return readdirSync(agents).filter((n) => /\.ya?ml$/.test(n)).sort().map((n) => path.join(agents, n));
 }
 
-function main(): void {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const mutants = Number(process.argv[2] ?? 200);
-  const stores = [path.join(root, 'fixtures', 'store'), path.join(root, 'fixtures', 'bad-store'), ...process.argv.slice(3)];
+/** The differential check over every agent file of `stores` and `mutants` mutants of each (a sample of a large store's files). */
+export function verifyStores(stores: readonly string[], mutants: number): Tally {
   const t: Tally = { inputs: 0, fast: 0, mismatches: [] };
   const settingsOf = (dir: string): Settings => {
     const file = path.join(dir, 'switchboard.yaml');
@@ -144,9 +142,17 @@ function main(): void {
       }
     });
   }
+  return t;
+}
+
+function main(): void {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const mutants = Number(process.argv[2] ?? 200);
+  const t = verifyStores([path.join(root, 'fixtures', 'store'), path.join(root, 'fixtures', 'bad-store'), ...process.argv.slice(3)], mutants);
   process.stdout.write(`${t.inputs} inputs, ${t.fast} taken by the fast reader, ${t.mismatches.length} mismatches\n`);
   for (const m of t.mismatches.slice(0, 10)) process.stdout.write(`${m}\n`);
   if (t.mismatches.length) process.exitCode = 1;
 }
 
-main();
+// Run as a script (node dist/bench/verify-yaml.js), not when a test imports verifyStores.
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
