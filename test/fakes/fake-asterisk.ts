@@ -424,17 +424,22 @@ export class FakeAsterisk {
     }
   }
 
+  /** The file's sections (a missing file is empty); undefined, with Asterisk's log line, when it cannot be parsed. */
+  private async readSections(file: string, onError = ''): Promise<ConfSection[] | undefined> {
+    const parsed = parseConfig(await this.read(file));
+    if (parsed.ok) return parsed.sections;
+    this.log.push(`ERROR: Contents of ${file} are invalid and cannot be parsed (${parsed.error})${onError}`);
+    return undefined;
+  }
+
   // ---- pjsip
 
   private async loadPjsip(): Promise<void> {
     const file = FILES.pjsip;
-    const parsed = parseConfig(await this.read(file));
-    if (!parsed.ok) {
-      this.log.push(`ERROR: Contents of ${file} are invalid and cannot be parsed (${parsed.error}); keeping the previous objects`);
-      return;
-    }
+    const sections = await this.readSections(file, '; keeping the previous objects');
+    if (!sections) return;
     const next = new Map<string, Map<string, PjsipObject>>(Object.keys(PJSIP_KEYS).map((t) => [t, new Map()]));
-    for (const s of parsed.sections) {
+    for (const s of sections) {
       const typeEntry = s.entries.find((e) => e.key.toLowerCase() === 'type');
       if (!typeEntry) {
         this.log.push(`ERROR: No 'type' was specified for category '${s.name}' in ${file}`);
@@ -622,13 +627,10 @@ export class FakeAsterisk {
 
   private async loadSip(): Promise<void> {
     const file = FILES.sip;
-    const parsed = parseConfig(await this.read(file));
-    if (!parsed.ok) {
-      this.log.push(`ERROR: Contents of ${file} are invalid and cannot be parsed (${parsed.error})`);
-      return;
-    }
+    const sections = await this.readSections(file);
+    if (!sections) return;
     const next = new Map<string, SipPeer>();
-    for (const s of parsed.sections) {
+    for (const s of sections) {
       if (s.name === 'general' || s.name === 'authentication') continue;
       const type = s.entries.find((e) => e.key.toLowerCase() === 'type')?.value.toLowerCase();
       if (!type || !['friend', 'peer', 'user'].includes(type)) {
@@ -767,13 +769,10 @@ export class FakeAsterisk {
 
   private async loadVoicemail(): Promise<void> {
     const file = FILES.voicemail;
-    const parsed = parseConfig(await this.read(file));
-    if (!parsed.ok) {
-      this.log.push(`ERROR: Contents of ${file} are invalid and cannot be parsed (${parsed.error})`);
-      return;
-    }
+    const sections = await this.readSections(file);
+    if (!sections) return;
     const next = new Map<string, VoicemailBox>();
-    for (const s of parsed.sections) {
+    for (const s of sections) {
       if (['general', 'zonemessages'].includes(s.name)) continue;
       for (const { key, value } of s.entries) {
         const [pin = '', fullname = '', email = '', pager = '', opts = ''] = value.split(',');
@@ -809,13 +808,10 @@ export class FakeAsterisk {
   // ---- pbx_config
 
   private async loadDialplan(): Promise<void> {
-    const parsed = parseConfig(await this.read(FILES.extensions));
-    if (!parsed.ok) {
-      this.log.push(`ERROR: Contents of ${FILES.extensions} are invalid and cannot be parsed (${parsed.error})`);
-      return;
-    }
+    const sections = await this.readSections(FILES.extensions);
+    if (!sections) return;
     this.dialplan.clear();
-    for (const s of parsed.sections) this.dialplan.set(s.name, s.entries.length);
+    for (const s of sections) this.dialplan.set(s.name, s.entries.length);
   }
 }
 
