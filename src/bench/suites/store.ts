@@ -7,10 +7,10 @@ import { runWorker, type WorkerResult } from '../child.js';
 import { summarise } from '../stats.js';
 import { ensureStore } from '../stores.js';
 
-export const SIZES = [1_000, 10_000, 100_000];
-export const QUICK_SIZES = [1_000, 10_000];
+const SIZES = [1_000, 10_000, 100_000];
+const QUICK_SIZES = [1_000, 10_000];
 
-export function label(n: number): string {
+function label(n: number): string {
   return n >= 1000 ? `${n / 1000}k` : String(n);
 }
 
