@@ -197,8 +197,6 @@ export class DidWorkflow {
   private readonly byRecording = new Map<string, Call>();
   private readonly indexes = new WeakMap<Store, Map<string, Agent>>();
   private readonly listeners: [string, (...args: unknown[]) => void][] = [];
-  /** Work held back until the current turn's first ARI actions have been sent (afterFirstActions). */
-  private deferred: (() => void)[] = [];
   /** Starts waiting for a later turn of the event loop (laterTurn). */
   private readonly later: { resolve: () => void; at: number }[] = [];
   private laterScheduled = false;
@@ -368,23 +366,6 @@ export class DidWorkflow {
   }
 
   /**
-   * Runs `fn` in this turn of the event loop, but after every call that arrived in it has taken its
-   * first ARI action (setImmediate: after the microtasks that send them and the socket write):
-   * logging 500 calls must not hold back the ringing of the 500th.
-   */
-  private afterFirstActions(fn: () => void): void {
-    this.deferred.push(fn);
-    if (this.deferred.length > 1) return;
-    setImmediate(() => {
-      const batch = this.deferred;
-      this.deferred = [];
-      for (const f of batch) {
-        try { f(); } catch (err) { this.log.error({ err: errorMessage(err) }, 'deferred work failed'); }
-      }
-    });
-  }
-
-  /**
    * Resolves in a later turn of the event loop, once no new call has arrived for
    * BURST_QUIET_MS (while a burst is still coming in, its StasisStart events go first), or at the
    * latest BURST_MAX_WAIT_MS after the oldest waiter; then at most LATER_PER_TURN waiters per turn,
@@ -502,14 +483,9 @@ export class DidWorkflow {
     call.recorded = true;
     if (call.callerGone) return;
     const first = reason ? this.divert(call, reason, true, fast?.sent) : this.ringAgent(call, agent, store, fast?.sent);
-    const logArrival = (): void => {
-      if (presenceError !== undefined) call.log.warn({ err: errorMessage(presenceError) }, 'presence unknown (lookup failed): ringing the agent');
-      call.log.info({ callerNumber: call.callerNumber, presence: presence?.state ?? (agent.enabled ? 'logged out' : 'login disabled'), presenceReason: presence?.reason }, 'DID call arrived');
-    };
-    // After the first actions of every call of this burst have left, and before any answer to
-    // them can be read, so the call's log lines stay in order: a fast start already runs then.
-    if (fast) logArrival();
-    else this.afterFirstActions(logArrival);
+    // Logged once the first action has gone (a fast start runs after the whole burst's).
+    if (presenceError !== undefined) call.log.warn({ err: errorMessage(presenceError) }, 'presence unknown (lookup failed): ringing the agent');
+    call.log.info({ callerNumber: call.callerNumber, presence: presence?.state ?? (agent.enabled ? 'logged out' : 'login disabled'), presenceReason: presence?.reason }, 'DID call arrived');
     await first;
   }
 
@@ -1356,7 +1332,7 @@ function noteOf(what: string, err: unknown): string {
 /**
  * Gives `call` a `log` property that makes its pino child logger on first use: a child costs ~5 µs
  * (its bindings are serialised and redacted), too much to pay per call before the first ARI action
- * of a burst; the first line is logged after that action (DidWorkflow.afterFirstActions).
+ * of a burst; the first line is logged after that action (DidWorkflow.begin).
  */
 function lazyChildLogger(call: { log: Logger }, parent: Logger, bindings: Record<string, string>): void {
   let log: Logger | undefined;
