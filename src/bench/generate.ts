@@ -18,13 +18,6 @@ export const GENERATOR_VERSION = 1;
 export const EXT_FROM = 100000;
 export const EXT_TO = 299999;
 
-export interface GeneratedStore {
-  dir: string;
-  agents: number;
-  /** Store-relative paths of the agent files, in directory order. */
-  files: string[];
-}
-
 /** mulberry32: small, fast and good enough to pick realistic values deterministically. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -202,20 +195,17 @@ export function agentYaml(i: number, r: () => number, didCounter: { next: number
 }
 
 /** Writes a fresh store of n agents into `dir` (which must not hold another store's agents). */
-export async function generateStore(dir: string, n: number, seed: number): Promise<GeneratedStore> {
+export async function generateStore(dir: string, n: number, seed: number): Promise<void> {
   const agentsDir = path.join(dir, AGENTS_DIR);
   await fs.mkdir(agentsDir, { recursive: true });
   await fs.writeFile(path.join(dir, SETTINGS_FILE), SETTINGS_YAML);
   const r = rng(seed);
   const didCounter = { next: 1 };
-  const files: string[] = [];
   const batch: Promise<void>[] = [];
   for (let i = 0; i < n; i++) {
     const { name, text } = agentYaml(i, r, didCounter);
-    files.push(`${AGENTS_DIR}/${name}`);
     batch.push(fs.writeFile(path.join(agentsDir, name), text));
     if (batch.length >= 256) await Promise.all(batch.splice(0));
   }
   await Promise.all(batch);
-  return { dir, agents: n, files: files.sort() };
 }
