@@ -64,9 +64,8 @@ export function loadTemplates(overrideDir?: string): Templates {
       }
     };
     // The same template as plain JavaScript when it is simple enough (see fast-template.ts): same
-    // output; whatever it does not handle (and every error) is rendered again by Handlebars.
-    // Where it gives up (or anything unexpected happens), Handlebars decides: the output, or the
-    // error it always gave.
+    // output; where it gives up (or anything unexpected happens), Handlebars renders the view and
+    // gives the output, or the error, it always gave.
     out[name] = compileFast(hb, source, handlebars) ?? handlebars;
     out.sources[name] = file;
   }
