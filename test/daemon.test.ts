@@ -182,6 +182,32 @@ describe('Daemon: watching', () => {
     expect(s.lines.some((l) => l.msg === 'store is valid again')).toBe(true);
   });
 
+  it('a store that could not be read at all is read whole again on the next event, and applied', async () => {
+    const dirs = tempStore();
+    const real = new YamlStore(dirs.store);
+    let failLoadAll = false;
+    const store = {
+      dir: real.dir,
+      loadAll: () => (failLoadAll ? Promise.reject(new Error('EIO: i/o error, read')) : real.loadAll()),
+      reloadFile: (p: string) => real.reloadFile(p),
+      saveAssignments: (st: Parameters<YamlStore['saveAssignments']>[0]) => real.saveAssignments(st),
+    };
+    const s = setup({ dirs, store, watch: false });
+    await s.daemon.start();
+    failLoadAll = true;
+    s.daemon.notify('change', path.join(dirs.store, 'switchboard.yaml'));
+    await s.daemon.whenIdle();
+    expect(s.lines.some((l) => l.level === 50 && /cannot read the store: EIO/.test(l.msg))).toBe(true);
+    failLoadAll = false;
+    const alice = s.agentFile('1001-alice.yaml');
+    edit(alice, /^lastName: .*$/m, 'lastName: AfterEio');
+    const applied = nextEvent(s.daemon, 'applied', 5000);
+    s.daemon.notify('change', alice);
+    await applied;
+    await converged(s);
+    expect(s.applier.calls).toHaveLength(2);
+  });
+
   it('a weak password is reported without ever logging it', async () => {
     const s = setup();
     await s.daemon.start();

@@ -428,7 +428,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private async reload(): Promise<void> {
-    const full = this.readyFull || this.ready.has(this.settingsPath) || this.ready.has(this.agentsPath);
+    // After a failed loadAll only another loadAll can clear it (the store's state is partial).
+    const full = this.readyFull || this.ready.has(this.settingsPath) || this.ready.has(this.agentsPath) || this.unreadable.has(this.deps.store.dir);
     const paths = [...this.ready].sort();
     this.ready.clear();
     this.readyFull = false;
@@ -477,7 +478,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private logInvalid(errors: Issue[]): void {
     for (const i of errors) {
-      this.log.warn({ file: i.file, ...(i.line ? { line: i.line } : {}), ...(i.agent ? { agent: i.agent } : {}), ...(i.field ? { field: i.field } : {}), code: i.code }, i.message);
+      this.log.warn({ ...issueFields(i), ...(i.line ? { line: i.line } : {}) }, i.message);
     }
     const kept = this.lastGeneration ? `generation ${this.lastGeneration}` : this.applied ? 'the last applied state' : 'nothing applied yet';
     this.log.warn({ errors: errors.length, kept: this.lastGeneration ?? null },
@@ -491,7 +492,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (i.severity !== 'warning') continue;
       now.add(i.message);
       if (!this.loggedWarnings.has(i.message)) {
-        this.log.warn({ file: i.file, ...(i.agent ? { agent: i.agent } : {}), ...(i.field ? { field: i.field } : {}), code: i.code }, i.message);
+        this.log.warn(issueFields(i), i.message);
       }
     }
     this.loggedWarnings = now;
@@ -629,6 +630,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** Where an issue is (file, agent, field) and its code, for a log line. */
+function issueFields(i: Issue): Record<string, unknown> {
+  return { file: i.file, ...(i.agent ? { agent: i.agent } : {}), ...(i.field ? { field: i.field } : {}), code: i.code };
 }
 
 async function stamp(p: string): Promise<WrittenStat | undefined> {
