@@ -249,7 +249,8 @@ return function coldLoop(w, agents, view, tpl, into, ends, kind, block) {
 // One instance per template and render, pointed at each agent in turn (the checker keeps none).
 class OneName implements NameSet {
   /** `prefix` + `name` is the one name. */
-  constructor(public name = '', private readonly prefix = '') {}
+  name = '';
+  constructor(private readonly prefix = '') {}
   has(n: string): boolean {
     const p = this.prefix;
     return p ? n.length === p.length + this.name.length && n.startsWith(p) && n.endsWith(this.name) : n === this.name;
@@ -432,7 +433,7 @@ export class Renderer {
       chunks('extensions/agent', (a) => planExtensionAgent(a, effective), (a) => ((agentRules.arrowKeys.name = a.extension), agentRules));
       w.text('\n');
       fixed('extensions/context', ctx.spy, { sections: new Set([ctx.spy.name]) });
-      const spyRules = { sections: NO_NAMES, arrowKeys: new OneName('', effective.dialplan.spyPrefix) };
+      const spyRules = { sections: NO_NAMES, arrowKeys: new OneName(effective.dialplan.spyPrefix) };
       chunks('extensions/spy', (a) => planSpy(a, effective), (a) => ((spyRules.arrowKeys.name = a.extension), spyRules));
       w.text('\n');
       fixed('extensions/context', ctx.dids, { sections: new Set([ctx.dids.name]) });
