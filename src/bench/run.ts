@@ -49,7 +49,7 @@ async function waitQuiet(limit: number, log: (m: string) => void): Promise<void>
 }
 
 /** Every suite module in suites/, ordered by `order` then name. */
-export async function discoverSuites(dir = path.join(here, 'suites')): Promise<Suite[]> {
+async function discoverSuites(dir = path.join(here, 'suites')): Promise<Suite[]> {
   const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.js')).sort();
   const suites: Suite[] = [];
   for (const f of files) {
@@ -61,7 +61,7 @@ export async function discoverSuites(dir = path.join(here, 'suites')): Promise<S
 
 const fmt = (v: number | undefined, unit = '') => (v === undefined || Number.isNaN(v) ? '' : `${v >= 100 ? v.toFixed(0) : v.toFixed(1)}${unit}`);
 
-export function table(rows: readonly Row[]): string {
+function table(rows: readonly Row[]): string {
   const head = ['benchmark', 'n', 'median', 'min', 'max', 'p99', 'cpu', 'peak RSS', 'goal', ''];
   const body = rows.map((r) => {
     const met = goalMet(r);
