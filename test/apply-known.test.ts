@@ -169,6 +169,20 @@ describe('generations by hard link', () => {
     expect(back.agents.changed).toEqual(['alice.smith']);
   });
 
+  it('a damaged generation is refused by name (its meta.json), touches nothing, and is left out of the list', async () => {
+    const e = (env = await setupEnv());
+    await e.applier.apply(await load(e.storeDir));
+    await codecs(e, 'gsm');
+    const r2 = await e.applier.apply(await load(e.storeDir));
+    const before = await readFiles(e.outDir);
+    const metaFile = path.join(e.stateDir, 'generations', r2.generation, 'meta.json');
+    await fs.writeFile(metaFile, '{"id": "half-writ');
+    await expect(e.applier.restore(r2.generation)).rejects.toMatchObject({ code: 'GENERATION_DAMAGED', message: expect.stringContaining(metaFile) as string });
+    expect(await readFiles(e.outDir)).toEqual(before);
+    expect((await e.applier.listGenerations()).map((g) => g.id)).not.toContain(r2.generation);
+    await expect(e.applier.restore('20990101T000000-000Z-abcdef')).rejects.toMatchObject({ code: 'GENERATION_NOT_FOUND' });
+  });
+
   it('a rolled-back apply leaves the files as they were, and the memory of them true', async () => {
     const e = (env = await setupEnv());
     await e.applier.apply(await load(e.storeDir));

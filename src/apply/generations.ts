@@ -2,7 +2,7 @@ import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir, isWritten } from '../fsutil.js';
-import { SwitchboardError } from '../errors.js';
+import { SwitchboardError, errorMessage } from '../errors.js';
 import type { CopyRef } from './known.js';
 import { readManifest, type Manifest } from './manifest.js';
 import type { GenerationInfo } from './types.js';
@@ -121,8 +121,9 @@ export class Generations {
   }
 
   async read(id: string): Promise<{ snapshot: Snapshot; manifest: Manifest | undefined; createdAt: string }> {
-    if (!ID_RE.test(id) || !(await this.ids()).includes(id)) {
-      const known = (await this.ids()).reverse().slice(0, 10);
+    const ids = ID_RE.test(id) ? await this.ids() : [];
+    if (!ids.includes(id)) {
+      const known = (ID_RE.test(id) ? ids : await this.ids()).reverse().slice(0, 10);
       throw new SwitchboardError(
         'GENERATION_NOT_FOUND',
         `generation ${JSON.stringify(id)} does not exist in ${this.dir}; ` + (known.length ? `kept generations: ${known.join(', ')}` : 'no generation is kept yet'),
@@ -182,7 +183,13 @@ export class Generations {
   }
 
   private async meta(id: string): Promise<Meta> {
-    return JSON.parse(await fs.readFile(path.join(this.dir, id, META), 'utf8')) as Meta;
+    const file = path.join(this.dir, id, META);
+    const text = await fs.readFile(file, 'utf8');
+    try {
+      return JSON.parse(text) as Meta;
+    } catch (err) {
+      throw new SwitchboardError('GENERATION_DAMAGED', `generation ${id} is damaged: ${file} is not JSON (${errorMessage(err)}); restore another generation`, { id, file });
+    }
   }
 }
 
