@@ -7,6 +7,7 @@ import { ApplyRolledBackError } from '../src/apply/errors.js';
 import { PeerDisconnectedError, PeerTimeoutError } from '../src/errors.js';
 import { Daemon, type DaemonApplyReport, type DaemonDeps } from '../src/daemon/daemon.js';
 import { buildDaemon, serveUntilSignal } from '../src/daemon/main.js';
+import { chokidarWatcher, type WatchFactory } from '../src/daemon/watcher.js';
 import { loadDaemonSettings } from '../src/config/settings.js';
 import type { Issue } from '../src/model/issues.js';
 import { YamlStore } from '../src/store/yaml-store.js';
@@ -302,9 +303,16 @@ describe('Daemon: watching', () => {
   });
 
   it('stop() closes the watcher: later edits are not applied', async () => {
-    const s = setup();
+    // notify() ignores events once stopping, so the edit below alone would not show a watcher left open.
+    let closed = 0;
+    const watch: WatchFactory = async (...args) => {
+      const w = await chokidarWatcher(...args);
+      return { close: () => (closed++, w.close()) };
+    };
+    const s = setup({ watch });
     await s.daemon.start();
     await s.daemon.stop();
+    expect(closed).toBe(1);
     edit(s.agentFile('1001-alice.yaml'), /^lastName: .*$/m, 'lastName: AfterStop');
     await sleep(150);
     expect(s.applier.calls).toHaveLength(1);
