@@ -1,16 +1,23 @@
 /** Render-only mode (no AMI configured): files are written, no reload is sent, and each report
  * names what changed since the last write (not every agent as "added" each time). */
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Applier } from '../src/apply/index.js';
 import { silentLogger } from '../src/log.js';
 import { Renderer } from '../src/render/render.js';
 import { loadTemplates } from '../src/render/templates.js';
 import { FIXTURE_STORE, copyDir, editAgent, load, tempDir } from './helpers/apply-env.js';
 
+const roots: string[] = [];
+afterEach(async () => {
+  for (const r of roots.splice(0)) await fs.rm(r, { recursive: true, force: true });
+});
+
 describe('apply without AMI', () => {
   it('reports only the agents changed since the last write, and sends no reload', async () => {
     const root = await tempDir('sb-render-only-');
+    roots.push(root);
     const storeDir = path.join(root, 'store');
     await copyDir(FIXTURE_STORE, storeDir);
     const applier = new Applier({ renderer: new Renderer(loadTemplates()), outDir: path.join(root, 'out'), logger: silentLogger() });
