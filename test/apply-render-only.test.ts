@@ -35,4 +35,18 @@ describe('apply without AMI', () => {
     expect(edited.changedFiles).toEqual(['pjsip_switchboard.conf']);
     expect(edited.modules).toEqual([]);
   });
+
+  it('restore compares with what was last written too', async () => {
+    const root = await tempDir('sb-render-only-');
+    roots.push(root);
+    const storeDir = path.join(root, 'store');
+    await copyDir(FIXTURE_STORE, storeDir);
+    const applier = new Applier({ renderer: new Renderer(loadTemplates()), outDir: path.join(root, 'out'), logger: silentLogger() });
+    await applier.apply(await load(storeDir));
+    await editAgent(storeDir, '1001-alice.yaml', 'codecs: [ulaw, alaw]', 'codecs: [alaw]');
+    const edited = await applier.apply(await load(storeDir));
+    const back = await applier.restore(edited.generation);
+    expect(back.changedFiles).toEqual(['pjsip_switchboard.conf']);
+    expect(back.agents).toEqual({ added: [], changed: ['alice.smith'], removed: [] });
+  });
 });

@@ -154,7 +154,7 @@ export class Applier {
       const log = this.deps.logger.child({ component: 'apply', generation: id, restoring: generation });
       await this.removeDebris(log);
       const current = await this.readCurrent();
-      const prev = { manifest: await this.manifests.get(this.manifestFile, readManifest), file: this.manifestFile };
+      const prev = await this.previousManifest();
       const target: Target = new Map(MANAGED_FILES.map((f) => {
         const snap = gen.snapshot.get(f);
         return [f, snap ? { data: snap.data } : undefined];
