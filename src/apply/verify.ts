@@ -114,6 +114,16 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return out;
 }
 
+/** An object Asterisk should have and does not. */
+function notThere(agent: string, object: string): RefusedOption {
+  return { agent, object, option: '(object)', expected: 'present', actual: 'missing' };
+}
+
+/** An object Asterisk should no longer have and still does. */
+function stillThere(agent: string, object: string): RefusedOption {
+  return { agent, object, option: '(object)', expected: 'absent', actual: 'present' };
+}
+
 type Compare = (expected: string, actual: string) => boolean;
 const same: Compare = (e, a) => e.trim() === a.trim();
 const sameCodecs: Compare = (e, a) => normaliseCodecs(e) === normaliseCodecs(a);
@@ -153,7 +163,7 @@ export class Verifier {
     const checked = await mapLimit(p.check, this.concurrency, ([name, exp]) => this.checkEndpoint(name, exp));
     const gone = await mapLimit(p.gone, this.concurrency, async (name) => {
       const r = await this.showEndpoint(name);
-      return r === 'missing' ? [] : [{ agent: name, object: 'endpoint', option: '(object)', expected: 'absent', actual: 'present' }];
+      return r === 'missing' ? [] : [stillThere(name, 'endpoint')];
     });
     return [...checked.flat(), ...gone.flat()];
   }
@@ -171,7 +181,7 @@ export class Verifier {
 
   private async checkEndpoint(name: string, exp: PjsipExpect): Promise<RefusedOption[]> {
     const events = await this.showEndpoint(name);
-    const missing = (object: string): RefusedOption => ({ agent: name, object, option: '(object)', expected: 'present', actual: 'missing' });
+    const missing = (object: string): RefusedOption => notThere(name, object);
     const endpoint = events === 'missing' ? undefined : events.find((e) => field(e, 'Event') === 'EndpointDetail');
     if (events === 'missing' || !endpoint) return [missing('endpoint')];
     const out: RefusedOption[] = [];
@@ -228,8 +238,8 @@ export class Verifier {
     } catch (err) {
       if (!(err instanceof PeerRequestError)) throw err;
     }
-    if (!exp) return peer ? [{ agent: name, object: 'peer', option: '(object)', expected: 'absent', actual: 'present' }] : [];
-    if (!peer) return [{ agent: name, object: 'peer', option: '(object)', expected: 'present', actual: 'missing' }];
+    if (!exp) return peer ? [stillThere(name, 'peer')] : [];
+    if (!peer) return [notThere(name, 'peer')];
     const out: RefusedOption[] = [];
     const cmp = (option: string, key: string, expected: string, eq: Compare = same): void => {
       const actual = field(peer, key);
@@ -259,7 +269,7 @@ export class Verifier {
       const box = `${exp.mailbox}@${exp.context}`;
       const entry = boxes.get(box);
       if (!entry) {
-        out.push({ agent: name, object: `mailbox ${box}`, option: '(object)', expected: 'present', actual: 'missing' });
+        out.push(notThere(name, `mailbox ${box}`));
         continue;
       }
       for (const [option, key, expected] of [['fullname', 'Fullname', exp.fullname], ['email', 'Email', exp.email]] as const) {
@@ -269,7 +279,7 @@ export class Verifier {
     }
     for (const [name, exp] of p.gone) {
       const box = `${exp.mailbox}@${exp.context}`;
-      if (boxes.has(box)) out.push({ agent: name, object: `mailbox ${box}`, option: '(object)', expected: 'absent', actual: 'present' });
+      if (boxes.has(box)) out.push(stillThere(name, `mailbox ${box}`));
     }
     return out;
   }
