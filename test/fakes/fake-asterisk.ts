@@ -284,10 +284,6 @@ export class FakeAsterisk {
     this.install();
   }
 
-  get configDir(): string {
-    return this.opts.configDir;
-  }
-
   /** Loads every module's file (as at Asterisk start-up), then listens. */
   async start(): Promise<number> {
     await this.loadPjsip();
@@ -348,9 +344,6 @@ export class FakeAsterisk {
 
   endpoint(name: string): PjsipObject | undefined {
     return this.pjsip.get('endpoint')!.get(name);
-  }
-  object(type: string, name: string): PjsipObject | undefined {
-    return this.pjsip.get(type)?.get(name);
   }
   endpointNames(): string[] {
     return [...this.pjsip.get('endpoint')!.keys()].sort();
