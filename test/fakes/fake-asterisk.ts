@@ -345,6 +345,9 @@ export class FakeAsterisk {
   endpoint(name: string): PjsipObject | undefined {
     return this.pjsip.get('endpoint')!.get(name);
   }
+  object(type: string, name: string): PjsipObject | undefined {
+    return this.pjsip.get(type)?.get(name);
+  }
   endpointNames(): string[] {
     return [...this.pjsip.get('endpoint')!.keys()].sort();
   }
