@@ -282,6 +282,16 @@ export function isTempName(name: string): boolean {
   return TEMP_NAME.test(name);
 }
 
+/** A text file's content, or undefined when there is no such file (other errors are thrown). */
+export async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 export async function fsyncDir(dir: string): Promise<void> {
   let h: fs.FileHandle | undefined;
   try {

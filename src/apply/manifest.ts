@@ -6,8 +6,7 @@
  * leaves it describing what Asterisk still runs.
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import { writeFileAtomic, type WrittenStat } from '../fsutil.js';
+import { readIfExists, writeFileAtomic, type WrittenStat } from '../fsutil.js';
 import type { Agent, Backend, Settings, Store } from '../model/types.js';
 import { OUTPUT_FILES } from '../render/render.js';
 import {
@@ -179,13 +178,8 @@ function agentState(a: Agent, settings: Settings, backend: Backend): AgentState 
 }
 
 export async function readManifest(file: string): Promise<Manifest | undefined> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const text = await readIfExists(file);
+  if (text === undefined) return undefined;
   try {
     const m = JSON.parse(text) as Manifest;
     if (m && m.version === 1 && typeof m.files === 'object' && typeof m.agents === 'object') return m;

@@ -20,9 +20,9 @@
  * bench build cannot import): no templates, no option checks, no chan_sip. Every action is
  * timestamped on arrival (monoMs) so that the benchmark can tell when the `Reload` reached "Asterisk".
  */
-import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { readIfExists } from '../../fsutil.js';
 import { monoMs } from './common.js';
 
 export type AmiMessage = Record<string, string>;
@@ -277,12 +277,7 @@ export class FakeAmi {
   }
 
   private async read(file: string): Promise<string> {
-    try {
-      return await fs.readFile(path.join(this.opts.configDir, file), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
-      throw err;
-    }
+    return (await readIfExists(path.join(this.opts.configDir, file))) ?? '';
   }
 
   private async loadPjsip(): Promise<void> {
