@@ -136,8 +136,7 @@ export class Applier {
     await this.lock.acquire();
     try {
       await fs.mkdir(this.deps.outDir, { recursive: true });
-      // Independent reads (and the removal of temp files no one writes any more): side by side.
-      const [, current, prev] = await Promise.all([this.removeDebris(log), this.readCurrent(), this.previousManifest()]);
+      const { current, prev } = await this.readState(log);
       const plan = this.makePlan(this.targetFiles(rendered, current, backend), current, prev.manifest, nextAgents);
       return await this.transition(log, id, t0, plan, current, prev, opts.onReloadSent);
     } finally {
@@ -152,9 +151,7 @@ export class Applier {
       const gen = await this.generations.read(generation);
       const id = await this.newId();
       const log = this.deps.logger.child({ component: 'apply', generation: id, restoring: generation });
-      await this.removeDebris(log);
-      const current = await this.readCurrent();
-      const prev = await this.previousManifest();
+      const { current, prev } = await this.readState(log);
       const target: Target = new Map(MANAGED_FILES.map((f) => {
         const snap = gen.snapshot.get(f);
         return [f, snap ? { data: snap.data } : undefined];
@@ -312,6 +309,13 @@ export class Applier {
     const report = this.report(id, t0, plan, { modules: attempted, reloadSent: attempted.length > 0, verified: this.details(plan).nextAgents !== undefined });
     log.info(this.summary(report), 'apply done');
     return report;
+  }
+
+  /** Under the lock: the managed files and the previous manifest, once debris of a crash is gone. */
+  private async readState(log: Logger): Promise<{ current: Current; prev: { manifest: Manifest | undefined; file: string } }> {
+    // Independent reads (and the removal of temp files no one writes any more): side by side.
+    const [, current, prev] = await Promise.all([this.removeDebris(log), this.readCurrent(), this.previousManifest()]);
+    return { current, prev };
   }
 
   /** With AMI: what Asterisk verifiably loaded. Render-only: what was last written. */
