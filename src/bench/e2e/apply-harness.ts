@@ -18,7 +18,7 @@ import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { YamlStore } from '../../store/yaml-store.js';
-import { TOGGLE_CODECS } from '../generate.js';
+import { toggleCodecs } from '../generate.js';
 import { DIRTY } from '../stores.js';
 import { Child, maxRssMB, monoMs, progress, type ChildMessage } from './common.js';
 import { FakeAmi } from './fake-ami.js';
@@ -52,14 +52,6 @@ export interface ApplyHarnessResult {
   daemonMaxRssMB: number;
   harnessMaxRssMB: number;
   pjsipBytes: number;
-}
-
-/** The codecs line swapped in and out of an agent file (the same edit as the incremental benchmark). */
-export function toggleCodecs(text: string): string {
-  const m = /^ {2}codecs: .*$/m.exec(text);
-  if (m) return text.replace(m[0], `  codecs: ${m[0].trim() === `codecs: ${TOGGLE_CODECS[0]}` ? TOGGLE_CODECS[1] : TOGGLE_CODECS[0]}`);
-  if (/^voice:$/m.test(text)) return text.replace(/^voice:$/m, `voice:\n  codecs: ${TOGGLE_CODECS[1]}`);
-  return `${text}voice:\n  codecs: ${TOGGLE_CODECS[1]}\n`;
 }
 
 interface Applied extends ChildMessage {
