@@ -3,6 +3,7 @@
  * link (src/apply/generations.ts), and the transport scan (src/apply/conf.ts): each shortcut must
  * give exactly what reading everything back gave.
  */
+import { EXIT, exitCodeForError } from '../src/cli/exit-codes.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -178,6 +179,7 @@ describe('generations by hard link', () => {
     const metaFile = path.join(e.stateDir, 'generations', r2.generation, 'meta.json');
     await fs.writeFile(metaFile, '{"id": "half-writ');
     await expect(e.applier.restore(r2.generation)).rejects.toMatchObject({ code: 'GENERATION_DAMAGED', message: expect.stringContaining(metaFile) as string });
+    expect(exitCodeForError('GENERATION_DAMAGED')).toBe(EXIT.DATA);
     expect(await readFiles(e.outDir)).toEqual(before);
     expect((await e.applier.listGenerations()).map((g) => g.id)).not.toContain(r2.generation);
     await expect(e.applier.restore('20990101T000000-000Z-abcdef')).rejects.toMatchObject({ code: 'GENERATION_NOT_FOUND' });

@@ -1,4 +1,3 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Issue } from '../model/issues.js';
 import { loadStore } from '../store/yaml-store.js';
@@ -22,11 +21,4 @@ export async function loadValidStore(dir: string) {
   return { store: result.store, source: result.source, issues: result.issues };
 }
 
-export async function readIfExists(file: string): Promise<string | undefined> {
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
+export { readIfExists } from '../fsutil.js';

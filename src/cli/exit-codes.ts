@@ -41,7 +41,9 @@ export function exitCodeForError(code: string | undefined): number {
     case 'PRESENCE_STATE_FILE':
     case 'CALL_RECORDS_STORE':
     case 'MAIL_OUTBOX_STORAGE':
-      // The data directory (presence.json, calls.sqlite, outbox) is unreadable or locked.
+    case 'GENERATION_DAMAGED':
+      // The data directory (presence.json, calls.sqlite, outbox) or a kept generation is unreadable,
+      // damaged or locked.
       return EXIT.DATA;
     case 'APPLY_ROLLED_BACK':
     case 'MODULE_NOT_LOADED':

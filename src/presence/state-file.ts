@@ -11,7 +11,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../fsutil.js';
+import { readIfExists, writeFileAtomic } from '../fsutil.js';
 import { errorMessage } from '../errors.js';
 import { PresenceError } from './errors.js';
 import { PRESENCE_STATES, MANUAL_STATES, type ManualEntry, type ManualStateDoc, type PresenceStatusDoc } from './types.js';
@@ -72,18 +72,10 @@ export function emptyManualDoc(): ManualStateDoc {
   return { version: 1, revision: 0, agents: {} };
 }
 
-async function readText(file: string): Promise<string | undefined> {
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
 
 /** Reads presence.json; an absent file is an empty document. Throws PRESENCE_STATE_FILE if corrupt. */
 export async function readManualDoc(file: string): Promise<ManualStateDoc> {
-  const text = await readText(file);
+  const text = await readIfExists(file);
   if (text === undefined) return emptyManualDoc();
   let json: unknown;
   try {
@@ -102,7 +94,7 @@ export async function readManualDoc(file: string): Promise<ManualStateDoc> {
 export async function readStatusDoc(file: string): Promise<PresenceStatusDoc | undefined> {
   let text: string | undefined;
   try {
-    text = await readText(file);
+    text = await readIfExists(file);
   } catch {
     return undefined;
   }
