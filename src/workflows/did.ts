@@ -431,7 +431,8 @@ export class DidWorkflow {
     const sent = d.reason ? this.deps.ari.answer(call.inboundId) : this.deps.ari.ring(call.inboundId);
     // begin() awaits it a turn later; a rejection before then is not an unhandled one.
     sent.catch(() => undefined);
-    return { ...d, store, agent, sent };
+    // Spelled out: an object spread here cost as much as the decision itself.
+    return { reason: d.reason, presence: d.presence, presenceError: d.presenceError, store, agent, sent };
   }
 
   /**
