@@ -283,6 +283,19 @@ describe.each(TRANSPORTS)('AriClient: REST over $transport', ({ transport, setti
     await expect(client.listChannels()).resolves.toEqual([]);
   });
 
+  it('requests sent in the same turn time out on their own: the hung ones fail, the answered ones do not', async () => {
+    const { fake, client } = await setup({ settings: { ...transportSettings, requestTimeoutMs: 300 } });
+    fake.incomingCall({ callerNumber: '100', dialedExten: '555', channelId: 'in-1' });
+    fake.setResponse('POST', '/channels/{channelId}/answer', 'hang');
+    const results = await Promise.allSettled([client.answer('a'), client.ring('in-1'), client.answer('b'), client.listChannels()]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    for (const r of [results[0], results[2]]) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(PeerTimeoutError);
+    expect(((results[2] as PromiseRejectedResult).reason as Error).message).toBe('ARI: answer channel b got no answer within 300 ms');
+    // later requests get a timeout of their own
+    fake.setResponse('POST', '/channels/{channelId}/answer', undefined);
+    await expect(client.answer('in-1')).resolves.toBeUndefined();
+  });
+
   it('404 → AriRequestError (a PeerRequestError) with notFound; get* return undefined', async () => {
     const { client } = await setup({ settings: transportSettings });
     const err = await client.hangup('nope').catch((e: unknown) => e);

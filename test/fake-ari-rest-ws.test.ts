@@ -398,4 +398,21 @@ describe('bench FakeAri (src/bench/e2e/fake-ari.ts): REST over the events WebSoc
     expect(fake.viaWs).toBe(2);
     expect(fake.failures).toEqual([]);
   });
+
+  it('sendAll: prepared events leave in one write as text frames a ws client decodes (short, 16-bit and 64-bit lengths, unicode)', async () => {
+    const { fake, conn } = await benchSetup();
+    const ids = [fake.newChannelId(), fake.newChannelId(), fake.newChannelId()];
+    const texts = [
+      fake.prepareCall(ids[0]!, '100', '555', 'Zoë «Ωmega» 电话 \u2028 "q"'),
+      fake.prepareCall(ids[1]!, '101', '556', 'x'.repeat(70_000)),
+      fake.prepareCall(ids[2]!, '102', '557'),
+    ];
+    const before = monoMs();
+    const at = fake.sendAll(texts);
+    expect(at).toBeGreaterThanOrEqual(before);
+    await expect.poll(() => conn.frames.length).toBe(3);
+    expect(conn.frames).toEqual(texts.map((t) => JSON.parse(t) as Frame));
+    expect(conn.frames.map((f) => (f.channel as { id: string }).id)).toEqual(ids);
+    expect(fake.channelCount).toBe(3);
+  });
 });

@@ -181,6 +181,29 @@ describe('PresenceService: sources', () => {
     expect(svc.list().map((x) => x.agentId)).toEqual(fixtureStore.agents.map((a) => a.id));
   });
 
+  it('get() hands out a frozen presence, the same object until it changes; list() and change events get copies', () => {
+    const svc = service();
+    const changes: AgentPresence[] = [];
+    svc.on('change', (p: AgentPresence) => changes.push(p));
+    const p = svc.get('alice.smith')!;
+    expect(Object.isFrozen(p) && Object.isFrozen(p.detail)).toBe(true);
+    expect(() => { (p as { state: string }).state = 'paused'; }).toThrow(TypeError);
+    expect(() => { (p.detail as { busy: boolean }).busy = true; }).toThrow(TypeError);
+    expect(svc.get('1001')).toBe(p);
+    const listed = svc.list().find((x) => x.agentId === '1001')!;
+    expect(listed).toEqual(p);
+    expect(listed).not.toBe(p);
+    listed.state = 'busy'; // a copy: free to change
+    expect(svc.get('1001')?.state).toBe('available');
+    svc.onAriEvent(ari.endpoint('alice.smith', 'online'));
+    const q = svc.get('1001')!;
+    expect(q).not.toBe(p);
+    expect(q.detail.registered).toBe(true);
+    expect(p.detail.registered).toBe('unknown');
+    expect(changes.at(-1)).toEqual(q);
+    expect(Object.isFrozen(changes.at(-1))).toBe(false);
+  });
+
   it('an agent whose login is disabled in the store is logged out, whatever Asterisk says', () => {
     const svc = service();
     svc.onAriEvent(ari.endpoint('farid', 'online'));

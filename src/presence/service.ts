@@ -318,12 +318,15 @@ export class PresenceService extends EventEmitter {
 
   // ---------------------------------------------------------------- queries
 
+  /**
+   * The agent's presence (by id or username): a frozen object, the same one until the presence
+   * changes (no copy: the DID workflow asks on every call).
+   */
   get(agentIdOrUsername: string): AgentPresence | undefined {
     const agent = this.resolve(agentIdOrUsername);
     if (!agent) return undefined;
     this.checkExpired(agent.id);
-    const p = this.current.get(agent.id);
-    return p ? copy(p) : undefined;
+    return this.current.get(agent.id);
   }
 
   /** Every agent, in store order (by id). */
@@ -496,7 +499,8 @@ export class PresenceService extends EventEmitter {
       else if (next.state === 'paused' && next.detail.pausedBy === 'switchboard' && manual) since = manual.since;
       else if (prev?.state === 'paused' && prev.detail.pausedBy === 'switchboard' && prev.until && Date.parse(prev.until) <= now) since = prev.until;
       else since = this.iso(now);
-      const presence: AgentPresence = { ...next, since };
+      // Frozen: get() hands it out as it is.
+      const presence: AgentPresence = Object.freeze({ ...next, since, detail: Object.freeze(next.detail) });
       this.current.set(id, presence);
       if (!prev || prev.state !== presence.state || prev.reason !== presence.reason) {
         this.log.info({ agentId: id, username: a.username, from: prev?.state, to: presence.state, reason: presence.reason, until: presence.until }, 'presence changed');

@@ -325,7 +325,15 @@ export class DidWorkflow {
     // before the bookkeeping of the calls before them.
     const fast = this.firstActionNow(call);
     this.lastArrivalAt = performance.now();
-    this.enqueue(call, 'start', fast ? () => this.laterTurn().then(() => this.begin(call, fast)) : () => this.begin(call));
+    if (fast) {
+      // The call is new, nothing is queued on it yet: its queue starts with the deferred start
+      // itself (what enqueue would build around it is three more promises per call in a burst).
+      call.queue = this.laterTurn()
+        .then(() => (call.state === 'done' ? undefined : this.begin(call, fast)))
+        .catch((err: unknown) => this.failSafe(call, 'start', err));
+    } else {
+      this.enqueue(call, 'start', () => this.begin(call));
+    }
   }
 
   private onChannelGone(channelId: string, cause: number | undefined, why: string): void {
@@ -431,7 +439,8 @@ export class DidWorkflow {
     const sent = d.reason ? this.deps.ari.answer(call.inboundId) : this.deps.ari.ring(call.inboundId);
     // begin() awaits it a turn later; a rejection before then is not an unhandled one.
     sent.catch(() => undefined);
-    return { ...d, store, agent, sent };
+    // Spelled out: an object spread here cost as much as the decision itself.
+    return { reason: d.reason, presence: d.presence, presenceError: d.presenceError, store, agent, sent };
   }
 
   /**

@@ -80,7 +80,7 @@ type State = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopped';
 const DEFAULTS = { requestTimeoutMs: 5000, reconnectInitialMs: 500, reconnectMaxMs: 30_000, pingIntervalMs: 15_000, restProbeTimeoutMs: 2000 };
 
 /** One ARI request: method, path under /ari/ as unencoded segments, query parameters, JSON body. */
-interface RestSpec {
+export interface RestSpec {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string[];
   query?: Record<string, string | number | boolean | undefined>;
@@ -93,14 +93,31 @@ interface RestAnswer { status: number; reason: string; body: unknown }
 interface PendingRest {
   what: string;
   ws: WsLike;
-  timer: NodeJS.Timeout;
+  /** The timeout this request shares with the others sent in the same turn (RestTimeouts). */
+  deadline: RestTimeout;
   resolve: (a: RestAnswer) => void;
   reject: (e: Error) => void;
+}
+
+/**
+ * One timer for the REST requests sent over the socket in one turn of the event loop with the same
+ * timeout (a burst of calls sends ~100 first actions per socket read): a timer per request was a
+ * Timeout object, a timer-list insertion and a clearTimeout each. When it fires, those of its
+ * requests still in flight fail with PeerTimeoutError; it is cleared once all have been answered.
+ * A request may thus time out up to one turn of the event loop early (a few ms out of seconds).
+ */
+interface RestTimeout {
+  ms: number;
+  ids: string[];
+  open: number;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** Path segments sent as they are over the socket (Asterisk does not URL-decode them there). */
 const PLAIN_SEGMENT = /^[A-Za-z0-9._~:@+-]+$/;
 const noop = (): void => undefined;
+/** Names this emitter uses itself: an ARI event of that type is emitted as 'event' only. */
+const RESERVED_EVENT_NAMES: ReadonlySet<string> = new Set(['event', 'connected', 'disconnected', 'error']);
 
 export class AriClient extends EventEmitter implements AriPort {
   private readonly origin: string;
@@ -122,6 +139,8 @@ export class AriClient extends EventEmitter implements AriPort {
   private restWs?: WsLike;
   private readonly pendingRest = new Map<string, PendingRest>();
   private restSeq = 0;
+  /** The RestTimeout of the requests sent in this turn of the event loop. */
+  private restTimeout: RestTimeout | undefined;
   private readonly frameEncoder = new ClientFrameEncoder();
   /** Frames written at the end of this tick (writeFrame). */
   private outgoing: { ws: WsLike; socket: RawSocket; frames: Buffer[]; failed: ((err: unknown) => void)[] } | undefined;
@@ -463,7 +482,7 @@ export class AriClient extends EventEmitter implements AriPort {
       this.log.error('ARI: another client connected with the same app name; Asterisk now sends its events there');
     }
     this.safeEmit('event', event);
-    if (!['event', 'connected', 'disconnected', 'error'].includes(event.type)) this.safeEmit(event.type, event);
+    if (!RESERVED_EVENT_NAMES.has(event.type)) this.safeEmit(event.type, event);
   }
 
   private safeEmit(name: string, ...args: unknown[]): void {
@@ -499,32 +518,55 @@ export class AriClient extends EventEmitter implements AriPort {
   /** Sends one RESTRequest frame; resolves with the matching RESTResponse (any status). */
   private sendRest(ws: WsLike, spec: RestSpec, what: string, timeoutMs: number): Promise<RestAnswer> {
     const id = `sb-${++this.restSeq}`;
-    const msg: Record<string, unknown> = { type: 'RESTRequest', transaction_id: id, request_id: id, method: spec.method, uri: spec.path.join('/') };
-    const qs = queryStrings(spec.query);
-    if (qs.length) msg.query_strings = qs;
-    if (spec.body !== undefined) {
-      msg.content_type = 'application/json';
-      msg.message_body = JSON.stringify(spec.body);
-    }
+    const text = restRequestText(id, spec);
     return new Promise<RestAnswer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pendingRest.delete(id);
-        reject(new PeerTimeoutError(ARI_PEER, what, timeoutMs));
-      }, timeoutMs);
-      this.pendingRest.set(id, { what, ws, timer, resolve, reject });
+      const deadline = this.restDeadline(timeoutMs);
+      deadline.ids.push(id);
+      deadline.open++;
+      this.pendingRest.set(id, { what, ws, deadline, resolve, reject });
       const failed = (err: unknown): void => {
-        const p = this.pendingRest.get(id);
-        if (!p) return;
-        this.pendingRest.delete(id);
-        clearTimeout(p.timer);
-        reject(new PeerDisconnectedError(ARI_PEER, `${what} (events socket: ${this.scrub(errorMessage(err))})`));
+        const p = this.takePending(id);
+        if (p) reject(new PeerDisconnectedError(ARI_PEER, `${what} (events socket: ${this.scrub(errorMessage(err))})`));
       };
       try {
-        this.writeFrame(ws, JSON.stringify(msg), failed);
+        this.writeFrame(ws, text, failed);
       } catch (err) {
         failed(err);
       }
     });
+  }
+
+  /** The shared timeout (RestTimeout) for a request sent now with this timeout. */
+  private restDeadline(ms: number): RestTimeout {
+    const current = this.restTimeout;
+    if (current && current.ms === ms) return current;
+    const d: RestTimeout = { ms, ids: [], open: 0, timer: undefined };
+    d.timer = setTimeout(() => {
+      d.timer = undefined;
+      for (const id of d.ids) {
+        const p = this.pendingRest.get(id);
+        if (p?.deadline !== d) continue;
+        this.pendingRest.delete(id);
+        p.reject(new PeerTimeoutError(ARI_PEER, p.what, ms));
+      }
+    }, ms);
+    this.restTimeout = d;
+    // Requests of the next turn get a timer of their own.
+    process.nextTick(() => { if (this.restTimeout === d) this.restTimeout = undefined; });
+    return d;
+  }
+
+  /** Removes a request from those in flight (undefined if it is not); its timer goes with the last one. */
+  private takePending(id: string): PendingRest | undefined {
+    const p = this.pendingRest.get(id);
+    if (!p) return undefined;
+    this.pendingRest.delete(id);
+    const d = p.deadline;
+    if (--d.open === 0 && d.timer) {
+      clearTimeout(d.timer);
+      d.timer = undefined;
+    }
+    return p;
   }
 
   /**
@@ -565,13 +607,11 @@ export class AriClient extends EventEmitter implements AriPort {
   private onRestResponse(evt: AriEvent): void {
     const r = evt as AriEvent & { request_id?: unknown; status_code?: unknown; reason_phrase?: unknown; message_body?: unknown };
     const id = typeof r.request_id === 'string' ? r.request_id : '';
-    const p = this.pendingRest.get(id);
+    const p = this.takePending(id);
     if (!p) {
       this.log.warn({ requestId: id, status: r.status_code, reason: r.reason_phrase }, 'ARI: a RESTResponse for no request in flight; ignored');
       return;
     }
-    this.pendingRest.delete(id);
-    clearTimeout(p.timer);
     let body: unknown;
     if (typeof r.message_body === 'string' && r.message_body !== '') {
       try { body = JSON.parse(r.message_body); } catch { body = r.message_body; }
@@ -583,8 +623,7 @@ export class AriClient extends EventEmitter implements AriPort {
   private failPendingRest(ws: WsLike | undefined, why: string): void {
     for (const [id, p] of this.pendingRest) {
       if (ws && p.ws !== ws) continue;
-      this.pendingRest.delete(id);
-      clearTimeout(p.timer);
+      this.takePending(id);
       p.reject(new PeerDisconnectedError(ARI_PEER, `${p.what} (${why})`));
     }
   }
@@ -595,7 +634,7 @@ export class AriClient extends EventEmitter implements AriPort {
    */
   private async request<T>(what: string, spec: RestSpec, viaLib: (lib: AriLibClient) => PromiseLike<T>): Promise<unknown> {
     const ws = this.restWs;
-    if (!ws || ws !== this.ws || this.state !== 'connected' || !spec.path.every((seg) => PLAIN_SEGMENT.test(seg))) {
+    if (!ws || ws !== this.ws || this.state !== 'connected' || !plainSegments(spec.path)) {
       return this.call(what, viaLib);
     }
     const a = await this.sendRest(ws, spec, what, this.settings.requestTimeoutMs);
@@ -794,6 +833,29 @@ export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error
       (e: unknown) => { clearTimeout(timer); signal?.removeEventListener('abort', aborted); reject(e); },
     );
   });
+}
+
+/** True when every path segment can go over the socket as it is (PLAIN_SEGMENT). */
+function plainSegments(path: string[]): boolean {
+  for (const seg of path) if (!PLAIN_SEGMENT.test(seg)) return false;
+  return true;
+}
+
+/**
+ * The RESTRequest frame's text: `{"type":"RESTRequest","transaction_id":…,"request_id":…,"method":…,
+ * "uri":…}`, then `query_strings` when there are parameters and `content_type` + `message_body`
+ * when there is a body: the same text JSON.stringify gives for that object, without building it.
+ */
+export function restRequestText(id: string, spec: RestSpec): string {
+  const idJson = JSON.stringify(id);
+  let text = `{"type":"RESTRequest","transaction_id":${idJson},"request_id":${idJson},"method":${JSON.stringify(spec.method)},"uri":${JSON.stringify(spec.path.join('/'))}`;
+  const qs = queryStrings(spec.query);
+  if (qs.length) text += `,"query_strings":${JSON.stringify(qs)}`;
+  if (spec.body !== undefined) {
+    const body = JSON.stringify(spec.body) as string | undefined;
+    text += `,"content_type":"application/json"${body === undefined ? '' : `,"message_body":${JSON.stringify(body)}`}`;
+  }
+  return `${text}}`;
 }
 
 /** Query parameters as Asterisk's RESTRequest wants them: [{ name, value }], values as text. */

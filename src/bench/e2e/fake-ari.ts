@@ -66,6 +66,19 @@ function asteriskTime(d?: Date): string {
 let lastTimeMs = -1;
 let lastTimeText = '';
 
+/** One unmasked server-to-client text frame (RFC 6455 §5.2: FIN, opcode 1, no mask). */
+function serverTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text, 'utf8');
+  const n = payload.length;
+  const head = n < 126 ? Buffer.from([0x81, n]) : n < 65536 ? Buffer.from([0x81, 126, n >> 8, n & 0xff]) : Buffer.alloc(10);
+  if (n >= 65536) {
+    head[0] = 0x81;
+    head[1] = 127;
+    head.writeBigUInt64BE(BigInt(n), 2);
+  }
+  return Buffer.concat([head, payload]);
+}
+
 export class FakeAri {
   private readonly resources: Json & { apis: { path: string }[] };
   private readonly docs = new Map<string, Json>();
@@ -228,6 +241,25 @@ export class FakeAri {
 
   uncork(): void {
     (this.ws as unknown as { _socket?: { uncork(): void } } | undefined)?._socket?.uncork();
+  }
+
+  /**
+   * Hands prepared events to the events socket in one write (a burst: Asterisk's event writers
+   * put them on the socket as fast as the kernel takes them). The WebSocket frames are built
+   * before the clock is read, so the time returned (monoMs, the same for every event) is when the
+   * write began. Falls back to `send` one by one when the socket is not ws's plain TCP socket.
+   */
+  sendAll(texts: string[]): number {
+    const socket = (this.ws as unknown as { _socket?: Socket } | undefined)?._socket;
+    if (!socket || this.ws?.readyState !== WebSocket.OPEN) {
+      const at = monoMs();
+      for (const t of texts) this.send(t);
+      return at;
+    }
+    const frames = Buffer.concat(texts.map(serverTextFrame));
+    const at = monoMs();
+    socket.write(frames);
+    return at;
   }
 
   /** Hands a prepared event to the events socket; returns when (monoMs). */
