@@ -139,4 +139,35 @@ describe('DID workflow under a burst of calls', () => {
     await wf.stop();
     records.close();
   });
+  it('indexStore builds the DID index when the store is loaded, so that the first call does not walk every agent', async () => {
+    const original = store;
+    let reads = 0;
+    const counted = { settings: original.settings, get agents() { reads++; return original.agents; } } as Store;
+    const agent = original.agents.find((a) => a.enabled && a.dids.length > 0)!;
+    store = counted;
+    try {
+      // Indexed beforehand (as the daemon does on 'storeLoaded'): the call reads no agent list.
+      const first = setup(new Set());
+      first.wf.indexStore(counted);
+      const indexed = reads;
+      expect(indexed).toBeGreaterThan(0);
+      first.ari.emit('StasisStart', stasisStart('i-1', agent.dids[0]!));
+      expect(first.ari.log).toEqual(['ring i-1']);
+      expect(reads).toBe(indexed);
+      await waitFor(() => started(first.ari.log) === 1, 3000);
+      await first.wf.stop();
+      first.records.close();
+      rmSync(dir, { recursive: true, force: true });
+      // Not indexed: the first call builds the index itself (and still rings the right agent).
+      const second = setup(new Set());
+      second.ari.emit('StasisStart', stasisStart('i-2', agent.dids[0]!));
+      expect(second.ari.log).toEqual(['ring i-2']);
+      expect(reads).toBeGreaterThan(indexed);
+      await waitFor(() => started(second.ari.log) === 1, 3000);
+      await second.wf.stop();
+      second.records.close();
+    } finally {
+      store = original;
+    }
+  });
 });

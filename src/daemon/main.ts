@@ -98,7 +98,11 @@ export function buildDaemon(settings: DaemonSettings, logger: Logger, opts: Buil
     : undefined;
   let callControl: CallControl | undefined;
   if (presence) {
-    daemon.on('storeLoaded', (s) => presence.setAgents(s));
+    daemon.on('storeLoaded', (s) => {
+      presence.setAgents(s);
+      // The DID index is built here, after the Reload, not on the new store's first DID call.
+      callControl?.workflow?.indexStore(s);
+    });
     ami?.on('event', (evt) => presence.onAmiEvent(evt));
     ami?.on('connected', () => {
       // Queue pauses may have changed while we were away: ask for every queue member.
@@ -119,6 +123,8 @@ export function buildDaemon(settings: DaemonSettings, logger: Logger, opts: Buil
       dataDir: settings.data.dir,
       ...opts.callControl,
     });
+    const loaded = daemon.latestStore;
+    if (loaded) callControl.workflow?.indexStore(loaded);
     const ari = callControl.ari;
     if (ari) {
       ari.on('event', (evt: unknown) => presence.onAriEvent(evt));
