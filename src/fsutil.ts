@@ -162,8 +162,11 @@ export class StagedFile {
     const text = this.batch.length === 1 ? this.batch[0]! : this.batch.join('');
     this.batch = [];
     this.batchLength = 0;
-    if (!this.hasReplacement && text.includes('\ufffd')) this.hasReplacement = true;
-    if (!this.hasLoneSurrogate && !wellFormed(text)) this.hasLoneSurrogate = true;
+    // Only a comparison with an existing target needs to know these (see commit()).
+    if (this.existed) {
+      if (!this.hasReplacement && text.includes('\ufffd')) this.hasReplacement = true;
+      if (!this.hasLoneSurrogate && !wellFormed(text)) this.hasLoneSurrogate = true;
+    }
     // Encoded into one buffer reused by every batch (at most 3 bytes per UTF-16 unit).
     if (scratch.length < text.length * 3) scratch = Buffer.allocUnsafe(text.length * 3);
     const buf = scratch.subarray(0, scratch.write(text));
@@ -190,11 +193,27 @@ export class StagedFile {
     this.current = undefined;
   }
 
+  /** Settles once the content is complete: the temp file fsync'd, or removed when the target
+   * already holds this content (then `unchanged`). */
+  private prepared: Promise<void> | undefined;
+  private unchanged = false;
+
   /**
-   * Finishes the file: true when the target was replaced, false when it already held this
-   * content (then it is left as it was).
+   * Ends the content: flushes the last batch, compares with the target, and starts the temp
+   * file's fsync (or removes the temp file when the target already holds this content). Called as
+   * soon as the last piece is pushed, the fsync overlaps whatever comes next; commit() waits for
+   * it. Idempotent; nothing may be pushed after it.
    */
-  async commit(): Promise<boolean> {
+  prepare(): Promise<void> {
+    return (this.prepared ??= this.doPrepare());
+  }
+
+  /** The content is complete: prepare() now (its error, if any, is thrown by commit()). */
+  end(): void {
+    this.prepare().catch(() => undefined);
+  }
+
+  private async doPrepare(): Promise<void> {
     this.flush();
     let same = this.current !== undefined && fstatSync(this.current).size === this.bytes;
     this.closeCurrent();
@@ -203,8 +222,9 @@ export class StagedFile {
     if (this.hasLoneSurrogate) same = false;
     else if (!same && this.existed && this.hasReplacement) same = readFileSync(this.tmp, 'utf8') === readFileSync(this.target, 'utf8');
     if (same) {
+      this.unchanged = true;
       this.discardSync();
-      return false;
+      return;
     }
     const fd = this.fd!;
     this.fd = undefined;
@@ -213,6 +233,15 @@ export class StagedFile {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /**
+   * Finishes the file: true when the target was replaced, false when it already held this
+   * content (then it is left as it was).
+   */
+  async commit(): Promise<boolean> {
+    await this.prepare();
+    if (this.unchanged) return false;
     await placeTemp(this.tmp, this.target, this.mode);
     await fsyncDir(path.dirname(this.target));
     return true;

@@ -95,6 +95,38 @@ describe('StagedFile', () => {
     expect(readdirSync(dir)).toEqual(['big']);
   });
 
+  it('end() finishes the temp file at once (fsync started, or removed when unchanged); commit() then places it', async () => {
+    const dir = tempDir();
+    const target = path.join(dir, 'f');
+    const f = new StagedFile(target);
+    f.push('a = 1\n');
+    f.end();
+    await f.prepare();
+    // Finished but not placed: the target does not exist yet, the temp file holds the content.
+    expect(existsSync(target)).toBe(false);
+    expect(readFileSync(f.tmp, 'utf8')).toBe('a = 1\n');
+    expect(await f.commit()).toBe(true);
+    expect(readFileSync(target, 'utf8')).toBe('a = 1\n');
+    // The same content again: the temp file goes at end(), and the target is left as it was.
+    const inode = statSync(target).ino;
+    const g = new StagedFile(target);
+    g.push('a = 1\n');
+    g.end();
+    await g.prepare();
+    expect(existsSync(g.tmp)).toBe(false);
+    expect(await g.commit()).toBe(false);
+    expect(statSync(target).ino).toBe(inode);
+    expect(readdirSync(dir)).toEqual(['f']);
+  });
+
+  it('writes U+FFFD and lone surrogates into a new file as UTF-8 would encode them', async () => {
+    const dir = tempDir();
+    const target = path.join(dir, 'n');
+    const text = `x = \ufffd \ud800 y\n`;
+    expect((await stage(target, [text])).changed).toBe(true);
+    expect(readFileSync(target)).toEqual(Buffer.from(text, 'utf8'));
+  });
+
   it('decides "unchanged" as comparing the target read as UTF-8 with the text would', async () => {
     const dir = tempDir();
     const target = path.join(dir, 'f');

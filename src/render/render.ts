@@ -30,6 +30,8 @@ type PerAgentTemplate = (typeof PER_AGENT)[number];
 /** Where a file's text goes while it is produced (render once: a StagedFile). */
 interface Sink {
   push(piece: string): unknown;
+  /** Called once the file's last piece was pushed (render once). */
+  end?(): void;
 }
 
 /**
@@ -193,6 +195,7 @@ class FileWriter {
   finish(): string {
     if (this.same && this.pos === this.prev!.length) return this.prev!;
     this.flush();
+    this.sink?.end?.();
     const b = this.blocks;
     this.blocks = [];
     return b.length === 0 ? '' : b.length === 1 ? b[0]! : b.join('');
