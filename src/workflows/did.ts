@@ -325,15 +325,9 @@ export class DidWorkflow {
     // before the bookkeeping of the calls before them.
     const fast = this.firstActionNow(call);
     this.lastArrivalAt = performance.now();
-    if (fast) {
-      // The call is new, nothing is queued on it yet: its queue starts with the deferred start
-      // itself (what enqueue would build around it is three more promises per call in a burst).
-      call.queue = this.laterTurn()
-        .then(() => (call.state === 'done' ? undefined : this.begin(call, fast)))
-        .catch((err: unknown) => this.failSafe(call, 'start', err));
-    } else {
-      this.enqueue(call, 'start', () => this.begin(call));
-    }
+    // The call is new, nothing is queued on it yet: a fast start's queue begins after laterTurn().
+    if (fast) this.enqueue(call, 'start', () => this.begin(call, fast), this.laterTurn());
+    else this.enqueue(call, 'start', () => this.begin(call));
   }
 
   private onChannelGone(channelId: string, cause: number | undefined, why: string): void {
@@ -399,12 +393,14 @@ export class DidWorkflow {
   };
 
   /** Runs `fn` after everything already queued for this call; an error goes to failSafe. */
-  private enqueue(call: Call, what: string, fn: () => Promise<void>): void {
-    call.queue = call.queue
-      .then(async () => {
-        if (call.state === 'done') return;
-        await fn();
-      })
+  /**
+   * Runs `fn` on the call's queue once `after` (by default what is queued already) settles,
+   * unless the call is done by then; an error goes to the fail safe. Two promises per step (a
+   * burst queues one step per call).
+   */
+  private enqueue(call: Call, what: string, fn: () => Promise<void>, after: Promise<unknown> = call.queue): void {
+    call.queue = after
+      .then(() => (call.state === 'done' ? undefined : fn()))
       .catch((err: unknown) => this.failSafe(call, what, err));
   }
 
