@@ -144,28 +144,29 @@ describe('DID workflow under a burst of calls', () => {
     let reads = 0;
     const counted = { settings: original.settings, get agents() { reads++; return original.agents; } } as Store;
     const agent = original.agents.find((a) => a.enabled && a.dids.length > 0)!;
+    /** One call to the agent on a fresh workflow (indexed first or not); the agent lists read meanwhile. */
+    const oneCall = async (id: string, index: boolean): Promise<{ byIndex: number; byCall: number }> => {
+      const { ari, records, wf } = setup(new Set());
+      const before = reads;
+      if (index) wf.indexStore(counted);
+      const indexed = reads;
+      ari.emit('StasisStart', stasisStart(id, agent.dids[0]!));
+      expect(ari.log).toEqual([`ring ${id}`]);
+      const byCall = reads - indexed;
+      await waitFor(() => started(ari.log) === 1, 3000);
+      await wf.stop();
+      records.close();
+      rmSync(dir, { recursive: true, force: true });
+      return { byIndex: indexed - before, byCall };
+    };
     store = counted;
     try {
       // Indexed beforehand (as the daemon does on 'storeLoaded'): the call reads no agent list.
-      const first = setup(new Set());
-      first.wf.indexStore(counted);
-      const indexed = reads;
-      expect(indexed).toBeGreaterThan(0);
-      first.ari.emit('StasisStart', stasisStart('i-1', agent.dids[0]!));
-      expect(first.ari.log).toEqual(['ring i-1']);
-      expect(reads).toBe(indexed);
-      await waitFor(() => started(first.ari.log) === 1, 3000);
-      await first.wf.stop();
-      first.records.close();
-      rmSync(dir, { recursive: true, force: true });
+      const first = await oneCall('i-1', true);
+      expect(first.byIndex).toBeGreaterThan(0);
+      expect(first.byCall).toBe(0);
       // Not indexed: the first call builds the index itself (and still rings the right agent).
-      const second = setup(new Set());
-      second.ari.emit('StasisStart', stasisStart('i-2', agent.dids[0]!));
-      expect(second.ari.log).toEqual(['ring i-2']);
-      expect(reads).toBeGreaterThan(indexed);
-      await waitFor(() => started(second.ari.log) === 1, 3000);
-      await second.wf.stop();
-      second.records.close();
+      expect((await oneCall('i-2', false)).byCall).toBeGreaterThan(0);
     } finally {
       store = original;
     }

@@ -178,11 +178,8 @@ async function recordingStarted(h: Harness): Promise<string> {
   return req.query.name!;
 }
 
-/**
- * A DID call answered by the agent and bridged, then the daemon stopped (Asterisk keeps both
- * channels in Stasis, bridged): the start of every "daemon away during a bridged call" test.
- */
-async function bridgedThenStopped(): Promise<{ h: Harness; inbound: string; rec: CallRecord; outbound: string }> {
+/** A DID call to alice, answered by her and bridged. */
+async function bridged(): Promise<{ h: Harness; inbound: string; rec: CallRecord; outbound: string }> {
   const h = await setup();
   const inbound = await callIn(h);
   const rec = await onlyRecord(h.cc);
@@ -190,6 +187,15 @@ async function bridgedThenStopped(): Promise<{ h: Harness; inbound: string; rec:
   await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
   h.fake.answerOutbound(outbound);
   await waitFor(() => bridgeSize(h.fake) === 2);
+  return { h, inbound, rec, outbound };
+}
+
+/**
+ * A bridged DID call, then the daemon stopped (Asterisk keeps both channels in Stasis, bridged):
+ * the start of every "daemon away during a bridged call" test.
+ */
+async function bridgedThenStopped(): Promise<{ h: Harness; inbound: string; rec: CallRecord; outbound: string }> {
+  const { h, inbound, rec, outbound } = await bridged();
   await h.cc.stop();
   await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
   return { h, inbound, rec, outbound };
@@ -631,14 +637,8 @@ describe('DID workflow: mail delivery', () => {
 
 describe('DID workflow: ARI connection', () => {
   it('events socket dropped mid-call: the call is resynchronised and finished properly', async () => {
-    const h = await setup();
-    const inbound = await callIn(h);
-    const rec = await onlyRecord(h.cc);
-    const outbound = `${rec.interactionId}-agent`;
-    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
-    h.fake.answerOutbound(outbound);
+    const { h, inbound, outbound } = await bridged();
     await onlyRecord(h.cc, (r) => r.outcome === 'answered');
-    await waitFor(() => bridgeSize(h.fake) === 2);
     const sockets = h.fake.webSocketConnections();
     h.fake.dropWebSockets();
     h.fake.hangupFromFarEnd(outbound); // the events of this hang-up are lost
