@@ -24,6 +24,7 @@ import vm from 'node:vm';
 import { YamlStore } from '../../store/yaml-store.js';
 import type { Agent } from '../../model/types.js';
 import { Child, maxRssMB, monoMs, progress, sleep } from './common.js';
+import { summarise } from '../stats.js';
 import { FakeAri } from './fake-ari.js';
 import type { DidDaemonArgs } from './did-daemon.js';
 
@@ -219,8 +220,8 @@ async function main(args: DidHarnessArgs): Promise<DidHarnessResult> {
         peakRssMB: sampled['peakRssMB'] as number, rssBeforeMB: sampling['rssMB'] as number,
         maxRssAfterMB: sampled['maxRssMB'] as number, heapUsedAfterMB: sampled['heapUsedMB'] as number,
       };
-      const sorted = [...latency].sort((a, b) => a - b);
-      progress(`${name}: first action p50 ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} ms, max ${sorted.at(-1)!.toFixed(1)} ms; all set up in ${result.allSetUpMs.toFixed(0)} ms`);
+      const { median, max } = summarise(latency);
+      progress(`${name}: first action p50 ${median.toFixed(1)} ms, max ${max.toFixed(1)} ms; all set up in ${result.allSetUpMs.toFixed(0)} ms`);
       await hangUpAll(fake, ids, child!);
       return result;
     };
@@ -228,8 +229,8 @@ async function main(args: DidHarnessArgs): Promise<DidHarnessResult> {
     const warmBursts: { calls: number; p50: number; max: number }[] = [];
     for (let r = 0; r < (args.warmupBursts?.rounds ?? 0); r++) {
       const w = await phase(`warm-up burst ${r + 1}`, agents.slice(0, args.warmupBursts!.calls), 0, 0);
-      const sorted = [...w.latency].sort((a, b) => a - b);
-      warmBursts.push({ calls: w.calls, p50: sorted[Math.floor(sorted.length / 2)]!, max: sorted.at(-1)! });
+      const { median, max } = summarise(w.latency);
+      warmBursts.push({ calls: w.calls, p50: median, max });
     }
 
     const callAgents = agents.slice(warmAgents);

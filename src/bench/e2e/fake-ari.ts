@@ -207,7 +207,7 @@ export class FakeAri {
    * other threads than the ones that handle requests, so its requests never hold events back.
    */
   private drainFrames(): void {
-    const socket = (this.ws as unknown as { _socket?: Socket } | undefined)?._socket;
+    const socket = this.eventsSocket;
     if (socket && socket.writableNeedDrain && !socket.destroyed) {
       socket.once('drain', () => this.drainFrames());
       return;
@@ -230,17 +230,18 @@ export class FakeAri {
     else this.draining = false;
   }
 
-  /**
-   * Between cork() and uncork() the events socket holds what send() hands it and writes it all at
-   * once: a burst of StasisStart events reaches the daemon together, and the send loop does not
-   * pay one system call per event. Times returned by send() are still those of the hand-over.
-   */
-  cork(): void {
-    (this.ws as unknown as { _socket?: { cork(): void } } | undefined)?._socket?.cork();
+  /** The events WebSocket's TCP socket (ws's `_socket`), when one is connected. */
+  private get eventsSocket(): Socket | undefined {
+    return (this.ws as unknown as { _socket?: Socket } | undefined)?._socket;
   }
 
-  uncork(): void {
-    (this.ws as unknown as { _socket?: { uncork(): void } } | undefined)?._socket?.uncork();
+  /** Between cork() and uncork() what a slice of requests sends (answers, events) leaves in one write. */
+  private cork(): void {
+    this.eventsSocket?.cork();
+  }
+
+  private uncork(): void {
+    this.eventsSocket?.uncork();
   }
 
   /**
@@ -250,7 +251,7 @@ export class FakeAri {
    * write began. Falls back to `send` one by one when the socket is not ws's plain TCP socket.
    */
   sendAll(texts: string[]): number {
-    const socket = (this.ws as unknown as { _socket?: Socket } | undefined)?._socket;
+    const socket = this.eventsSocket;
     if (!socket || this.ws?.readyState !== WebSocket.OPEN) {
       const at = monoMs();
       for (const t of texts) this.send(t);
