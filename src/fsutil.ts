@@ -121,7 +121,9 @@ const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).
  * guarantees of writeFileAtomic, or, when the content is what the target already holds, removes
  * it and leaves the target untouched. "Already holds" means what comparing the target's text
  * (read as UTF-8) with the content would say: the bytes decide, except for content holding U+FFFD
- * or a lone surrogate, where the text comparison is made (or its answer known) instead.
+ * or a lone surrogate, where the text comparison is made (or its answer known) instead. end()
+ * (or prepare()) once the last piece is pushed does the comparison and starts the temp file's
+ * fsync at once, so that it overlaps what the caller does before commit().
  */
 export class StagedFile {
   readonly tmp: string;

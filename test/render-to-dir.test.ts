@@ -100,8 +100,8 @@ describe('StagedFile', () => {
     const target = path.join(dir, 'f');
     const f = new StagedFile(target);
     f.push('a = 1\n');
+    expect(readFileSync(f.tmp, 'utf8')).toBe(''); // still batched
     f.end();
-    await f.prepare();
     // Finished but not placed: the target does not exist yet, the temp file holds the content.
     expect(existsSync(target)).toBe(false);
     expect(readFileSync(f.tmp, 'utf8')).toBe('a = 1\n');
@@ -111,12 +111,24 @@ describe('StagedFile', () => {
     const inode = statSync(target).ino;
     const g = new StagedFile(target);
     g.push('a = 1\n');
+    expect(existsSync(g.tmp)).toBe(true);
     g.end();
-    await g.prepare();
     expect(existsSync(g.tmp)).toBe(false);
     expect(await g.commit()).toBe(false);
     expect(statSync(target).ino).toBe(inode);
     expect(readdirSync(dir)).toEqual(['f']);
+  });
+
+  it('the renderer ends each file as soon as its last piece is out, in order', () => {
+    const events: string[] = [];
+    new Renderer(loadTemplates()).renderOnce(store, 'both', (file) => ({
+      push: () => events.push(`push ${file}`),
+      end: () => events.push(`end ${file}`),
+    }));
+    const files = [...new Renderer(loadTemplates()).render(store, 'both').keys()];
+    expect(events.filter((e) => e.startsWith('end '))).toEqual(files.map((f) => `end ${f}`));
+    // Nothing is pushed to a file after its end.
+    for (const f of files) expect(events.lastIndexOf(`push ${f}`)).toBeLessThan(events.indexOf(`end ${f}`));
   });
 
   it('writes U+FFFD and lone surrogates into a new file as UTF-8 would encode them', async () => {
