@@ -14,13 +14,18 @@ afterEach(async () => {
   for (const r of roots.splice(0)) await fs.rm(r, { recursive: true, force: true });
 });
 
+/** A copy of the fixture store and an Applier without AMI writing into a fresh directory. */
+async function renderOnly(): Promise<{ storeDir: string; applier: Applier }> {
+  const root = await tempDir('sb-render-only-');
+  roots.push(root);
+  const storeDir = path.join(root, 'store');
+  await copyDir(FIXTURE_STORE, storeDir);
+  return { storeDir, applier: new Applier({ renderer: new Renderer(loadTemplates()), outDir: path.join(root, 'out'), logger: silentLogger() }) };
+}
+
 describe('apply without AMI', () => {
   it('reports only the agents changed since the last write, and sends no reload', async () => {
-    const root = await tempDir('sb-render-only-');
-    roots.push(root);
-    const storeDir = path.join(root, 'store');
-    await copyDir(FIXTURE_STORE, storeDir);
-    const applier = new Applier({ renderer: new Renderer(loadTemplates()), outDir: path.join(root, 'out'), logger: silentLogger() });
+    const { storeDir, applier } = await renderOnly();
     const first = await applier.apply(await load(storeDir));
     expect(first.reloadSent).toBe(false);
     expect(first.agents.added).toHaveLength(13);
@@ -37,11 +42,7 @@ describe('apply without AMI', () => {
   });
 
   it('restore compares with what was last written too', async () => {
-    const root = await tempDir('sb-render-only-');
-    roots.push(root);
-    const storeDir = path.join(root, 'store');
-    await copyDir(FIXTURE_STORE, storeDir);
-    const applier = new Applier({ renderer: new Renderer(loadTemplates()), outDir: path.join(root, 'out'), logger: silentLogger() });
+    const { storeDir, applier } = await renderOnly();
     await applier.apply(await load(storeDir));
     await editAgent(storeDir, '1001-alice.yaml', 'codecs: [ulaw, alaw]', 'codecs: [alaw]');
     const edited = await applier.apply(await load(storeDir));
