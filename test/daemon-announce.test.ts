@@ -3,7 +3,7 @@
  * state: once the apply of that state has sent its Reload, never before (a listener's work must
  * not delay the reload), and also when no apply follows.
  */
-import { rmSync, readFileSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AmiClient } from '../src/asterisk/ami/client.js';
@@ -16,20 +16,13 @@ import { Renderer } from '../src/render/render.js';
 import { loadTemplates } from '../src/render/templates.js';
 import { YamlStore } from '../src/store/yaml-store.js';
 import { FakeAsterisk } from './fakes/fake-asterisk.js';
-import { StubApplier, captureLogger, tempStore } from './helpers/daemon-harness.js';
+import { StubApplier, captureLogger, edit, tempStore } from './helpers/daemon-harness.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function edit(file: string, from: RegExp, to: string): void {
-  const text = readFileSync(file, 'utf8');
-  const next = text.replace(from, to);
-  if (next === text) throw new Error(`edit: ${from} not found in ${file}`);
-  writeFileSync(file, next);
-}
 
 /** An ApplierPort that records, in `log`, when it is called and when it writes its Reload. */
 class RecordingApplier implements ApplierPort {

@@ -13,7 +13,7 @@ import type { Issue } from '../src/model/issues.js';
 import { YamlStore } from '../src/store/yaml-store.js';
 import { FakeAmiServer } from './fakes/ami-server.js';
 import { FakeAsterisk } from './fakes/fake-asterisk.js';
-import { FIXTURE_STORE, StubApplier, captureLogger, expectedFiles, outputFiles, tempStore, type LogLine } from './helpers/daemon-harness.js';
+import { FIXTURE_STORE, StubApplier, captureLogger, edit, expectedFiles, outputFiles, tempStore, type LogLine } from './helpers/daemon-harness.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -45,13 +45,6 @@ function setup(overrides: Partial<DaemonDeps> & { applier?: StubApplier; dirs?: 
     rmSync(dirs.root, { recursive: true, force: true });
   });
   return { dirs, store, applier, daemon, lines, raw, applied, agentFile: (name) => path.join(dirs.store, 'agents', name) };
-}
-
-function edit(file: string, from: RegExp, to: string): void {
-  const text = readFileSync(file, 'utf8');
-  const next = text.replace(from, to);
-  if (next === text) throw new Error(`edit: ${from} not found in ${file}`);
-  writeFileSync(file, next);
 }
 
 async function converged(s: Setup, timeoutMs = 5000): Promise<void> {

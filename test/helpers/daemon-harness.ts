@@ -4,7 +4,7 @@
  * writes real files (with the real Renderer) and can be held, scripted to fail, and watched for
  * concurrency.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,14 @@ export function tempStore(prefix = 'sb-daemon-'): { root: string; store: string;
   // Not the fixtures' own .extensions.json (a `render` of the fixtures may have written one).
   cpSync(FIXTURE_STORE, store, { recursive: true, filter: (src) => path.basename(src) !== '.extensions.json' });
   return { root, store, out: path.join(root, 'out') };
+}
+
+/** An admin's edit: replaces `from` in a store file; throws when it does not match. */
+export function edit(file: string, from: RegExp, to: string): void {
+  const text = readFileSync(file, 'utf8');
+  const next = text.replace(from, to);
+  if (next === text) throw new Error(`edit: ${from} not found in ${file}`);
+  writeFileSync(file, next);
 }
 
 export interface LogLine {
