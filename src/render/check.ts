@@ -18,6 +18,38 @@ export interface NameSet {
   has(name: string): boolean;
 }
 
+/**
+ * The names of one chunk: `prefix` + one of `list` + one of `suffixes` (exactly). The renderer
+ * gives every chunk's rules as these (pointing one instance at each agent in turn), so that the
+ * checker's calls to has() always meet the same class: a Set here, a custom class there made V8
+ * optimise the checker again each time a new kind turned up during a cold render.
+ */
+export class Names implements NameSet {
+  constructor(
+    public list: readonly string[] = [],
+    readonly prefix = '',
+    readonly suffixes: readonly string[] = NO_SUFFIX,
+  ) {}
+
+  has(n: string): boolean {
+    const p = this.prefix;
+    if (p !== '' && !n.startsWith(p)) return false;
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) {
+      const x = list[i]!;
+      if (!n.startsWith(x, p.length)) continue;
+      const rest = n.length - p.length - x.length;
+      const suffixes = this.suffixes;
+      for (let k = 0; k < suffixes.length; k++) {
+        const sfx = suffixes[k]!;
+        if (sfx.length === rest && (rest === 0 || n.endsWith(sfx))) return true;
+      }
+    }
+    return false;
+  }
+}
+const NO_SUFFIX: readonly string[] = [''];
+
 const SECTION = /^\[([A-Za-z0-9_.+-]+)\](\((\+|!|[A-Za-z0-9_,!-]+)\))?$/;
 const ASSIGN = /^([A-Za-z_][A-Za-z0-9_]*) = (\S.*)$/;
 const ARROW = /^ ?([A-Za-z0-9_+*#-]+) => (\S.*)$/;

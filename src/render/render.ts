@@ -1,6 +1,6 @@
 import type { Agent, Backend, Store } from '../model/types.js';
 import type { Template, Templates, TemplateName } from './templates.js';
-import { checkChunk, checkLines, chunkIsClean, linesAreClean, NameScanner, RenderCheckError, type ChunkRules, type NameSet } from './check.js';
+import { checkChunk, checkLines, chunkIsClean, linesAreClean, Names, NameScanner, RenderCheckError, type ChunkRules } from './check.js';
 import {
   planContexts, planDids, planExtensionAgent, planPjsipAgent, planPjsipFile, planSipAgent, planSipFile, planSpy,
   planVoicemailAgent, planVoicemailFile,
@@ -212,9 +212,12 @@ type ColdLoop = (w: FileWriter, agents: readonly Agent[], view: (a: Agent) => un
  * optimised for one template's view and template functions, then thrown away (deoptimised) when
  * the next template's loop ran, six times per cold render.
  */
-function coldLoop(): ColdLoop {
+function coldLoop(template: PerAgentTemplate): ColdLoop {
+  // The template's name in the source makes each loop a function of its own for V8: identical
+  // source is compiled once and its closures then share one set of type feedback.
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
   return new Function(`"use strict";
+// the cold loop of ${JSON.stringify(template).slice(1, -1)}
 return function coldLoop(w, agents, view, tpl, into, ends, kind, block) {
   const parts = w.parts;
   const n = agents.length;
@@ -248,34 +251,11 @@ return function coldLoop(w, agents, view, tpl, into, ends, kind, block) {
 };`)() as ColdLoop;
 }
 
-/** The section names an agent's chunk may open, without building a Set for every chunk. */
-// One instance per template and render, pointed at each agent in turn (the checker keeps none).
-class OneName implements NameSet {
-  /** `prefix` + `name` is the one name. */
-  name = '';
-  constructor(private readonly prefix = '') {}
-  has(n: string): boolean {
-    const p = this.prefix;
-    return p ? n.length === p.length + this.name.length && n.startsWith(p) && n.endsWith(this.name) : n === this.name;
-  }
+/** One shape for every chunk's rules (see Names). */
+function rulesOf(sections: Names, arrowKeys?: Names): ChunkRules {
+  return { sections, arrowKeys };
 }
-class NameList implements NameSet {
-  names: readonly string[] = [];
-  has(n: string): boolean {
-    return this.names.includes(n);
-  }
-}
-/** An agent's pjsip sections: `<username>`, `<username>-auth`, `<username>-identify`. */
-class PjsipSections implements NameSet {
-  user = '';
-  has(n: string): boolean {
-    const u = this.user;
-    if (!n.startsWith(u)) return false;
-    const rest = n.length - u.length;
-    return rest === 0 || (rest === 5 && n.endsWith('-auth')) || (rest === 9 && n.endsWith('-identify'));
-  }
-}
-const NO_NAMES: NameSet = { has: () => false };
+
 
 /**
  * Renders a store into Asterisk config files. Output is deterministic (agents sorted by id, no
@@ -367,7 +347,7 @@ export class Renderer {
       if (w.cold) {
         const kind = w.kind({ name, rules: rules as (a: Agent | undefined) => ChunkRules, perAgent: true });
         let loop = this.loops.get(name);
-        if (!loop) this.loops.set(name, (loop = coldLoop()));
+        if (!loop) this.loops.set(name, (loop = coldLoop(name)));
         loop(w, agents, view, tpl, tpl.into, ends, kind, BLOCK);
       } else {
         const prevText = w.prev!;
@@ -406,45 +386,53 @@ export class Renderer {
       segments.push({ template: name, agents, start, ends });
     };
 
+    // Each per-agent rule is one Names instance pointed at each agent in turn (the checker keeps none).
+    const one = (name: string): Names => new Names([name]);
     if (backend === 'pjsip' || backend === 'both') {
       file(OUTPUT_FILES.pjsip, () => {
         const fileView = planPjsipFile(effective);
-        fixed('pjsip/file', fileView, { sections: new Set(fileView.transports.map((t) => t.name)) });
-        const rules = { sections: new PjsipSections() };
-        chunks('pjsip/agent', (a) => planPjsipAgent(a, effective), (a) => ((rules.sections.user = a.username), rules));
+        fixed('pjsip/file', fileView, rulesOf(new Names(fileView.transports.map((t) => t.name))));
+        // An agent's pjsip sections: `<username>`, `<username>-auth`, `<username>-identify`.
+        const sections = new Names([], '', ['', '-auth', '-identify']);
+        const rules = rulesOf(sections);
+        chunks('pjsip/agent', (a) => planPjsipAgent(a, effective), (a) => ((sections.list = [a.username]), rules));
       });
     }
     if (backend === 'sip' || backend === 'both') {
       file(OUTPUT_FILES.sip, () => {
-        fixed('sip/file', planSipFile(effective, agents), { sections: new Set(['general']) });
-        const rules = { sections: new OneName() };
-        chunks('sip/agent', (a) => planSipAgent(a, effective), (a) => ((rules.sections.name = a.username), rules));
+        fixed('sip/file', planSipFile(effective, agents), rulesOf(one('general')));
+        const sections = new Names();
+        const rules = rulesOf(sections);
+        chunks('sip/agent', (a) => planSipAgent(a, effective), (a) => ((sections.list = [a.username]), rules));
       });
     }
     file(OUTPUT_FILES.voicemail, () => {
       const fileView = planVoicemailFile(effective);
-      fixed('voicemail/file', fileView, { sections: new Set([fileView.context]), arrowKeys: new Set() });
-      const rules = { sections: NO_NAMES, arrowKeys: new OneName() };
-      chunks('voicemail/agent', (a) => planVoicemailAgent(a), (a) => ((rules.arrowKeys.name = a.extension), rules));
+      fixed('voicemail/file', fileView, rulesOf(one(fileView.context), new Names()));
+      const keys = new Names();
+      const rules = rulesOf(new Names(), keys);
+      chunks('voicemail/agent', (a) => planVoicemailAgent(a), (a) => ((keys.list = [a.extension]), rules));
     });
     file(OUTPUT_FILES.extensions, () => {
       const ctx = planContexts(effective);
-      const none = { sections: new Set<string>(), arrowKeys: new Set<string>() };
-      fixed('extensions/file', { header: planVoicemailFile(effective).header }, none);
-      fixed('extensions/context', ctx.agents, { sections: new Set([ctx.agents.name]) });
-      const agentRules = { sections: NO_NAMES, arrowKeys: new OneName() };
-      chunks('extensions/agent', (a) => planExtensionAgent(a, effective), (a) => ((agentRules.arrowKeys.name = a.extension), agentRules));
+      fixed('extensions/file', { header: planVoicemailFile(effective).header }, rulesOf(new Names(), new Names()));
+      fixed('extensions/context', ctx.agents, rulesOf(one(ctx.agents.name)));
+      const agentKeys = new Names();
+      const agentRules = rulesOf(new Names(), agentKeys);
+      chunks('extensions/agent', (a) => planExtensionAgent(a, effective), (a) => ((agentKeys.list = [a.extension]), agentRules));
       w.text('\n');
-      fixed('extensions/context', ctx.spy, { sections: new Set([ctx.spy.name]) });
-      const spyRules = { sections: NO_NAMES, arrowKeys: new OneName(effective.dialplan.spyPrefix) };
-      chunks('extensions/spy', (a) => planSpy(a, effective), (a) => ((spyRules.arrowKeys.name = a.extension), spyRules));
+      fixed('extensions/context', ctx.spy, rulesOf(one(ctx.spy.name)));
+      const spyKeys = new Names([], effective.dialplan.spyPrefix);
+      const spyRules = rulesOf(new Names(), spyKeys);
+      chunks('extensions/spy', (a) => planSpy(a, effective), (a) => ((spyKeys.list = [a.extension]), spyRules));
       w.text('\n');
-      fixed('extensions/context', ctx.dids, { sections: new Set([ctx.dids.name]) });
-      const didRules = { sections: NO_NAMES, arrowKeys: new NameList() };
+      fixed('extensions/context', ctx.dids, rulesOf(one(ctx.dids.name)));
+      const didKeys = new Names();
+      const didRules = rulesOf(new Names(), didKeys);
       chunks('extensions/did', (a) => {
         const dids = planDids(a, effective);
         return dids.length ? dids : undefined;
-      }, (a) => ((didRules.arrowKeys.names = a.dids), didRules));
+      }, (a) => ((didKeys.list = a.dids), didRules));
     });
     if (problems.length) throw new RenderCheckError(problems);
     return next;
