@@ -109,21 +109,21 @@ function writeAllSync(fd: number, data: string | Buffer): void {
 }
 
 const fsyncAsync = promisify(fsync);
-/** StagedFile's encoding buffer (writes are synchronous: one at a time). */
-let scratch = Buffer.allocUnsafe(0);
 /** String.prototype.isWellFormed (ES2024, in Node 20): false when a string holds a lone surrogate. */
 const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+/** StagedFile's encoding buffer: the pieces are encoded into it and written once about this full. */
+const STAGE_BYTES = 1 << 20;
 
 /**
- * A file written piece by piece, for output too large to hold whole: the pieces go to a temp file
- * next to `target` (in batches of about 1 Mi UTF-16 units, compared on the way with the target's
- * current bytes), and commit() then either renames the temp file over the target with the
- * guarantees of writeFileAtomic, or, when the content is what the target already holds, removes
- * it and leaves the target untouched. "Already holds" means what comparing the target's text
- * (read as UTF-8) with the content would say: the bytes decide, except for content holding U+FFFD
- * or a lone surrogate, where the text comparison is made (or its answer known) instead. end()
- * (or prepare()) once the last piece is pushed does the comparison and starts the temp file's
- * fsync at once, so that it overlaps what the caller does before commit().
+ * A file written piece by piece, for output too large to hold whole: the pieces are encoded
+ * straight into a buffer that goes to a temp file next to `target` whenever it is about full (1 MiB,
+ * compared on the way with the target's current bytes), and commit() then either renames the temp
+ * file over the target with the guarantees of writeFileAtomic, or, when the content is what the
+ * target already holds, removes it and leaves the target untouched. "Already holds" means what
+ * comparing the target's text (read as UTF-8) with the content would say: the bytes decide, except
+ * for content holding U+FFFD or a lone surrogate, where the text comparison is made (or its answer
+ * known) instead. end() (or prepare()) once the last piece is pushed does the comparison and starts
+ * the temp file's fsync at once, so that it overlaps what the caller does before commit().
  */
 export class StagedFile {
   readonly tmp: string;
@@ -132,8 +132,11 @@ export class StagedFile {
   private fd: number | undefined;
   /** The target, open for reading while every byte so far equals the content. */
   private current: number | undefined;
-  private batch: string[] = [];
-  private batchLength = 0;
+  /** Encoded content not yet written: stage[0, staged). */
+  private stage: Buffer | undefined;
+  private staged = 0;
+  /** A high surrogate that ended the last piece, held back until the piece that completes its pair. */
+  private carry = '';
   private hasReplacement = false;
   private hasLoneSurrogate = false;
   private existed = false;
@@ -154,24 +157,34 @@ export class StagedFile {
   }
 
   push(piece: string): void {
-    this.batch.push(piece);
-    this.batchLength += piece.length;
-    if (this.batchLength >= SLICE) this.flush();
-  }
-
-  private flush(): void {
-    if (this.batch.length === 0) return;
-    const text = this.batch.length === 1 ? this.batch[0]! : this.batch.join('');
-    this.batch = [];
-    this.batchLength = 0;
+    if (this.carry) {
+      piece = this.carry + piece;
+      this.carry = '';
+    }
+    if (piece === '') return;
+    // Encoded alone, each half of a surrogate pair split between two pieces would become U+FFFD.
+    if ((piece.charCodeAt(piece.length - 1) & 0xfc00) === 0xd800) {
+      this.carry = piece.slice(-1);
+      piece = piece.slice(0, -1);
+    }
     // Only a comparison with an existing target needs to know these (see commit()).
     if (this.existed) {
-      if (!this.hasReplacement && text.includes('\ufffd')) this.hasReplacement = true;
-      if (!this.hasLoneSurrogate && !wellFormed(text)) this.hasLoneSurrogate = true;
+      if (!this.hasReplacement && piece.includes('\ufffd')) this.hasReplacement = true;
+      if (!this.hasLoneSurrogate && !wellFormed(piece)) this.hasLoneSurrogate = true;
     }
-    // Encoded into one buffer reused by every batch (at most 3 bytes per UTF-16 unit).
-    if (scratch.length < text.length * 3) scratch = Buffer.allocUnsafe(text.length * 3);
-    const buf = scratch.subarray(0, scratch.write(text));
+    const most = piece.length * 3; // UTF-8 bytes at most
+    let stage = this.stage;
+    if (stage && this.staged + most > stage.length) this.flush();
+    if (!stage || most > stage.length) stage = this.stage = Buffer.allocUnsafe(Math.max(STAGE_BYTES, most));
+    this.staged += stage.write(piece, this.staged);
+  }
+
+  /** Writes the staged bytes (and compares them with the target's). */
+  private flush(): void {
+    const n = this.staged;
+    if (n === 0) return;
+    const buf = this.stage!.subarray(0, n);
+    this.staged = 0;
     for (let off = 0; off < buf.length;) off += writeSync(this.fd!, buf, off, buf.length - off);
     if (this.current !== undefined && !this.sameAsCurrent(buf)) this.closeCurrent();
     this.bytes += buf.length;
@@ -201,7 +214,7 @@ export class StagedFile {
   private unchanged = false;
 
   /**
-   * Ends the content: flushes the last batch, compares with the target, and starts the temp
+   * Ends the content: writes what is staged, compares with the target, and starts the temp
    * file's fsync (or removes the temp file when the target already holds this content). Called as
    * soon as the last piece is pushed, the fsync overlaps whatever comes next; commit() waits for
    * it. Idempotent; nothing may be pushed after it.
@@ -216,7 +229,17 @@ export class StagedFile {
   }
 
   private async doPrepare(): Promise<void> {
+    if (this.carry) {
+      // The content ends in a lone high surrogate: it is written (as U+FFFD) like any other.
+      const last = this.carry;
+      this.carry = '';
+      if (this.existed) this.hasLoneSurrogate = true;
+      const stage = (this.stage ??= Buffer.allocUnsafe(STAGE_BYTES));
+      if (this.staged + 3 > stage.length) this.flush();
+      this.staged += stage.write(last, this.staged);
+    }
     this.flush();
+    this.stage = undefined;
     let same = this.current !== undefined && fstatSync(this.current).size === this.bytes;
     this.closeCurrent();
     // Comparing text, a lone surrogate never equals what a file reads back; U+FFFD may equal bytes

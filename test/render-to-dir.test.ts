@@ -95,6 +95,25 @@ describe('StagedFile', () => {
     expect(readdirSync(dir)).toEqual(['big']);
   });
 
+  it('writes the UTF-8 of the pieces\' joined text, wherever they are cut (surrogate pairs too)', async () => {
+    const dir = tempDir();
+    const small = Array.from({ length: 400 }, (_, i) => `k${i} = Zoë 😀 ${'x'.repeat(i % 300)}\n`).join('') + 'end 😀';
+    const large = Array.from({ length: 6000 }, (_, i) => `k${i} = Zoë 😀 ${'x'.repeat(i % 700)}\n`).join('');
+    const cases: [string, number][] = [[small, 1], [small, 3], [small, 7], [small, 4096], [large, (1 << 19) + 1], [large, 1 << 21]];
+    for (const [text, size] of cases) {
+      const pieces: string[] = [];
+      for (let i = 0; i < text.length; i += size) pieces.push(text.slice(i, i + size));
+      const target = path.join(dir, `cut-${size}`);
+      expect((await stage(target, pieces)).bytes, `pieces of ${size}`).toBe(Buffer.byteLength(text));
+      expect(readFileSync(target).equals(Buffer.from(text, 'utf8')), `pieces of ${size}`).toBe(true);
+      expect((await stage(target, pieces)).changed, `pieces of ${size}, again`).toBe(false);
+    }
+    // A high surrogate that ends the content alone is written as UTF-8 writes it (U+FFFD).
+    const target = path.join(dir, 'lone-end');
+    await stage(target, ['a = b', '\ud83d']);
+    expect(readFileSync(target)).toEqual(Buffer.from('a = b\ud83d', 'utf8'));
+  });
+
   it('end() finishes the temp file at once (fsync started, or removed when unchanged); commit() then places it', async () => {
     const dir = tempDir();
     const target = path.join(dir, 'f');
