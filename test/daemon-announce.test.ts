@@ -15,8 +15,7 @@ import type { Backend, Store } from '../src/model/types.js';
 import { Renderer } from '../src/render/render.js';
 import { loadTemplates } from '../src/render/templates.js';
 import { YamlStore } from '../src/store/yaml-store.js';
-import { FakeAsterisk } from './fakes/fake-asterisk.js';
-import { StubApplier, captureLogger, edit, tempStore } from './helpers/daemon-harness.js';
+import { StubApplier, captureLogger, edit, storeWithFakeAsterisk, tempStore } from './helpers/daemon-harness.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -35,12 +34,8 @@ class RecordingApplier implements ApplierPort {
 
 describe("Daemon 'storeLoaded'", () => {
   it('with the real Applier: after the Reload is written and before the apply ends', async () => {
-    const dirs = tempStore();
-    cleanups.push(() => rmSync(dirs.root, { recursive: true, force: true }));
     const secret = 'Ami-Announce-5ecret';
-    const asterisk = new FakeAsterisk({ configDir: dirs.out, username: 'switchboard', secret, sipReloadDelayMs: 5 });
-    const port = await asterisk.start();
-    cleanups.push(() => asterisk.stop());
+    const { dirs, port } = await storeWithFakeAsterisk(cleanups, secret);
     const { logger } = captureLogger('silent');
     const client = new AmiClient({ host: '127.0.0.1', port, username: 'switchboard', secret }, logger);
     client.start();

@@ -3,8 +3,7 @@
  * against FakeAriServer and a real SMTP server on loopback. An admin's edit to an agent file changes
  * how that agent's DID calls are routed, without a restart.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadDaemonSettings } from '../src/config/settings.js';
@@ -12,9 +11,9 @@ import { buildDaemon, type DaemonApp } from '../src/daemon/main.js';
 import { silentLogger } from '../src/log.js';
 import { FakeAriServer } from './fakes/ari-server.js';
 import { parseMessage, startSmtpServer, type TestSmtpServer } from './helpers/smtp.js';
+import { tempStore } from './helpers/daemon-harness.js';
 import { waitFor } from './helpers/wait.js';
 
-const FIXTURE_STORE = new URL('../fixtures/store/', import.meta.url).pathname;
 const ALICE_DID = '+61290000001';
 const CALLER = '+61400555666';
 
@@ -26,10 +25,8 @@ afterEach(async () => {
 });
 
 async function startDaemon(opts: { backend?: 'pjsip' | 'sip' | 'both' } = {}): Promise<Env> {
-  const root = mkdtempSync(join(tmpdir(), 'sb-daemon-calls-'));
+  const { root, store: storeDir } = tempStore('sb-daemon-calls-');
   cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  const storeDir = join(root, 'store');
-  cpSync(FIXTURE_STORE, storeDir, { recursive: true });
   const dataDir = join(root, 'var');
   const fake = new FakeAriServer({ password: 'ari-pass-1' });
   await fake.start();

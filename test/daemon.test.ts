@@ -12,8 +12,7 @@ import { loadDaemonSettings } from '../src/config/settings.js';
 import type { Issue } from '../src/model/issues.js';
 import { YamlStore } from '../src/store/yaml-store.js';
 import { FakeAmiServer } from './fakes/ami-server.js';
-import { FakeAsterisk } from './fakes/fake-asterisk.js';
-import { FIXTURE_STORE, StubApplier, captureLogger, edit, expectedFiles, outputFiles, tempStore, type LogLine } from './helpers/daemon-harness.js';
+import { FIXTURE_STORE, StubApplier, captureLogger, edit, expectedFiles, outputFiles, storeWithFakeAsterisk, tempStore, type LogLine } from './helpers/daemon-harness.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -430,13 +429,9 @@ describe('buildDaemon: the real wiring (Applier, AmiClient, YamlStore, Renderer)
   });
 
   it('with a fake Asterisk: down at start, applied and verified once it is up, then each edit reloads', async () => {
-    const dirs = tempStore();
-    cleanups.push(() => rmSync(dirs.root, { recursive: true, force: true }));
     const secret = 'Ami-Daemon-5ecret-71';
-    const asterisk = new FakeAsterisk({ configDir: dirs.out, username: 'switchboard', secret, sipReloadDelayMs: 5 });
-    const port = await asterisk.start();
+    const { dirs, asterisk, port } = await storeWithFakeAsterisk(cleanups, secret);
     await asterisk.stop();
-    cleanups.push(() => asterisk.stop());
     const settings = loadDaemonSettings({
       env: { SWITCHBOARD_ASTERISK_AMI_SECRET: secret },
       flags: { store: dirs.store, out: dirs.out, amiHost: '127.0.0.1', amiPort: port, amiUser: 'switchboard', debounceMs: 20 },

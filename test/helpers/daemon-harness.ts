@@ -4,7 +4,7 @@
  * writes real files (with the real Renderer) and can be held, scripted to fail, and watched for
  * concurrency.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import { loadTemplates } from '../../src/render/templates.js';
 import { loadStore } from '../../src/store/yaml-store.js';
 import type { ApplierPort, DaemonApplyReport } from '../../src/daemon/daemon.js';
 import { writeFileAtomic } from '../../src/fsutil.js';
+import { FakeAsterisk } from '../fakes/fake-asterisk.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURE_STORE = path.join(ROOT, 'fixtures', 'store');
@@ -29,6 +30,19 @@ export function tempStore(prefix = 'sb-daemon-'): { root: string; store: string;
   // Not the fixtures' own .extensions.json (a `render` of the fixtures may have written one).
   cpSync(FIXTURE_STORE, store, { recursive: true, filter: (src) => path.basename(src) !== '.extensions.json' });
   return { root, store, out: path.join(root, 'out') };
+}
+
+/**
+ * A temp copy of the sample store and a fake Asterisk (AMI user `switchboard` with `secret`)
+ * whose config directory is that store's `out/`, started; both are undone by `cleanups`.
+ */
+export async function storeWithFakeAsterisk(cleanups: (() => Promise<void> | void)[], secret: string): Promise<{ dirs: ReturnType<typeof tempStore>; asterisk: FakeAsterisk; port: number }> {
+  const dirs = tempStore();
+  cleanups.push(() => rmSync(dirs.root, { recursive: true, force: true }));
+  const asterisk = new FakeAsterisk({ configDir: dirs.out, username: 'switchboard', secret, sipReloadDelayMs: 5 });
+  const port = await asterisk.start();
+  cleanups.push(() => asterisk.stop());
+  return { dirs, asterisk, port };
 }
 
 /** An admin's edit: replaces `from` in a store file; throws when it does not match. */

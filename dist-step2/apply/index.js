@@ -1,0 +1,3 @@
+export { Applier } from './applier.js';
+export { ApplyLockedError, ApplyRolledBackError, describeRefused } from './errors.js';
+//# sourceMappingURL=index.js.map

@@ -1,0 +1,848 @@
+/**
+ * AriClient: the AriPort over ari-client 2.2.0, the only module that imports ari-client.
+ *
+ * What it adds to ari-client (see docs/ENGINEERING.md, "Libraries"):
+ * - A credential check (GET /ari/asterisk/info with Basic auth) before every connect(): with a bad
+ *   password ari-client's connect() would throw an uncaught exception. A SwaggerGuard also contains
+ *   that exception (and swagger-client's stdout notice) for the rare race it does not cover.
+ * - A timeout on every REST call and connect step (ari-client's promises never settle when
+ *   Asterisk is gone): PeerTimeoutError.
+ * - Errors mapped to AriRequestError (a PeerRequestError with `notFound`) / PeerAuthError.
+ * - A supervisor that reconnects for ever with capped exponential backoff. ari-client's own event
+ *   socket reconnect gives up after 10 tries (only a `WebSocketMaxRetries` event) and cannot be
+ *   cancelled once a retry is scheduled (its stop() during a retry still reconnects, and a second
+ *   socket for the same app would replace ours at Asterisk). So right after `client.start(app)` the
+ *   supervisor takes the WebSocket ari-client opened (`client._ws`, ari-client 2.2.0 internals)
+ *   away from ari-client's handlers and drives it itself: events are parsed here (plain JSON, as
+ *   Asterisk sent them), a ping detects a dead peer, and on close the whole ari-client instance is
+ *   thrown away and rebuilt (credential check, api-docs, socket), emitting 'connected' each time.
+ * - stop() really stops: pending retry cleared, in-flight attempt abandoned, socket closed.
+ * - REST over the events WebSocket (Asterisk 20.14+, 21.9+, 22.4+): once the socket is open (and
+ *   events flow: nothing waits for the probe), a `GET asterisk/ping` RESTRequest frame probes for
+ *   it; requests go over HTTP until Asterisk answers it, then every request whose
+ *   answer is JSON goes over that socket as a RESTRequest frame and is matched with its
+ *   RESTResponse frame by request_id (no TCP connection and no swagger-client per request: this is
+ *   what keeps the first action of a burst of DID calls within milliseconds). Asterisk before
+ *   20.14 ignores client frames: the probe times out and requests go over HTTP through ari-client,
+ *   as they also do for a recording's file (Asterisk answers 406 over the socket) and for any path
+ *   segment that would need URL encoding. Same timeouts and error mapping on both transports.
+ *
+ * Limitation (swagger-client): the Basic-auth credentials live in a module-global of
+ * swagger-client, so all AriClient instances in one process must use the same ARI user.
+ * The password never reaches a log: logs carry url, user and app only, and error texts are scrubbed.
+ */
+import { EventEmitter } from 'node:events';
+import ariClient from 'ari-client';
+import { PeerAuthError, PeerDisconnectedError, PeerRequestError, PeerTimeoutError, SettingsError, SwitchboardError, errorMessage } from '../../errors.js';
+import { ARI_PEER, AriRequestError, toAriError } from './errors.js';
+import { HttpTransportError, httpGet, peerMessage } from './http.js';
+import { SwaggerGuard } from './swagger-guard.js';
+import { ClientFrameEncoder } from './ws-frames.js';
+const WS_CONNECTING = 0;
+const WS_OPEN = 1;
+const WS_CLOSED = 3;
+const DEFAULTS = { requestTimeoutMs: 5000, reconnectInitialMs: 500, reconnectMaxMs: 30_000, pingIntervalMs: 15_000, restProbeTimeoutMs: 2000 };
+/** Path segments sent as they are over the socket (Asterisk does not URL-decode them there). */
+const PLAIN_SEGMENT = /^[A-Za-z0-9._~:@+-]+$/;
+const noop = () => undefined;
+/** Names this emitter uses itself: an ARI event of that type is emitted as 'event' only. */
+const RESERVED_EVENT_NAMES = new Set(['event', 'connected', 'disconnected', 'error']);
+export class AriClient extends EventEmitter {
+    origin;
+    settings;
+    log;
+    connectFn;
+    guard;
+    state = 'idle';
+    /** Bumped by every attempt and by stop(): results of an older attempt are thrown away. */
+    generation = 0;
+    failures = 0;
+    lib;
+    ws;
+    retryTimer;
+    pingTimer;
+    awaitingPong = false;
+    /** The socket REST requests go over (set when the connect-time probe succeeded on it). */
+    restWs;
+    pendingRest = new Map();
+    restSeq = 0;
+    /** The RestTimeout of the requests sent in this turn of the event loop. */
+    restTimeout;
+    frameEncoder = new ClientFrameEncoder();
+    /** Frames written at the end of this tick (writeFrame). */
+    outgoing;
+    abort;
+    firstStart;
+    constructor(settings, deps) {
+        super();
+        let parsed;
+        try {
+            parsed = new URL(settings.url);
+        }
+        catch {
+            throw new SettingsError(`ari url "${settings.url}" is not a URL; e.g. "http://127.0.0.1:8088"`, { key: 'ari.url' });
+        }
+        if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+            throw new SettingsError(`ari url "${settings.url}" must start with http:// or https://`, { key: 'ari.url' });
+        }
+        if (!/^[A-Za-z0-9_.-]+$/.test(settings.app)) {
+            throw new SettingsError(`ari app "${settings.app}" is invalid: letters, digits, "_", "." and "-" only, e.g. "switchboard"`, { key: 'ari.app' });
+        }
+        if (!settings.username)
+            throw new SettingsError('ari username is empty', { key: 'ari.username' });
+        this.origin = parsed.origin;
+        this.settings = {
+            url: parsed.origin,
+            username: settings.username,
+            password: settings.password,
+            app: settings.app,
+            requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+            reconnectInitialMs: settings.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
+            reconnectMaxMs: settings.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
+            pingIntervalMs: settings.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+            restOverWebSocket: settings.restOverWebSocket ?? 'auto',
+            restProbeTimeoutMs: settings.restProbeTimeoutMs ?? DEFAULTS.restProbeTimeoutMs,
+        };
+        this.log = deps.logger.child({ component: 'ari', url: this.origin, user: settings.username, app: settings.app });
+        this.connectFn = deps.connect ?? ((u, user, pass) => ariClient.connect(u, user, pass));
+        this.guard = new SwaggerGuard(this.log, (s) => this.scrub(s));
+        // One listener per event type and per call-control service is expected; more would be a leak.
+        this.setMaxListeners(50);
+    }
+    /** True while the events socket is open. */
+    get connected() { return this.state === 'connected'; }
+    /** How REST requests travel now: over the events socket, over HTTP, or not at all (not connected). */
+    get restTransport() {
+        if (this.state !== 'connected')
+            return 'none';
+        return this.restWs && this.restWs === this.ws ? 'websocket' : 'http';
+    }
+    // -------------------------------------------------------------------------------------------
+    // Supervisor
+    /**
+     * Connects and keeps reconnecting for ever. Resolves on the first successful connection;
+     * rejects with PeerAuthError when Asterisk refuses the credentials (and stops), with the first
+     * error when `failFast`, or with PeerDisconnectedError when stop() comes first.
+     */
+    start(opts = {}) {
+        if (this.state === 'connected')
+            return Promise.resolve();
+        if (this.firstStart)
+            return this.firstStart.promise;
+        if (this.state === 'connecting' || this.state === 'backoff')
+            return Promise.resolve();
+        let resolve;
+        let reject;
+        const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
+        this.firstStart = { promise, resolve, reject, failFast: opts.failFast ?? false };
+        this.failures = 0;
+        void this.attempt();
+        return promise;
+    }
+    /** Stops for good (until start() again): no retry, socket closed, REST calls refused. */
+    async stop() {
+        const wasConnected = this.state === 'connected';
+        this.generation++;
+        this.state = 'stopped';
+        if (this.retryTimer)
+            clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
+        this.abort?.abort();
+        this.abort = undefined;
+        const ws = this.ws;
+        this.dropClient(); // also fails the REST requests in flight
+        if (this.firstStart) {
+            this.firstStart.reject(new PeerDisconnectedError(ARI_PEER, 'start (stopped before connecting)'));
+            this.firstStart = undefined;
+        }
+        if (ws)
+            await closeSocket(ws);
+        if (wasConnected) {
+            this.log.info('ARI stopped');
+            this.safeEmit('disconnected', { reason: 'stopped' });
+        }
+    }
+    async attempt() {
+        const gen = ++this.generation;
+        this.state = 'connecting';
+        this.retryTimer = undefined;
+        const abort = new AbortController();
+        this.abort = abort;
+        try {
+            const version = await this.checkCredentials(abort.signal);
+            if (gen !== this.generation)
+                return;
+            const lib = await this.loadApi(abort.signal);
+            if (gen !== this.generation) {
+                detach(lib);
+                return;
+            }
+            const ws = await this.openSocket(lib, gen, abort.signal);
+            if (gen !== this.generation) {
+                void closeSocket(ws);
+                detach(lib);
+                return;
+            }
+            this.onConnected(lib, ws, version);
+            // Events flow at once; requests go over HTTP until (and unless) Asterisk answers the probe.
+            void this.probeRest(ws).then((ok) => {
+                if (!ok || ws !== this.ws || this.state !== 'connected')
+                    return;
+                this.restWs = ws;
+                this.log.info('ARI: requests now go over the events WebSocket (REST over WebSocket)');
+            });
+        }
+        catch (err) {
+            if (gen !== this.generation)
+                return;
+            this.onAttemptFailed(err);
+        }
+        finally {
+            if (this.abort === abort)
+                this.abort = undefined;
+        }
+    }
+    onConnected(lib, ws, version) {
+        this.lib = lib;
+        this.ws = ws;
+        this.restWs = undefined;
+        this.state = 'connected';
+        this.failures = 0;
+        ws.off('message', this.holdEarlyMessage);
+        const early = this.earlyMessages;
+        this.earlyMessages = [];
+        ws.on('message', (data) => this.onMessage(data));
+        ws.on('pong', () => { this.awaitingPong = false; });
+        ws.on('close', (code) => this.onSocketClosed(ws, code));
+        this.startPing(ws);
+        this.log.info({ asteriskVersion: version }, 'ARI connected');
+        const first = this.firstStart;
+        this.firstStart = undefined;
+        first?.resolve();
+        this.safeEmit('connected');
+        for (const data of early)
+            this.onMessage(data);
+    }
+    earlyMessages = [];
+    holdEarlyMessage = (data) => {
+        this.earlyMessages.push(data);
+    };
+    onAttemptFailed(err) {
+        const error = err instanceof SwitchboardError ? err : new PeerRequestError(ARI_PEER, 'connect', this.scrub(errorMessage(err)));
+        this.dropClient();
+        const first = this.firstStart;
+        if (first && (first.failFast || error instanceof PeerAuthError)) {
+            this.firstStart = undefined;
+            this.state = 'idle';
+            this.log.error({ code: error.code, err: error.message }, 'ARI connect failed');
+            first.reject(error);
+            return;
+        }
+        this.scheduleRetry(error);
+    }
+    onSocketClosed(ws, code) {
+        if (ws !== this.ws || this.state !== 'connected')
+            return;
+        this.log.warn({ code }, 'ARI events socket closed');
+        this.dropClient();
+        this.state = 'backoff';
+        this.safeEmit('disconnected', { reason: 'socket closed', code });
+        this.scheduleRetry(undefined);
+    }
+    scheduleRetry(error) {
+        const { reconnectInitialMs: initial, reconnectMaxMs: max } = this.settings;
+        const delay = Math.min(max, initial * 2 ** Math.min(this.failures, 30));
+        this.failures++;
+        this.state = 'backoff';
+        const fields = { attempt: this.failures, retryInMs: delay, ...(error ? { code: error.code, err: error.message } : {}) };
+        if (error instanceof PeerAuthError)
+            this.log.error(fields, 'ARI refused the credentials; retrying');
+        else
+            this.log.warn(fields, 'ARI not connected; retrying');
+        const gen = this.generation;
+        this.retryTimer = setTimeout(() => {
+            if (gen !== this.generation || this.state !== 'backoff')
+                return;
+            void this.attempt();
+        }, delay);
+    }
+    /** Forgets the current ari-client instance and socket (closing the socket without waiting). */
+    dropClient() {
+        if (this.pingTimer)
+            clearInterval(this.pingTimer);
+        this.pingTimer = undefined;
+        const ws = this.ws;
+        this.ws = undefined;
+        this.restWs = undefined;
+        this.failPendingRest(ws, 'the events socket closed before Asterisk answered');
+        if (ws) {
+            ws.removeAllListeners('message');
+            ws.removeAllListeners('pong');
+            ws.removeAllListeners('close');
+            if (ws.readyState !== WS_CLOSED)
+                void closeSocket(ws);
+        }
+        if (this.lib)
+            detach(this.lib);
+        this.lib = undefined;
+    }
+    startPing(ws) {
+        const every = this.settings.pingIntervalMs;
+        if (!every)
+            return;
+        this.awaitingPong = false;
+        this.pingTimer = setInterval(() => {
+            if (ws !== this.ws)
+                return;
+            if (this.awaitingPong) {
+                this.log.warn({ pingIntervalMs: every }, 'ARI events socket: no pong; dropping it');
+                ws.terminate();
+                return;
+            }
+            this.awaitingPong = true;
+            try {
+                ws.ping(undefined, undefined, noop);
+            }
+            catch { /* closing: 'close' will follow */ }
+        }, every);
+    }
+    // -------------------------------------------------------------------------------------------
+    // Connect steps
+    /** GET /ari/asterisk/info with Basic auth: refuses bad credentials before ari-client sees them. */
+    async checkCredentials(signal) {
+        const what = 'credential check (GET /ari/asterisk/info)';
+        const url = `${this.origin}/ari/asterisk/info`;
+        const res = await this.get(url, what, signal);
+        if (res.status === 401 || res.status === 403) {
+            throw new PeerAuthError(ARI_PEER, `Asterisk at ${this.origin} refused ARI user "${this.settings.username}" (HTTP ${res.status}); see ari.conf`);
+        }
+        if (res.status === 404) {
+            throw new AriRequestError(what, `${url} answered 404: is ARI enabled (http.conf enabled=yes, ari.conf enabled=yes)?`, { status: 404, notFound: false });
+        }
+        if (res.status !== 200) {
+            throw new AriRequestError(what, this.scrub(peerMessage(res.body)) || `HTTP ${res.status}`, { status: res.status });
+        }
+        try {
+            const info = JSON.parse(res.body.toString('utf8'));
+            return typeof info.system?.version === 'string' ? info.system.version : undefined;
+        }
+        catch {
+            throw new AriRequestError(what, `${url} did not answer JSON: is this Asterisk's HTTP server?`, { status: res.status });
+        }
+    }
+    /** ari-client's connect(): loads the api-docs, under the SwaggerGuard and a timeout. */
+    loadApi(signal) {
+        const ms = this.settings.requestTimeoutMs * 2;
+        const { username, password } = this.settings;
+        const p = this.guard.around(() => Promise.resolve(this.connectFn(this.origin, username, password)));
+        // A connect() that settles after we gave up: drop what it built.
+        return withTimeout(p, ms, () => {
+            p.then((late) => detach(late), noop);
+            return new PeerTimeoutError(ARI_PEER, 'loading the api-docs (connect)', ms);
+        }, signal, () => {
+            p.then((late) => detach(late), noop);
+            return new PeerDisconnectedError(ARI_PEER, 'loading the api-docs (stopped)');
+        }).catch((err) => { throw toAriError('loading the api-docs (connect)', err, (s) => this.scrub(s)); });
+    }
+    /**
+     * ari-client's start(app) opens the events socket; we take it over at once (before any I/O can
+     * happen) so that ari-client's own reconnect logic never runs, and wait for it to open.
+     */
+    openSocket(lib, gen, signal) {
+        const ms = this.settings.requestTimeoutMs;
+        return new Promise((resolve, reject) => {
+            // subscribeAll: presence needs EndpointStateChange and DeviceStateChanged for every agent,
+            // which Asterisk only sends to apps subscribed to all event sources.
+            const started = lib.start(this.settings.app, true);
+            // Never settles once its listeners are gone; nothing to wait for.
+            void Promise.resolve(started).catch(noop);
+            const ws = lib._ws;
+            if (!ws || typeof ws.on !== 'function') {
+                reject(new PeerRequestError(ARI_PEER, 'events WebSocket', 'ari-client did not expose its WebSocket (client._ws); only ari-client 2.2.0 is supported'));
+                return;
+            }
+            ws.removeAllListeners();
+            ws.on('error', noop); // ws throws on 'error' without a listener; errors are handled via 'close'
+            // ws can emit frames that arrived with the upgrade response synchronously right after 'open',
+            // before our await resumes: hold them until onConnected so that no StasisStart is lost.
+            this.earlyMessages = [];
+            ws.on('message', this.holdEarlyMessage);
+            if (gen === this.generation)
+                this.ws = ws; // so that stop() closes it while it is connecting
+            const timer = setTimeout(() => {
+                done();
+                ws.terminate();
+                reject(new PeerTimeoutError(ARI_PEER, 'events WebSocket connect', ms));
+            }, ms);
+            let lastError;
+            const onError = (err) => { lastError = err; };
+            const onOpen = () => { done(); resolve(ws); };
+            const onClose = () => {
+                done();
+                if (this.ws === ws)
+                    this.ws = undefined;
+                const msg = this.scrub(lastError?.message ?? 'closed before it opened');
+                const status = /Unexpected server response: (\d+)/.exec(msg)?.[1];
+                if (status === '401' || status === '403') {
+                    reject(new PeerAuthError(ARI_PEER, `Asterisk refused the events WebSocket for ARI user "${this.settings.username}" (HTTP ${status})`));
+                }
+                else {
+                    reject(new PeerRequestError(ARI_PEER, 'events WebSocket connect', msg, status ? { status: Number(status) } : {}));
+                }
+            };
+            const onAbort = () => {
+                done();
+                ws.terminate();
+                reject(new PeerDisconnectedError(ARI_PEER, 'events WebSocket connect (stopped)'));
+            };
+            const done = () => {
+                clearTimeout(timer);
+                signal.removeEventListener('abort', onAbort);
+                ws.off('open', onOpen);
+                ws.off('error', onError);
+                ws.off('close', onClose);
+            };
+            if (signal.aborted) {
+                onAbort();
+                return;
+            }
+            signal.addEventListener('abort', onAbort, { once: true });
+            ws.on('open', onOpen);
+            ws.on('error', onError);
+            ws.on('close', onClose);
+        });
+    }
+    onMessage(data) {
+        const text = Buffer.isBuffer(data) ? data.toString('utf8') : String(data);
+        let evt;
+        try {
+            evt = JSON.parse(text);
+        }
+        catch {
+            this.log.warn({ bytes: text.length }, 'ARI: event is not JSON; ignored');
+            return;
+        }
+        if (!evt || typeof evt !== 'object' || typeof evt.type !== 'string') {
+            this.log.warn('ARI: event without a type; ignored');
+            return;
+        }
+        const event = evt;
+        if (event.type === 'RESTResponse') {
+            this.onRestResponse(event);
+            return;
+        }
+        if (event.type === 'ApplicationReplaced') {
+            this.log.error('ARI: another client connected with the same app name; Asterisk now sends its events there');
+        }
+        this.safeEmit('event', event);
+        if (!RESERVED_EVENT_NAMES.has(event.type))
+            this.safeEmit(event.type, event);
+    }
+    safeEmit(name, ...args) {
+        try {
+            this.emit(name, ...args);
+        }
+        catch (err) {
+            this.log.error({ event: name, err: this.scrub(errorMessage(err)) }, 'ARI: an event listener threw');
+        }
+    }
+    // -------------------------------------------------------------------------------------------
+    // REST over the events WebSocket
+    /** True when Asterisk answers a RESTRequest on this socket (see the header comment). */
+    async probeRest(ws) {
+        if (this.settings.restOverWebSocket === 'off')
+            return false;
+        const ms = this.settings.restProbeTimeoutMs;
+        try {
+            const a = await this.sendRest(ws, { method: 'GET', path: ['asterisk', 'ping'] }, 'REST over WebSocket probe (GET asterisk/ping)', ms);
+            if (a.status === 200)
+                return true;
+            this.log.info({ status: a.status, reason: a.reason }, 'ARI: Asterisk refused a REST request on the events WebSocket; requests stay on HTTP');
+        }
+        catch (err) {
+            if (ws !== this.ws)
+                return false; // the socket went away meanwhile: a new one probes again
+            if (err instanceof PeerTimeoutError) {
+                this.log.info({ probeTimeoutMs: ms }, 'ARI: no answer to a REST request on the events WebSocket (Asterisk before 20.14/21.9/22.4); requests stay on HTTP');
+            }
+            else {
+                this.log.warn({ err: this.scrub(errorMessage(err)) }, 'ARI: REST over WebSocket probe failed; requests stay on HTTP');
+            }
+        }
+        return false;
+    }
+    /** Sends one RESTRequest frame; resolves with the matching RESTResponse (any status). */
+    sendRest(ws, spec, what, timeoutMs) {
+        const id = `sb-${++this.restSeq}`;
+        const text = restRequestText(id, spec);
+        return new Promise((resolve, reject) => {
+            const deadline = this.restDeadline(timeoutMs);
+            deadline.ids.push(id);
+            deadline.open++;
+            this.pendingRest.set(id, { what, ws, deadline, resolve, reject });
+            const failed = (err) => {
+                const p = this.takePending(id);
+                if (p)
+                    reject(new PeerDisconnectedError(ARI_PEER, `${what} (events socket: ${this.scrub(errorMessage(err))})`));
+            };
+            try {
+                this.writeFrame(ws, text, failed);
+            }
+            catch (err) {
+                failed(err);
+            }
+        });
+    }
+    /** The shared timeout (RestTimeout) for a request sent now with this timeout. */
+    restDeadline(ms) {
+        const current = this.restTimeout;
+        if (current && current.ms === ms)
+            return current;
+        const d = { ms, ids: [], open: 0, timer: undefined };
+        d.timer = setTimeout(() => {
+            d.timer = undefined;
+            for (const id of d.ids) {
+                const p = this.pendingRest.get(id);
+                if (p?.deadline !== d)
+                    continue;
+                this.pendingRest.delete(id);
+                p.reject(new PeerTimeoutError(ARI_PEER, p.what, ms));
+            }
+        }, ms);
+        this.restTimeout = d;
+        // Requests of the next turn get a timer of their own.
+        process.nextTick(() => { if (this.restTimeout === d)
+            this.restTimeout = undefined; });
+        return d;
+    }
+    /** Removes a request from those in flight (undefined if it is not); its timer goes with the last one. */
+    takePending(id) {
+        const p = this.pendingRest.get(id);
+        if (!p)
+            return undefined;
+        this.pendingRest.delete(id);
+        const d = p.deadline;
+        if (--d.open === 0 && d.timer) {
+            clearTimeout(d.timer);
+            d.timer = undefined;
+        }
+        return p;
+    }
+    /**
+     * Sends a text frame on the events socket. The frames of one tick (a burst of calls: one first
+     * action per StasisStart of a socket read) are encoded here (ClientFrameEncoder) and leave in one
+     * write at the end of the tick; whole frames only, so they never interleave with the frames ws
+     * writes itself (pings, close). Without ws@6's `_socket`, ws.send.
+     */
+    writeFrame(ws, text, failed) {
+        const socket = ws._socket;
+        if (!socket || typeof socket.write !== 'function' || ws.readyState !== WS_OPEN) {
+            ws.send(text, (err) => { if (err)
+                failed(err); });
+            return;
+        }
+        const frame = this.frameEncoder.encodeText(text);
+        const out = this.outgoing;
+        if (out && out.socket === socket) {
+            out.frames.push(frame);
+            out.failed.push(failed);
+            return;
+        }
+        this.outgoing = { ws, socket, frames: [frame], failed: [failed] };
+        process.nextTick(() => this.flushFrames());
+    }
+    flushFrames() {
+        const out = this.outgoing;
+        this.outgoing = undefined;
+        if (!out)
+            return;
+        const fail = (err) => { for (const f of out.failed)
+            f(err); };
+        if (out.ws.readyState !== WS_OPEN || out.socket.destroyed || !out.socket.writable) {
+            fail(new Error('the events socket is closed'));
+            return;
+        }
+        out.socket.write(out.frames.length === 1 ? out.frames[0] : Buffer.concat(out.frames), (err) => { if (err)
+            fail(err); });
+    }
+    onRestResponse(evt) {
+        const r = evt;
+        const id = typeof r.request_id === 'string' ? r.request_id : '';
+        const p = this.takePending(id);
+        if (!p) {
+            this.log.warn({ requestId: id, status: r.status_code, reason: r.reason_phrase }, 'ARI: a RESTResponse for no request in flight; ignored');
+            return;
+        }
+        let body;
+        if (typeof r.message_body === 'string' && r.message_body !== '') {
+            try {
+                body = JSON.parse(r.message_body);
+            }
+            catch {
+                body = r.message_body;
+            }
+        }
+        p.resolve({ status: typeof r.status_code === 'number' ? r.status_code : 0, reason: String(r.reason_phrase ?? ''), body });
+    }
+    /** Rejects the requests in flight on `ws` (all of them when `ws` is undefined). */
+    failPendingRest(ws, why) {
+        for (const [id, p] of this.pendingRest) {
+            if (ws && p.ws !== ws)
+                continue;
+            this.takePending(id);
+            p.reject(new PeerDisconnectedError(ARI_PEER, `${p.what} (${why})`));
+        }
+    }
+    /**
+     * One ARI request: over the events socket when Asterisk takes REST there, else through
+     * ari-client (`viaLib`). Same timeout, same errors either way.
+     */
+    async request(what, spec, viaLib) {
+        const ws = this.restWs;
+        if (!ws || ws !== this.ws || this.state !== 'connected' || !plainSegments(spec.path)) {
+            return this.call(what, viaLib);
+        }
+        const a = await this.sendRest(ws, spec, what, this.settings.requestTimeoutMs);
+        if (a.status >= 200 && a.status < 300)
+            return a.body;
+        const b = a.body;
+        const message = this.scrub(typeof b === 'string' ? b : String(b?.message ?? b?.error ?? a.reason ?? ''));
+        if (a.status === 401 || a.status === 403)
+            throw new PeerAuthError(ARI_PEER, `${what}: Asterisk answered ${a.status} (${message})`);
+        throw new AriRequestError(what, message || `${a.status} ${a.reason}`, { status: a.status });
+    }
+    // -------------------------------------------------------------------------------------------
+    // Helpers
+    /** Removes the password (and Basic/api_key forms of it) from a text meant for logs or errors. */
+    scrub(text) {
+        let out = text.replace(/(api_key=)[^&\s"']*/gi, '$1[redacted]').replace(/(\/\/[^/\s:@]*:)[^@/\s]*@/g, '$1[redacted]@');
+        const { username, password } = this.settings ?? {};
+        if (password && password.length >= 3) {
+            const forms = [password, encodeURIComponent(password), Buffer.from(`${username}:${password}`).toString('base64')];
+            for (const f of forms)
+                out = out.split(f).join('[redacted]');
+        }
+        return out;
+    }
+    async get(url, what, signal) {
+        const ms = this.settings.requestTimeoutMs;
+        try {
+            return await httpGet(url, { username: this.settings.username, password: this.settings.password, timeoutMs: ms, ...(signal ? { signal } : {}) });
+        }
+        catch (err) {
+            if (err instanceof HttpTransportError) {
+                const f = err.failure;
+                if (f.kind === 'timeout')
+                    throw new PeerTimeoutError(ARI_PEER, what, ms);
+                if (f.kind === 'aborted')
+                    throw new PeerDisconnectedError(ARI_PEER, `${what} (stopped)`);
+                throw new PeerRequestError(ARI_PEER, what, `cannot reach Asterisk at ${this.origin} (${f.code})`, { unreachable: true, errno: f.code });
+            }
+            throw err;
+        }
+    }
+    /** One REST call through ari-client: refused when not connected, bounded by the timeout, errors mapped. */
+    async call(what, fn) {
+        const lib = this.lib;
+        if (!lib || this.state !== 'connected')
+            throw new PeerDisconnectedError(ARI_PEER, what);
+        const ms = this.settings.requestTimeoutMs;
+        try {
+            return await withTimeout(Promise.resolve().then(() => fn(lib)), ms, () => new PeerTimeoutError(ARI_PEER, what, ms));
+        }
+        catch (err) {
+            throw toAriError(what, err, (s) => this.scrub(s));
+        }
+    }
+    // -------------------------------------------------------------------------------------------
+    // AriPort
+    async answer(channelId) {
+        await this.request(`answer channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'answer'] }, (c) => c.channels.answer({ channelId }));
+    }
+    async ring(channelId) {
+        await this.request(`ring channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'ring'] }, (c) => c.channels.ring({ channelId }));
+    }
+    async ringStop(channelId) {
+        await this.request(`stop ringing channel ${channelId}`, { method: 'DELETE', path: ['channels', channelId, 'ring'] }, (c) => c.channels.ringStop({ channelId }));
+    }
+    async hangup(channelId, reason) {
+        await this.request(`hang up channel ${channelId}`, { method: 'DELETE', path: ['channels', channelId], query: { reason } }, (c) => c.channels.hangup({ channelId, ...(reason ? { reason } : {}) }));
+    }
+    async continueInDialplan(channelId, opts = {}) {
+        const q = definedOnly({ context: opts.context, extension: opts.extension, priority: opts.priority, label: opts.label });
+        await this.request(`continue channel ${channelId} in the dialplan`, { method: 'POST', path: ['channels', channelId, 'continue'], query: q }, (c) => c.channels.continueInDialplan({ channelId, ...q }));
+    }
+    async play(channelId, media, playbackId) {
+        const q = { media: media.join(','), ...(playbackId ? { playbackId } : {}) };
+        const pb = await this.request(`play ${media.join(',')} on channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'play'], query: q }, (c) => c.channels.play({ channelId, ...q }));
+        return { id: String(pb?.id ?? playbackId ?? '') };
+    }
+    async record(channelId, opts) {
+        const q = {
+            name: opts.name, format: opts.format, maxDurationSeconds: opts.maxDurationSeconds,
+            maxSilenceSeconds: opts.maxSilenceSeconds, beep: opts.beep, terminateOn: opts.terminateOn,
+            ...(opts.ifExists ? { ifExists: opts.ifExists } : {}),
+        };
+        const rec = await this.request(`record channel ${channelId} as "${opts.name}"`, { method: 'POST', path: ['channels', channelId, 'record'], query: q }, (c) => c.channels.record({ channelId, ...q }));
+        return { name: String(rec?.name ?? opts.name) };
+    }
+    async originate(opts) {
+        const q = {
+            endpoint: opts.endpoint, app: opts.app, timeout: opts.timeoutSeconds,
+            ...definedOnly({ appArgs: opts.appArgs, callerId: opts.callerId, channelId: opts.channelId }),
+        };
+        const variables = opts.variables && Object.keys(opts.variables).length ? opts.variables : undefined;
+        const ch = await this.request(`originate to ${opts.endpoint}`, { method: 'POST', path: ['channels'], query: q, ...(variables ? { body: { variables } } : {}) }, (c) => c.channels.originate({ ...q, ...(variables ? { variables } : {}) }));
+        return { id: String(ch?.id ?? opts.channelId ?? '') };
+    }
+    async createBridge(opts = {}) {
+        const q = definedOnly({ type: opts.type, bridgeId: opts.bridgeId });
+        const b = await this.request('create bridge', { method: 'POST', path: ['bridges'], query: q }, (c) => c.bridges.create(q));
+        return { id: String(b?.id ?? opts.bridgeId ?? '') };
+    }
+    async addChannel(bridgeId, channelIds) {
+        const channel = channelIds.join(',');
+        await this.request(`add ${channel} to bridge ${bridgeId}`, { method: 'POST', path: ['bridges', bridgeId, 'addChannel'], query: { channel } }, (c) => c.bridges.addChannel({ bridgeId, channel }));
+    }
+    async destroyBridge(bridgeId) {
+        await this.request(`destroy bridge ${bridgeId}`, { method: 'DELETE', path: ['bridges', bridgeId] }, (c) => c.bridges.destroy({ bridgeId }));
+    }
+    async getChannel(channelId) {
+        try {
+            return plain(await this.request(`get channel ${channelId}`, { method: 'GET', path: ['channels', channelId] }, (c) => c.channels.get({ channelId })));
+        }
+        catch (err) {
+            if (err instanceof AriRequestError && err.notFound)
+                return undefined;
+            throw err;
+        }
+    }
+    async listChannels() {
+        return plain(await this.request('list channels', { method: 'GET', path: ['channels'] }, (c) => c.channels.list()));
+    }
+    async listBridges() {
+        return plain(await this.request('list bridges', { method: 'GET', path: ['bridges'] }, (c) => c.bridges.list()));
+    }
+    async listEndpoints() {
+        return plain(await this.request('list endpoints', { method: 'GET', path: ['endpoints'] }, (c) => c.endpoints.list()));
+    }
+    /** The recording's bytes, fetched directly (binary body, timeout) rather than through ari-client. */
+    async getStoredRecordingFile(name) {
+        const what = `download stored recording "${name}"`;
+        const res = await this.get(`${this.origin}/ari/recordings/stored/${encodeURIComponent(name)}/file`, what);
+        if (res.status === 200)
+            return res.body;
+        const message = this.scrub(peerMessage(res.body)) || `HTTP ${res.status}`;
+        if (res.status === 401)
+            throw new PeerAuthError(ARI_PEER, `${what}: Asterisk answered 401`);
+        throw new AriRequestError(what, message, { status: res.status });
+    }
+    async deleteStoredRecording(name) {
+        await this.request(`delete stored recording "${name}"`, { method: 'DELETE', path: ['recordings', 'stored', name] }, (c) => c.recordings.deleteStored({ recordingName: name }));
+    }
+    async getLiveRecording(name) {
+        try {
+            return plain(await this.request(`get live recording "${name}"`, { method: 'GET', path: ['recordings', 'live', name] }, (c) => c.recordings.getLive({ recordingName: name })));
+        }
+        catch (err) {
+            if (err instanceof AriRequestError && err.notFound)
+                return undefined;
+            throw err;
+        }
+    }
+    async getStoredRecording(name) {
+        try {
+            const r = plain(await this.request(`get stored recording "${name}"`, { method: 'GET', path: ['recordings', 'stored', name] }, (c) => c.recordings.getStored({ recordingName: name })));
+            return { name: r.name, format: r.format };
+        }
+        catch (err) {
+            if (err instanceof AriRequestError && err.notFound)
+                return undefined;
+            throw err;
+        }
+    }
+}
+// ---------------------------------------------------------------------------------------------
+/** Rejects with `onTimeout()` after `ms`; the late settlement of `p` is absorbed. */
+export function withTimeout(p, ms, onTimeout, signal, onAbort) {
+    return new Promise((resolve, reject) => {
+        const aborted = () => { clearTimeout(timer); reject(onAbort ? onAbort() : new Error('aborted')); };
+        const timer = setTimeout(() => { signal?.removeEventListener('abort', aborted); reject(onTimeout()); }, ms);
+        if (signal?.aborted) {
+            aborted();
+            return;
+        }
+        signal?.addEventListener('abort', aborted, { once: true });
+        p.then((v) => { clearTimeout(timer); signal?.removeEventListener('abort', aborted); resolve(v); }, (e) => { clearTimeout(timer); signal?.removeEventListener('abort', aborted); reject(e); });
+    });
+}
+/** True when every path segment can go over the socket as it is (PLAIN_SEGMENT). */
+function plainSegments(path) {
+    for (const seg of path)
+        if (!PLAIN_SEGMENT.test(seg))
+            return false;
+    return true;
+}
+/**
+ * The RESTRequest frame's text: `{"type":"RESTRequest","transaction_id":…,"request_id":…,"method":…,
+ * "uri":…}`, then `query_strings` when there are parameters and `content_type` + `message_body`
+ * when there is a body: the same text JSON.stringify gives for that object, without building it.
+ */
+export function restRequestText(id, spec) {
+    const idJson = JSON.stringify(id);
+    let text = `{"type":"RESTRequest","transaction_id":${idJson},"request_id":${idJson},"method":${JSON.stringify(spec.method)},"uri":${JSON.stringify(spec.path.join('/'))}`;
+    const qs = queryStrings(spec.query);
+    if (qs.length)
+        text += `,"query_strings":${JSON.stringify(qs)}`;
+    if (spec.body !== undefined) {
+        const body = JSON.stringify(spec.body);
+        text += `,"content_type":"application/json"${body === undefined ? '' : `,"message_body":${JSON.stringify(body)}`}`;
+    }
+    return `${text}}`;
+}
+/** Query parameters as Asterisk's RESTRequest wants them: [{ name, value }], values as text. */
+function queryStrings(q) {
+    const out = [];
+    if (q)
+        for (const [name, v] of Object.entries(q))
+            if (v !== undefined)
+                out.push({ name, value: String(v) });
+    return out;
+}
+/** ari-client resource instances (with `_client` and bound operations) → the plain JSON Asterisk sent. */
+function plain(value) {
+    return JSON.parse(JSON.stringify(value ?? null, (key, v) => (key === '_client' ? undefined : v)));
+}
+function definedOnly(o) {
+    const out = {};
+    for (const [k, v] of Object.entries(o))
+        if (v !== undefined)
+            out[k] = v;
+    return out;
+}
+/** Closes a socket politely (1 s grace), then for good; resolves once it is closed. */
+function closeSocket(ws) {
+    return new Promise((resolve) => {
+        if (ws.readyState === WS_CLOSED) {
+            resolve();
+            return;
+        }
+        ws.on('error', noop);
+        const timer = setTimeout(() => { ws.terminate(); }, 1000);
+        ws.once('close', () => { clearTimeout(timer); resolve(); });
+        try {
+            if (ws.readyState === WS_CONNECTING || ws.readyState !== WS_OPEN)
+                ws.terminate();
+            else
+                ws.close(1000, 'switchboard stopping');
+        }
+        catch {
+            ws.terminate();
+        }
+    });
+}
+/** Removes every listener from an ari-client instance (its typings narrow EventEmitter's API). */
+function detach(lib) {
+    lib.removeAllListeners();
+}
+//# sourceMappingURL=client.js.map

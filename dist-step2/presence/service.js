@@ -1,0 +1,593 @@
+/**
+ * PresenceService: one agent presence from every source, kept current as events arrive.
+ *
+ * Inputs (all optional; each only refines what is known):
+ * - the store (`setAgents`): agents, `enabled`, username ↔ id ↔ extension, the device each agent is
+ *   dialled on (`dialTarget`: `PJSIP/<username>`, or `SIP/<username>` for a chan_sip-only store);
+ * - ARI events (`onAriEvent`) and the endpoint list at (re)connect (`seedRegistrations`);
+ * - AMI events (`onAmiEvent`) and the QueueStatus reply at (re)connect (`seedQueueMembers`);
+ * - manual states in `presence.json` (`setManual`, or the CLI writing the file).
+ *
+ * Outputs: `get`/`list`, a 'change' event per agent whose presence changed, and the status
+ * snapshot `presence-status.json` that `switchboard presence list` reads.
+ *
+ * How the daemon learns about a CLI write: `fs.watch` on the data *directory* (inotify on Linux),
+ * filtered to presence.json. The directory, not the file, because writers replace the file with an
+ * atomic rename, which a watch on the old inode would miss. Rejected: an mtime check before each
+ * `get()` — `get()` is synchronous and on the path of every DID call (a sync stat there blocks the
+ * event loop), and nothing would emit 'change', update the snapshot or confirm the write to the CLI
+ * until some call came in. As a safety net for file systems that deliver no inotify events (NFS,
+ * some container bind mounts) a stat every `pollMs` (default 5 s) re-reads the file if it changed.
+ *
+ * Timed pauses: `until` is kept in presence.json, so a pause ends on time across restarts (a pause
+ * that ended while the daemon was down is simply over when it starts). A timer per paused agent
+ * emits the change when it ends; `get()` and `list()` also check the clock, so they are right even
+ * if a timer is late.
+ */
+import { EventEmitter } from 'node:events';
+import { promises as fs, watch } from 'node:fs';
+import path from 'node:path';
+import { dialTarget } from '../render/plan.js';
+import { errorMessage } from '../errors.js';
+import { composePresence, samePresence, sameState } from './compose.js';
+import { UnknownAgentError } from './errors.js';
+import { makeManualEntry } from './manual.js';
+import { factsFromAmi, factsFromAri, parseDevice, parseLocal } from './sources.js';
+import { STATE_FILE_NAME, STATUS_FILE_NAME, entryActive, readManualDoc, updateManualDoc, writeStatusDoc, } from './state-file.js';
+import { realSetTimer } from './types.js';
+/** Node timers take at most 2^31-1 ms (~24.8 days); longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+export class PresenceService extends EventEmitter {
+    log;
+    now;
+    setTimer;
+    stateFile;
+    statusFile;
+    pollMs;
+    useWatch;
+    pid;
+    agents = new Map();
+    backend;
+    byUsername = new Map();
+    byExtension = new Map();
+    devices = new Map();
+    queueMembers = new Map();
+    queueByAgent = new Map();
+    manual = new Map();
+    manualRevision = 0;
+    current = new Map();
+    expiryTimers = new Map();
+    started = false;
+    stopped = false;
+    startedAt = '';
+    watcher;
+    cancelPoll;
+    lastFileSig = '';
+    /** Every read and write of presence.json runs on this chain, one at a time, in order. */
+    io = Promise.resolve();
+    refreshQueued;
+    snapshotDirty = false;
+    snapshotWriting;
+    constructor(deps) {
+        super();
+        this.stateFile = path.resolve(deps.stateFile);
+        this.statusFile = path.resolve(deps.statusFile ?? path.join(path.dirname(this.stateFile), STATUS_FILE_NAME));
+        this.log = deps.logger.child({ component: 'presence' });
+        this.now = deps.now ?? Date.now;
+        this.setTimer = deps.setTimer ?? realSetTimer;
+        this.pollMs = deps.pollMs ?? 5000;
+        this.useWatch = deps.watch ?? true;
+        this.pid = deps.pid ?? process.pid;
+    }
+    // ---------------------------------------------------------------- life cycle
+    /** Reads presence.json, starts watching it, writes the first status snapshot. */
+    async start() {
+        if (this.started)
+            return;
+        this.started = true;
+        this.startedAt = this.iso(this.now());
+        await fs.mkdir(path.dirname(this.stateFile), { recursive: true });
+        if (this.useWatch) {
+            try {
+                this.watcher = watch(path.dirname(this.stateFile), { persistent: false }, (_event, filename) => {
+                    if (!filename || filename.toString() === STATE_FILE_NAME)
+                        void this.refresh();
+                });
+                this.watcher.on('error', (err) => this.log.warn({ err: errorMessage(err) }, 'presence: watching the data directory failed; polling only'));
+            }
+            catch (err) {
+                this.log.warn({ err: errorMessage(err) }, 'presence: cannot watch the data directory; polling only');
+            }
+        }
+        await this.refresh();
+        this.schedulePoll();
+        this.scheduleSnapshot();
+        await this.flush();
+    }
+    /** Stops watching and timers, waits for pending writes, marks the snapshot as stopped. */
+    async stop() {
+        if (!this.started || this.stopped)
+            return;
+        this.stopped = true;
+        this.watcher?.close();
+        this.watcher = undefined;
+        this.cancelPoll?.();
+        for (const cancel of this.expiryTimers.values())
+            cancel();
+        this.expiryTimers.clear();
+        await this.io.catch(() => { });
+        await this.flush();
+        try {
+            await writeStatusDoc(this.statusFile, { ...this.statusDoc(), stoppedAt: this.iso(this.now()) });
+        }
+        catch (err) {
+            this.log.error({ err: errorMessage(err), file: this.statusFile }, 'presence: cannot write the status file');
+        }
+    }
+    /** Re-reads presence.json now (the watcher and the poll call this; so may a SIGHUP handler). */
+    refresh() {
+        if (this.refreshQueued)
+            return this.refreshQueued;
+        const queued = this.enqueue(async () => {
+            this.refreshQueued = undefined;
+            await this.loadManualFile();
+        });
+        this.refreshQueued = queued;
+        return queued;
+    }
+    /** Resolves when the status snapshot on disk reflects every change so far. */
+    async flush() {
+        while (this.snapshotWriting)
+            await this.snapshotWriting;
+    }
+    // ---------------------------------------------------------------- inputs
+    /** Takes the agents from a freshly loaded store (call after each load). */
+    setAgents(store) {
+        // Incremental: the store keeps the Agent object of every agent whose file did not change, so
+        // only new or changed agents are re-derived and recomputed (a full pass over 10k agents took
+        // ~77 ms, in the daemon's event loop at every store edit, DID calls waiting behind it).
+        const backend = store.settings.backend;
+        const sameBackend = backend === this.backend;
+        const agents = new Map();
+        const byUsername = new Map();
+        const byExtension = new Map();
+        const changed = [];
+        for (const a of store.agents) {
+            const prev = this.agents.get(a.id);
+            let ref;
+            if (prev && sameBackend && prev.source === a)
+                ref = prev;
+            else {
+                ref = { id: a.id, username: a.username, extension: a.extension, enabled: a.enabled, dialDevice: parseDevice(dialTarget(a, backend)), source: a };
+                changed.push(a.id);
+            }
+            agents.set(a.id, ref);
+            byUsername.set(a.username, a.id);
+            byExtension.set(a.extension, a.id);
+        }
+        for (const id of this.agents.keys()) {
+            if (!agents.has(id)) {
+                this.current.delete(id);
+                this.expiryTimers.get(id)?.();
+                this.expiryTimers.delete(id);
+            }
+        }
+        this.agents = agents;
+        this.backend = backend;
+        this.byUsername = byUsername;
+        this.byExtension = byExtension;
+        // Queue members map to agents by interface (username/extension): re-index them all (few), and
+        // recompute every agent that is or was a member, as a changed username may move a pause.
+        const members = new Set(this.queueByAgent.keys());
+        this.queueByAgent.clear();
+        for (const [key, m] of this.queueMembers)
+            this.indexMember(key, m);
+        for (const id of this.queueByAgent.keys())
+            members.add(id);
+        for (const id of changed)
+            this.scheduleExpiry(id);
+        this.recompute(new Set([...changed, ...members]));
+        this.scheduleSnapshot();
+    }
+    /** ARI events (plain JSON as ARI sends them): EndpointStateChange, PeerStatusChange, ContactStatusChange, DeviceStateChanged. */
+    onAriEvent(evt) {
+        this.applyFacts(factsFromAri(evt));
+    }
+    /** AMI events: PeerStatus, ContactStatus, DeviceStateChange, QueueMemberPause/Status/Added/Removed. */
+    onAmiEvent(evt) {
+        this.applyFacts(factsFromAmi(evt));
+    }
+    /**
+     * Registration state from ARI `GET /endpoints` at (re)connect: `online`/`offline` replace what
+     * was known for those endpoints; `unknown` (every chan_sip peer) leaves it as it is. When
+     * `channel_ids` is given, a device with channels counts as busy and one without as free, which
+     * clears a busy state whose end was missed while disconnected.
+     */
+    seedRegistrations(endpoints) {
+        const facts = [];
+        for (const e of endpoints) {
+            const device = parseDevice(`${e.technology}/${e.resource}`);
+            if (!device)
+                continue;
+            const state = e.state?.toLowerCase();
+            if (state === 'online' || state === 'offline')
+                facts.push({ kind: 'endpoint', device, registered: state === 'online', source: 'ari:endpoints' });
+            if (Array.isArray(e.channel_ids))
+                facts.push({ kind: 'device', device, busy: e.channel_ids.length > 0, source: 'ari:endpoints' });
+        }
+        this.applyFacts(facts);
+    }
+    /**
+     * Queue pauses from the AMI `QueueStatus` reply at (re)connect (its `QueueMember` events; other
+     * events are skipped). Replaces every queue pause known before, so pauses missed while AMI was
+     * down are neither kept nor lost.
+     */
+    seedQueueMembers(events) {
+        const affected = new Set(this.queueByAgent.keys());
+        this.queueMembers.clear();
+        this.queueByAgent.clear();
+        const facts = events.flatMap((e) => factsFromAmi(e)).filter((f) => f.kind === 'queue' && !f.removed);
+        for (const f of facts)
+            for (const id of this.applyFact(f))
+                affected.add(id);
+        this.recompute(affected);
+        this.scheduleSnapshot();
+    }
+    /**
+     * Sets an agent's manual state and keeps it in presence.json (so it survives a restart and the
+     * CLI sees it). `paused` takes an optional reason and length (`forMs`); `available` clears a
+     * switchboard pause (a queue pause stays until the queue unpauses).
+     */
+    async setManual(agentIdOrUsername, state, opts = {}) {
+        const agent = this.resolve(agentIdOrUsername);
+        if (!agent)
+            throw new UnknownAgentError(agentIdOrUsername);
+        const entry = makeManualEntry(state, opts, this.now(), { username: agent.username, by: 'daemon' });
+        await this.enqueue(async () => {
+            const doc = await updateManualDoc(this.stateFile, this.now(), (d) => {
+                d.agents[agent.id] = entry;
+            });
+            this.applyManualDoc(doc);
+            this.lastFileSig = await this.fileSig();
+        });
+        this.log.info({ agentId: agent.id, username: agent.username, state, reason: entry.reason, until: entry.until }, 'presence: manual state set');
+        return this.get(agent.id);
+    }
+    // ---------------------------------------------------------------- queries
+    /**
+     * The agent's presence (by id or username): a frozen object, the same one until the presence
+     * changes (no copy: the DID workflow asks on every call).
+     */
+    get(agentIdOrUsername) {
+        const agent = this.resolve(agentIdOrUsername);
+        if (!agent)
+            return undefined;
+        this.checkExpired(agent.id);
+        return this.current.get(agent.id);
+    }
+    /** Every agent, in store order (by id). */
+    list() {
+        const out = [];
+        for (const id of this.agents.keys()) {
+            this.checkExpired(id);
+            const p = this.current.get(id);
+            if (p)
+                out.push(copy(p));
+        }
+        return out;
+    }
+    // ---------------------------------------------------------------- internals: facts
+    applyFacts(facts) {
+        if (!facts.length)
+            return;
+        const affected = new Set();
+        for (const f of facts)
+            for (const id of this.applyFact(f))
+                affected.add(id);
+        if (affected.size) {
+            this.recompute(affected);
+            this.scheduleSnapshot();
+        }
+    }
+    /** Applies one fact; returns the ids of the agents it may have changed. */
+    applyFact(f) {
+        this.log.trace({ fact: f }, 'presence fact');
+        switch (f.kind) {
+            case 'endpoint':
+                this.setRegistered(this.device(f.device), f.registered);
+                return this.agentsOfDevice(f.device);
+            case 'contact': {
+                const d = this.device(f.device);
+                if (f.live) {
+                    d.contacts.add(f.uri);
+                    d.registered = true;
+                }
+                else {
+                    d.contacts.delete(f.uri);
+                    // Only conclude "no contact left" when we know every contact; otherwise the endpoint-level
+                    // event (EndpointStateChange offline / PeerStatus Unreachable) that follows will say so.
+                    if (d.contacts.size === 0 && d.contactsComplete)
+                        d.registered = false;
+                }
+                return this.agentsOfDevice(f.device);
+            }
+            case 'device': {
+                const d = this.device(f.device);
+                d.busy = f.busy;
+                if (f.registered !== undefined)
+                    this.setRegistered(d, f.registered);
+                return this.agentsOfDevice(f.device);
+            }
+            case 'queue': {
+                const key = `${f.queue}\u0000${f.member.iface}`;
+                const old = this.queueMembers.get(key);
+                const touched = old?.agentId ? [old.agentId] : [];
+                if (old?.agentId)
+                    this.queueByAgent.get(old.agentId)?.delete(key);
+                if (f.removed) {
+                    this.queueMembers.delete(key);
+                    return touched;
+                }
+                const m = {
+                    queue: f.queue,
+                    member: f.member,
+                    paused: f.paused ?? old?.paused ?? false,
+                    ...(f.paused === undefined ? (old?.reason ? { reason: old.reason } : {}) : f.reason ? { reason: f.reason } : {}),
+                };
+                this.queueMembers.set(key, m);
+                this.indexMember(key, m);
+                if (!m.agentId)
+                    this.log.debug({ queue: f.queue, member: f.member }, 'presence: queue member is no known agent');
+                return m.agentId ? [...touched, m.agentId] : touched;
+            }
+        }
+    }
+    setRegistered(d, registered) {
+        d.registered = registered;
+        if (!registered) {
+            d.contacts.clear();
+            d.contactsComplete = true;
+        }
+        else if (d.contacts.size === 0) {
+            d.contactsComplete = false;
+        }
+    }
+    device(key) {
+        let d = this.devices.get(key);
+        if (!d) {
+            d = { registered: 'unknown', contacts: new Set(), contactsComplete: false, busy: false };
+            this.devices.set(key, d);
+        }
+        return d;
+    }
+    agentsOfDevice(key) {
+        const id = this.byUsername.get(key.slice(key.indexOf('/') + 1));
+        return id ? [id] : [];
+    }
+    /** Maps a queue member to an agent: by device (`PJSIP/<username>`, `SIP/<username>`), then `Local/<extension>@…`, then member name. */
+    resolveMember(member) {
+        const names = [member.iface, member.stateIface].filter((n) => Boolean(n));
+        for (const n of names) {
+            const d = parseDevice(n);
+            const id = d ? this.byUsername.get(d.slice(d.indexOf('/') + 1)) : undefined;
+            if (id)
+                return id;
+        }
+        for (const n of names) {
+            const local = parseLocal(n);
+            const id = local ? (this.byExtension.get(local.exten) ?? this.byUsername.get(local.exten)) : undefined;
+            if (id)
+                return id;
+        }
+        return member.memberName ? this.byUsername.get(member.memberName) : undefined;
+    }
+    indexMember(key, m) {
+        const id = this.resolveMember(m.member);
+        if (id)
+            m.agentId = id;
+        else
+            delete m.agentId;
+        if (!id)
+            return;
+        let set = this.queueByAgent.get(id);
+        if (!set)
+            this.queueByAgent.set(id, (set = new Set()));
+        set.add(key);
+    }
+    queuePauseOf(id) {
+        const keys = this.queueByAgent.get(id);
+        if (!keys)
+            return undefined;
+        const paused = [...keys].map((k) => this.queueMembers.get(k)).filter((m) => Boolean(m?.paused));
+        paused.sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
+        const first = paused[0];
+        return first ? { queue: first.queue, ...(first.reason ? { reason: first.reason } : {}) } : undefined;
+    }
+    // ---------------------------------------------------------------- internals: state
+    resolve(idOrUsername) {
+        const byId = this.agents.get(idOrUsername);
+        if (byId)
+            return byId;
+        const id = this.byUsername.get(idOrUsername);
+        return id ? this.agents.get(id) : undefined;
+    }
+    activeManual(id) {
+        const e = this.manual.get(id);
+        return e && entryActive(e, this.now()) ? e : undefined;
+    }
+    recompute(ids) {
+        const now = this.now();
+        for (const id of ids) {
+            const a = this.agents.get(id);
+            if (!a)
+                continue;
+            const manual = this.activeManual(id);
+            const queuePause = this.queuePauseOf(id);
+            const sip = this.devices.get(`SIP/${a.username}`);
+            const pjsip = this.devices.get(`PJSIP/${a.username}`);
+            const next = composePresence({
+                agentId: a.id,
+                username: a.username,
+                enabled: a.enabled,
+                registered: this.devices.get(a.dialDevice)?.registered ?? 'unknown',
+                busy: Boolean(sip?.busy || pjsip?.busy),
+                ...(manual ? { manual } : {}),
+                ...(queuePause ? { queuePause } : {}),
+            });
+            const prev = this.current.get(id);
+            if (prev && samePresence(prev, next))
+                continue;
+            let since;
+            if (prev && sameState(prev, next))
+                since = prev.since;
+            else if (next.state === 'paused' && next.detail.pausedBy === 'switchboard' && manual)
+                since = manual.since;
+            else if (prev?.state === 'paused' && prev.detail.pausedBy === 'switchboard' && prev.until && Date.parse(prev.until) <= now)
+                since = prev.until;
+            else
+                since = this.iso(now);
+            // Frozen: get() hands it out as it is.
+            const presence = Object.freeze({ ...next, since, detail: Object.freeze(next.detail) });
+            this.current.set(id, presence);
+            if (!prev || prev.state !== presence.state || prev.reason !== presence.reason) {
+                this.log.info({ agentId: id, username: a.username, from: prev?.state, to: presence.state, reason: presence.reason, until: presence.until }, 'presence changed');
+            }
+            this.emit('change', copy(presence));
+        }
+    }
+    /** A timed switchboard pause that is over but whose timer has not fired yet. */
+    checkExpired(id) {
+        const p = this.current.get(id);
+        if (p?.detail.pausedBy === 'switchboard' && p.until && Date.parse(p.until) <= this.now()) {
+            this.recompute([id]);
+            this.scheduleSnapshot();
+        }
+    }
+    scheduleExpiry(id) {
+        this.expiryTimers.get(id)?.();
+        this.expiryTimers.delete(id);
+        if (this.stopped)
+            return;
+        const e = this.manual.get(id);
+        if (e?.state !== 'paused' || !e.until || !this.agents.has(id))
+            return;
+        const until = Date.parse(e.until);
+        const remaining = until - this.now();
+        if (remaining <= 0)
+            return;
+        const cancel = this.setTimer(() => {
+            this.expiryTimers.delete(id);
+            if (this.stopped)
+                return;
+            if (this.now() < until) {
+                this.scheduleExpiry(id);
+                return;
+            }
+            this.recompute([id]);
+            this.scheduleSnapshot();
+        }, Math.min(remaining, MAX_TIMER_MS));
+        this.expiryTimers.set(id, cancel);
+    }
+    // ---------------------------------------------------------------- internals: files
+    enqueue(task) {
+        const run = this.io.then(task);
+        this.io = run.catch(() => { });
+        return run;
+    }
+    async fileSig() {
+        try {
+            const st = await fs.stat(this.stateFile);
+            return `${st.ino}:${st.size}:${st.mtimeMs}`;
+        }
+        catch {
+            return 'absent';
+        }
+    }
+    async loadManualFile() {
+        const sig = await this.fileSig();
+        let doc;
+        try {
+            doc = await readManualDoc(this.stateFile);
+        }
+        catch (err) {
+            // Keep the states we had: a hand-edited file with a typo must not unpause everyone.
+            this.log.error({ err: errorMessage(err), file: this.stateFile }, 'presence: cannot read the manual states; keeping the previous ones');
+            this.lastFileSig = sig;
+            return;
+        }
+        this.lastFileSig = sig;
+        this.applyManualDoc(doc);
+    }
+    applyManualDoc(doc) {
+        const changed = new Set();
+        for (const id of new Set([...this.manual.keys(), ...Object.keys(doc.agents)])) {
+            const before = this.manual.get(id);
+            const after = doc.agents[id];
+            if (JSON.stringify(before) === JSON.stringify(after))
+                continue;
+            if (after)
+                this.manual.set(id, after);
+            else
+                this.manual.delete(id);
+            changed.add(id);
+        }
+        const revisionChanged = doc.revision !== this.manualRevision;
+        this.manualRevision = doc.revision;
+        for (const id of changed)
+            this.scheduleExpiry(id);
+        this.recompute(changed);
+        if (changed.size || revisionChanged)
+            this.scheduleSnapshot();
+    }
+    schedulePoll() {
+        if (this.pollMs <= 0 || this.stopped)
+            return;
+        this.cancelPoll = this.setTimer(() => {
+            if (this.stopped)
+                return;
+            void this.fileSig()
+                .then((sig) => (sig !== this.lastFileSig ? this.refresh() : undefined))
+                .catch((err) => this.log.warn({ err: errorMessage(err) }, 'presence: poll failed'))
+                .finally(() => this.schedulePoll());
+        }, this.pollMs);
+    }
+    statusDoc() {
+        return {
+            version: 1,
+            pid: this.pid,
+            startedAt: this.startedAt,
+            writtenAt: this.iso(this.now()),
+            manualRevision: this.manualRevision,
+            agents: this.list(),
+        };
+    }
+    /** Writes the snapshot soon; a burst of changes makes one or two writes, never concurrent ones. */
+    scheduleSnapshot() {
+        if (!this.started || this.stopped)
+            return;
+        this.snapshotDirty = true;
+        if (this.snapshotWriting)
+            return;
+        this.snapshotWriting = (async () => {
+            while (this.snapshotDirty) {
+                this.snapshotDirty = false;
+                await Promise.resolve(); // let a synchronous burst of events finish first
+                try {
+                    await writeStatusDoc(this.statusFile, this.statusDoc());
+                }
+                catch (err) {
+                    this.log.error({ err: errorMessage(err), file: this.statusFile }, 'presence: cannot write the status file');
+                }
+            }
+        })().finally(() => {
+            this.snapshotWriting = undefined;
+        });
+    }
+    iso(ms) {
+        return new Date(ms).toISOString();
+    }
+}
+function copy(p) {
+    return { ...p, detail: { ...p.detail } };
+}
+//# sourceMappingURL=service.js.map

@@ -1,0 +1,181 @@
+/**
+ * The two files in the data directory through which the CLI and the running daemon talk:
+ *
+ * - `presence.json` (manual states): written by `switchboard presence set` and by
+ *   `PresenceService.setManual`, read by both. Each writer takes `presence.json.lock` (O_EXCL),
+ *   re-reads the file, changes its one entry, bumps `revision` and writes atomically, so a CLI
+ *   write and a daemon write never lose each other's entries.
+ * - `presence-status.json` (status snapshot): written only by the daemon after each change; read by
+ *   `presence list` to show live states and since-when.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { readIfExists, writeFileAtomic } from '../fsutil.js';
+import { errorMessage } from '../errors.js';
+import { PresenceError } from './errors.js';
+import { PRESENCE_STATES, MANUAL_STATES } from './types.js';
+export const STATE_FILE_NAME = 'presence.json';
+export const STATUS_FILE_NAME = 'presence-status.json';
+export function stateFileIn(dataDir) {
+    return path.join(dataDir, STATE_FILE_NAME);
+}
+export function statusFileIn(dataDir) {
+    return path.join(dataDir, STATUS_FILE_NAME);
+}
+const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date');
+const manualEntrySchema = z.object({
+    state: z.enum(MANUAL_STATES),
+    reason: z.string().optional(),
+    since: isoDate,
+    until: isoDate.optional(),
+    username: z.string().optional(),
+    by: z.string().optional(),
+});
+const manualDocSchema = z.object({
+    version: z.literal(1),
+    revision: z.number().int().nonnegative(),
+    agents: z.record(z.string(), manualEntrySchema),
+});
+const presenceSchema = z.object({
+    agentId: z.string(),
+    username: z.string(),
+    state: z.enum(PRESENCE_STATES),
+    reason: z.string().optional(),
+    since: z.string(),
+    until: z.string().optional(),
+    detail: z.object({
+        enabled: z.boolean(),
+        registered: z.union([z.boolean(), z.literal('unknown')]),
+        pausedBy: z.enum(['switchboard', 'queue']).optional(),
+        busy: z.boolean(),
+    }),
+});
+const statusDocSchema = z.object({
+    version: z.literal(1),
+    pid: z.number().int(),
+    startedAt: z.string(),
+    writtenAt: z.string(),
+    stoppedAt: z.string().optional(),
+    manualRevision: z.number().int().nonnegative(),
+    agents: z.array(presenceSchema),
+});
+export function emptyManualDoc() {
+    return { version: 1, revision: 0, agents: {} };
+}
+/** Reads presence.json; an absent file is an empty document. Throws PRESENCE_STATE_FILE if corrupt. */
+export async function readManualDoc(file) {
+    const text = await readIfExists(file);
+    if (text === undefined)
+        return emptyManualDoc();
+    let json;
+    try {
+        json = JSON.parse(text);
+    }
+    catch (err) {
+        throw new PresenceError('PRESENCE_STATE_FILE', `${file} is not valid JSON (${errorMessage(err)}): fix or delete it`, { file });
+    }
+    const parsed = manualDocSchema.safeParse(json);
+    if (!parsed.success) {
+        throw new PresenceError('PRESENCE_STATE_FILE', `${file} is not a presence state file:\n${z.prettifyError(parsed.error)}\nFix or delete it`, { file });
+    }
+    return parsed.data;
+}
+/** Reads presence-status.json; undefined when absent or unreadable (the daemon rewrites it soon). */
+export async function readStatusDoc(file) {
+    let text;
+    try {
+        text = await readIfExists(file);
+    }
+    catch {
+        return undefined;
+    }
+    if (text === undefined)
+        return undefined;
+    try {
+        const parsed = statusDocSchema.safeParse(JSON.parse(text));
+        return parsed.success ? parsed.data : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+export async function writeStatusDoc(file, doc) {
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await writeFileAtomic(file, JSON.stringify(doc, null, 2) + '\n', 0o644);
+}
+/** True while a manual entry still counts: a pause with no end, a pause not yet over, or `available`. */
+export function entryActive(entry, now) {
+    return entry.state !== 'paused' || entry.until === undefined || Date.parse(entry.until) > now;
+}
+/**
+ * Runs `fn` holding `<file>.lock`, created with O_EXCL. Writers hold it for one read and one
+ * atomic write (milliseconds), so waiting is short; a lock older than `staleMs` is broken.
+ */
+export async function withFileLock(file, fn, opts = {}) {
+    const lock = `${file}.lock`;
+    const timeoutMs = opts.timeoutMs ?? 5000;
+    const staleMs = opts.staleMs ?? 30_000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        try {
+            const h = await fs.open(lock, 'wx', 0o644);
+            await h.writeFile(`${process.pid}\n`).finally(() => h.close());
+            break;
+        }
+        catch (err) {
+            if (err.code !== 'EEXIST')
+                throw err;
+            const st = await fs.stat(lock).catch(() => undefined);
+            if (st && Date.now() - st.mtimeMs > staleMs) {
+                await fs.rm(lock, { force: true });
+                continue;
+            }
+            if (Date.now() >= deadline) {
+                throw new PresenceError('PRESENCE_STATE_FILE', `${lock} is held by another writer (waited ${timeoutMs} ms); if no switchboard is writing, delete it`, { lock });
+            }
+            await new Promise((r) => setTimeout(r, 20));
+        }
+    }
+    try {
+        return await fn();
+    }
+    finally {
+        await fs.rm(lock, { force: true });
+    }
+}
+/**
+ * Read-modify-write of presence.json under its lock: `change` edits the freshly read document;
+ * paused entries that are over are dropped; the revision goes up by one. Returns the written document.
+ */
+export async function updateManualDoc(file, now, change) {
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    return withFileLock(file, async () => {
+        const doc = await readManualDoc(file);
+        change(doc);
+        for (const [id, entry] of Object.entries(doc.agents)) {
+            if (!entryActive(entry, now))
+                delete doc.agents[id];
+        }
+        doc.revision += 1;
+        await writeFileAtomic(file, JSON.stringify(doc, null, 2) + '\n', 0o644);
+        return doc;
+    });
+}
+/** Whether process `pid` exists on this host (EPERM: it exists but belongs to someone else). */
+export function pidAlive(pid) {
+    if (!Number.isInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (err) {
+        return err.code === 'EPERM';
+    }
+}
+/** The daemon is running when its snapshot exists, was not closed by a clean stop, and its pid lives. */
+export function daemonRunning(status) {
+    return status !== undefined && status.stoppedAt === undefined && pidAlive(status.pid);
+}
+//# sourceMappingURL=state-file.js.map

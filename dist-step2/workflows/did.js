@@ -1,0 +1,1271 @@
+/**
+ * DID call control over ARI: a call to an agent's Direct In Dial number rings the agent and, when
+ * the agent is paused, logged out, busy, does not answer or cannot be reached, takes a voicemail
+ * and emails the recording to the agent (product docs 000 §3; call records as in 003).
+ *
+ * The dialplan (templates/extensions/did.hbs) sends each DID to `Stasis(<app>,<DID>)`. Here:
+ *
+ *   StasisStart(caller, [DID]) ─ unknown DID ──> answer, ss-noservice, hang up (logged; no record)
+ *     │ presence paused / logged out / busy, agent disabled ──> voicemail ("Diverted Call")
+ *     └ available ──> ring the caller, originate to the agent (app args `dialed,<interaction id>`)
+ *          │ agent answers (its StasisStart) ──> answer caller, mixing bridge ("Direct Agent Call")
+ *          │     └ either side hangs up ──> hang up the other, destroy the bridge, duration recorded
+ *          │ busy (cause 17/21) / no answer (our timer, cause 18/19) / failed (any other cause,
+ *          │   originate refused) ──> voicemail
+ *          └ caller hangs up ──> cancel the agent leg, outcome "abandoned"
+ *   voicemail: answer, greeting (stored recording `greeting-<agentId>`, else vm-theperson +
+ *     extension digits + vm-isunavail) + vm-intro, record with beep (`switchboard-<id>`, wav, '#'
+ *     ends) ─ RecordingFinished (also after the caller hung up) ──> shorter than the minimum:
+ *     dropped, "no message"; else fetched, kept as <recordingsDir>/yyyymmdd_hhmm_<id>.wav, emailed
+ *     through the durable outbox ("queued"; the wiring sets "sent" on delivery), or "no email".
+ *
+ * Fail safe: any error while the caller is in our hands is logged and the caller continues in the
+ * dialplan at the DID's `vm` priority (Asterisk's VoiceMail for the agent's box), or, if even that
+ * fails, is hung up cleanly: never left in silence.
+ *
+ * One in-memory state machine per call. Events are routed to calls by channel id, playback id and
+ * recording name through one listener per event type (installed by start(), removed by stop()), and
+ * each call handles its events one at a time, in order (a per-call promise queue). A finished call
+ * leaves nothing behind: maps, timers and queue are dropped.
+ *
+ * After the events socket comes back ('connected' after a 'disconnected'), `resync` compares every
+ * call with `GET /channels` and resumes it (see `resync` for exactly what is resumed). Channels
+ * left in our app by an earlier process (no state here): a caller still bridged with its agent
+ * (bridge `<interaction id>-bridge`) is adopted and the two go on talking; one side left alone in
+ * such a bridge is hung up; other callers are handed to the dialplan's voicemail and other agent
+ * legs hung up; empty bridges of ours are destroyed (Asterisk keeps them otherwise).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AriRequestError, isNotFound } from '../asterisk/ari/errors.js';
+import { nextInteractionId } from '../calls/interaction-id.js';
+import { errorMessage } from '../errors.js';
+import { writeFileAtomic } from '../fsutil.js';
+import { buildVoicemailEmail, localDateTime, recordingFileName } from '../mail/voicemail-email.js';
+import { dialTarget } from '../render/plan.js';
+/** App args of the channels we originate: `dialed,<interaction id>`. */
+export const DIALED_MARKER = 'dialed';
+/**
+ * The priority label of the DID's voicemail step in templates/extensions/did.hbs (`n(vm),VoiceMail`).
+ * ARI's continue takes a label, so an operator's template may move the step without breaking the
+ * fallback; a test reads the template to keep the two in step.
+ */
+export const DID_VM_LABEL = 'vm';
+/** Hangup causes (Q.850) of an agent leg that ended before answer → why the call was diverted. */
+export function divertReasonForCause(cause) {
+    if (cause === 17 || cause === 21)
+        return 'busy';
+    if (cause === 16 || cause === 18 || cause === 19 || cause === 31)
+        return 'no answer';
+    return 'failed';
+}
+const realTimers = {
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+    clearTimeout: (h) => clearTimeout(h),
+};
+export class DidWorkflow {
+    deps;
+    log;
+    now;
+    timers;
+    newId;
+    calls = new Set();
+    byChannel = new Map();
+    byPlayback = new Map();
+    byRecording = new Map();
+    indexes = new WeakMap();
+    listeners = [];
+    /** Starts waiting for a later turn of the event loop (laterTurn). */
+    later = [];
+    laterScheduled = false;
+    /** When the last new call arrived (performance.now()). */
+    lastArrivalAt = 0;
+    running = false;
+    /** When start() ran: call records still "in progress" from before are an earlier run's. */
+    startedAt = new Date(0);
+    swept = false;
+    wasDisconnected = false;
+    adopting;
+    constructor(deps) {
+        this.deps = deps;
+        this.log = deps.logger.child({ component: 'did-workflow' });
+        this.now = deps.clock ?? (() => new Date());
+        this.timers = deps.timers ?? realTimers;
+        this.newId = deps.ids ? () => deps.ids.interactionId() : nextInteractionId;
+    }
+    /** Starts handling events from the ARI port. */
+    start() {
+        if (this.running)
+            return;
+        this.running = true;
+        this.startedAt = this.now();
+        const on = (name, fn) => {
+            const listener = fn;
+            this.deps.ari.on(name, listener);
+            this.listeners.push([name, listener]);
+        };
+        on('StasisStart', (e) => this.onStasisStart(e));
+        on('StasisEnd', (e) => this.onChannelGone(e.channel.id, undefined, 'StasisEnd'));
+        on('ChannelHangupRequest', (e) => this.onHangupRequest(e.channel.id));
+        on('ChannelDestroyed', (e) => this.onChannelGone(e.channel.id, e.cause, 'ChannelDestroyed'));
+        on('PlaybackFinished', (e) => this.onPlaybackFinished(e.playback));
+        on('RecordingFinished', (e) => this.onRecordingEnded(e.recording, true));
+        on('RecordingFailed', (e) => this.onRecordingEnded(e.recording, false));
+        on('disconnected', () => {
+            this.wasDisconnected = true;
+            this.log.warn({ calls: this.calls.size }, 'ARI events socket lost: calls in progress are resynchronised on reconnect');
+        });
+        on('connected', () => {
+            const resync = this.wasDisconnected;
+            this.wasDisconnected = false;
+            this.adopting = this.onConnected(resync).catch((err) => {
+                this.log.error({ err: errorMessage(err) }, 'after (re)connecting: could not check the channels in Asterisk');
+            });
+        });
+    }
+    /**
+     * Stops handling events: listeners removed, timers cleared, then waits (at most `timeoutMs`) for
+     * the work already under way (e.g. a message being saved and queued). Calls still in Asterisk
+     * are adopted by the next start (see `adoptOrphans`).
+     */
+    async stop(timeoutMs = 5000) {
+        this.running = false;
+        for (const [name, fn] of this.listeners)
+            this.deps.ari.off(name, fn);
+        this.listeners.length = 0;
+        for (const call of this.calls)
+            this.clearTimers(call);
+        let timer;
+        await Promise.race([
+            this.settled(),
+            new Promise((resolve) => { timer = this.timers.setTimeout(resolve, timeoutMs); }),
+        ]);
+        this.timers.clearTimeout(timer);
+        for (const call of this.calls)
+            this.clearTimers(call);
+    }
+    activeCalls() {
+        return [...this.calls].map((c) => ({
+            interactionId: c.id, did: c.did, state: c.state, inboundId: c.inboundId,
+            ...(c.agent ? { agentId: c.agent.id } : {}),
+            ...(c.outboundId ? { outboundId: c.outboundId } : {}),
+            ...(c.bridgeId ? { bridgeId: c.bridgeId } : {}),
+            ...(c.recordingName ? { recordingName: c.recordingName } : {}),
+        }));
+    }
+    /** Resolves once every event received so far has been handled (tests). */
+    async settled() {
+        const snapshot = () => [...[...this.calls].map((c) => c.queue), ...(this.adopting ? [this.adopting] : [])];
+        for (let round = 0; round < 1000; round++) {
+            const pending = snapshot();
+            await Promise.all(pending);
+            const now = snapshot();
+            if (now.length === pending.length && now.every((q, i) => q === pending[i]))
+                return;
+        }
+    }
+    // -------------------------------------------------------------------------------------------
+    // Event routing
+    onStasisStart(e) {
+        const channel = e.channel;
+        const args = e.args ?? [];
+        const known = this.byChannel.get(channel.id);
+        if (args[0] === DIALED_MARKER || (known && known.outboundId === channel.id)) {
+            const call = known ?? [...this.calls].find((c) => c.id === args[1]);
+            if (!call || call.outboundId !== channel.id) {
+                this.log.warn({ channelId: channel.id, args }, 'an agent leg we no longer track entered Stasis: hanging it up');
+                void this.quietly(() => this.deps.ari.hangup(channel.id), this.log, 'hang up the stray agent leg');
+                return;
+            }
+            this.enqueue(call, 'agent answered', () => this.agentAnswered(call, channel.id));
+            return;
+        }
+        if (known)
+            return; // a repeat (should not happen)
+        const did = args[0] ?? channel.dialplan?.exten ?? '';
+        const id = this.newId();
+        const call = this.track({
+            id, did,
+            callerNumber: channel.caller?.number ?? '',
+            callerName: channel.caller?.name ?? '',
+            inboundId: channel.id,
+            // The call's own child logger is made in begin(), once the agent is known (one child, not two).
+            log: this.log,
+            startedAt: this.now(),
+            state: 'new',
+            recorded: false,
+            callType: 'Direct Agent Call',
+        }, channel.id);
+        if (channel.dialplan?.context)
+            call.dialplanContext = channel.dialplan.context;
+        // The first ARI action (ring, or answer before voicemail) leaves now, in this event's handler;
+        // the rest of the start runs in a later turn of the event loop, a few calls per turn
+        // (laterTurn), so that StasisStart events still arriving in a burst get their first action
+        // before the bookkeeping of the calls before them.
+        const fast = this.firstActionNow(call);
+        this.lastArrivalAt = performance.now();
+        // The call is new, nothing is queued on it yet: a fast start's queue begins after laterTurn().
+        if (fast)
+            this.enqueue(call, 'start', () => this.begin(call, fast), this.laterTurn());
+        else
+            this.enqueue(call, 'start', () => this.begin(call));
+    }
+    onChannelGone(channelId, cause, why) {
+        const call = this.byChannel.get(channelId);
+        if (!call)
+            return;
+        if (channelId === call.inboundId) {
+            if (call.callerGone)
+                return;
+            call.callerGone = true;
+            this.enqueue(call, 'caller hung up', () => this.callerGone(call));
+        }
+        else if (channelId === call.outboundId) {
+            this.enqueue(call, `agent leg ${why}`, () => this.agentLegGone(call, channelId, cause));
+        }
+    }
+    onHangupRequest(channelId) {
+        const call = this.byChannel.get(channelId);
+        if (call && channelId === call.inboundId)
+            call.hangupRequested = true;
+    }
+    onPlaybackFinished(playback) {
+        const call = this.byPlayback.get(playback.id);
+        if (!call)
+            return;
+        this.byPlayback.delete(playback.id);
+        // Asterisk ends a prompt with state "failed" when the caller hangs up during it, and when a
+        // sound file is missing (it then skips the rest of the list): only the latter is worth a warning.
+        if (playback.state === 'failed' && !call.hangupRequested && !call.callerGone) {
+            call.log.warn({ playbackId: playback.id, media: playback.media_uri }, 'a prompt could not be played (is the sound file installed in Asterisk\'s sounds directory?): going on');
+        }
+        this.enqueue(call, 'prompt finished', () => this.promptFinished(call, playback.id));
+    }
+    onRecordingEnded(recording, finished) {
+        const call = this.byRecording.get(recording.name);
+        if (!call)
+            return;
+        this.enqueue(call, finished ? 'recording finished' : 'recording failed', () => finished ? this.recordingFinished(call, recording.duration) : this.recordingFailed(call, recording));
+    }
+    /**
+     * Resolves in a later turn of the event loop, once no new call has arrived for
+     * BURST_QUIET_MS (while a burst is still coming in, its StasisStart events go first), or at the
+     * latest BURST_MAX_WAIT_MS after the oldest waiter; then at most LATER_PER_TURN waiters per turn,
+     * so that the event loop reads the sockets between them.
+     */
+    laterTurn() {
+        return new Promise((resolve) => {
+            this.later.push({ resolve, at: performance.now() });
+            if (this.laterScheduled)
+                return;
+            this.laterScheduled = true;
+            setImmediate(this.runLater);
+        });
+    }
+    runLater = () => {
+        const now = performance.now();
+        // Under a steady stream every waiter older than the longest wait goes, LATER_PER_TURN a turn.
+        if (now - this.lastArrivalAt >= BURST_QUIET_MS || now - this.later[0].at >= BURST_MAX_WAIT_MS) {
+            for (const w of this.later.splice(0, LATER_PER_TURN))
+                w.resolve();
+        }
+        if (this.later.length)
+            setImmediate(this.runLater);
+        else
+            this.laterScheduled = false;
+    };
+    /** Runs `fn` after everything already queued for this call; an error goes to failSafe. */
+    /**
+     * Runs `fn` on the call's queue once `after` (by default what is queued already) settles,
+     * unless the call is done by then; an error goes to the fail safe. Two promises per step (a
+     * burst queues one step per call).
+     */
+    enqueue(call, what, fn, after = call.queue) {
+        call.queue = after
+            .then(() => (call.state === 'done' ? undefined : fn()))
+            .catch((err) => this.failSafe(call, what, err));
+    }
+    timer(call, what, ms, fn) {
+        const handle = this.timers.setTimeout(() => {
+            call.timers.delete(handle);
+            this.enqueue(call, what, fn);
+        }, ms);
+        call.timers.add(handle);
+        return handle;
+    }
+    clearTimers(call) {
+        for (const t of call.timers)
+            this.timers.clearTimeout(t);
+        call.timers.clear();
+    }
+    // -------------------------------------------------------------------------------------------
+    // The call
+    /**
+     * Decides from memory (store, presence) and sends the call's first action at once. Undefined
+     * when that cannot be done synchronously (no store yet, unknown DID, an asynchronous presence
+     * lookup): begin() then does everything itself.
+     */
+    firstActionNow(call) {
+        const store = this.deps.store();
+        const agent = store ? this.agentFor(store, call.did) : undefined;
+        if (!store || !agent)
+            return undefined;
+        const d = this.decide(agent);
+        if (d instanceof Promise)
+            return undefined;
+        const sent = d.reason ? this.deps.ari.answer(call.inboundId) : this.deps.ari.ring(call.inboundId);
+        // begin() awaits it a turn later; a rejection before then is not an unhandled one.
+        sent.catch(() => undefined);
+        // Spelled out: an object spread here cost as much as the decision itself.
+        return { reason: d.reason, presence: d.presence, presenceError: d.presenceError, store, agent, sent };
+    }
+    /**
+     * Ring the agent or divert, and why: login disabled or not available → the divert reason; a
+     * presence lookup that fails → ring (no answer or a failure still ends in voicemail). Synchronous
+     * unless the presence lookup is asynchronous.
+     */
+    decide(agent) {
+        if (!agent.enabled)
+            return { reason: 'logged out', presence: undefined, presenceError: undefined };
+        const failed = (err) => ({ reason: undefined, presence: undefined, presenceError: err });
+        const decided = (presence) => {
+            const state = presence?.state ?? 'logged out';
+            const reason = state === 'available' ? undefined : state === 'paused' || state === 'busy' ? state : 'logged out';
+            return { reason, presence, presenceError: undefined };
+        };
+        let seen;
+        try {
+            seen = this.deps.presence.get(agent.id);
+        }
+        catch (err) {
+            return failed(err);
+        }
+        const thenable = seen !== undefined && typeof seen.then === 'function';
+        return thenable ? Promise.resolve(seen).then(decided, failed) : decided(seen);
+    }
+    async begin(call, fast) {
+        const store = fast?.store ?? this.deps.store();
+        const agent = fast?.agent ?? (store ? this.agentFor(store, call.did) : undefined);
+        lazyChildLogger(call, this.log, { callId: call.id, did: call.did, channelId: call.inboundId, ...(agent ? { agentId: agent.id } : {}) });
+        // Without a store we cannot tell: the fail safe hands the caller to the dialplan's voicemail.
+        if (!store)
+            throw new Error('no agent store is loaded yet');
+        if (!agent) {
+            call.state = 'unknown';
+            call.log.warn({ callerNumber: call.callerNumber }, 'no agent has this DID: playing "not in service"');
+            await this.deps.ari.answer(call.inboundId);
+            await this.play(call, 'noservice', ['sound:ss-noservice']);
+            return;
+        }
+        call.agent = agent;
+        // A fast start decided and sent its first action in the StasisStart handler (firstActionNow).
+        const { reason, presence, presenceError } = fast ?? await this.decide(agent);
+        if (reason) {
+            call.callType = 'Diverted Call';
+            call.divertReason = reason;
+        }
+        // Queued, written with the other calls of this turn in one transaction (CallRecords.insertSoon).
+        this.deps.records.insertSoon(this.initialRecord(call, agent));
+        call.recorded = true;
+        if (call.callerGone)
+            return;
+        const first = reason ? this.divert(call, reason, true, fast?.sent) : this.ringAgent(call, agent, store, fast?.sent);
+        // Logged once the first action has gone (a fast start runs after the whole burst's).
+        if (presenceError !== undefined)
+            call.log.warn({ err: errorMessage(presenceError) }, 'presence unknown (lookup failed): ringing the agent');
+        call.log.info({ callerNumber: call.callerNumber, presence: presence?.state ?? (agent.enabled ? 'logged out' : 'login disabled'), presenceReason: presence?.reason }, 'DID call arrived');
+        await first;
+    }
+    /** `sent`: the ring request firstActionNow already sent. */
+    async ringAgent(call, agent, store, sent) {
+        const outboundId = `${call.id}-agent`;
+        const endpoint = dialTarget(agent, store.settings.backend);
+        const timeoutSeconds = this.deps.settings.ringTimeoutSeconds ?? (agent.voice?.ringTimeoutSeconds || 20);
+        call.state = 'ringing';
+        call.outboundId = outboundId;
+        call.ringStartedAt = this.now();
+        call.ringTimeoutSeconds = timeoutSeconds;
+        this.byChannel.set(outboundId, call);
+        await (sent ?? this.deps.ari.ring(call.inboundId));
+        this.timer(call, 'ring timeout', timeoutSeconds * 1000 + (this.deps.settings.ringGraceMs ?? 2000), () => this.ringTimedOut(call));
+        call.log.info({ endpoint, timeoutSeconds, outboundId }, 'ringing the agent');
+        try {
+            await this.deps.ari.originate({
+                endpoint,
+                app: this.app(store),
+                appArgs: `${DIALED_MARKER},${call.id}`,
+                callerId: callerIdOf(call.callerName, call.callerNumber),
+                timeoutSeconds,
+                channelId: outboundId,
+            });
+        }
+        catch (err) {
+            if (call.callerGone || call.state !== 'ringing')
+                throw err;
+            call.log.warn({ err: errorMessage(err), endpoint }, 'originate to the agent failed: voicemail');
+            this.dropOutbound(call);
+            // A timed-out request may still have created the leg.
+            await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'hang up the agent leg');
+            await this.divert(call, 'failed');
+        }
+    }
+    async ringTimedOut(call) {
+        if (call.state !== 'ringing' || !call.outboundId)
+            return;
+        const outboundId = call.outboundId;
+        call.log.info('the agent did not answer in time: voicemail');
+        this.dropOutbound(call);
+        await this.quietly(() => this.deps.ari.hangup(outboundId, 'no_answer'), call.log, 'hang up the agent leg');
+        await this.divert(call, 'no answer');
+    }
+    async agentAnswered(call, outboundId) {
+        if (call.state !== 'ringing' || call.outboundId !== outboundId || call.callerGone) {
+            call.log.info({ outboundId }, 'the agent answered too late: hanging the agent leg up');
+            await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'hang up the late agent leg');
+            return;
+        }
+        this.clearTimers(call);
+        call.state = 'connecting';
+        call.answeredAt = this.now();
+        await this.deps.ari.answer(call.inboundId);
+        const bridge = await this.deps.ari.createBridge({ type: 'mixing', bridgeId: `${call.id}-bridge` });
+        call.bridgeId = bridge.id;
+        await this.deps.ari.addChannel(bridge.id, [call.inboundId, outboundId]);
+        call.state = 'bridged';
+        this.update(call, { outcome: 'answered', callType: 'Direct Agent Call' });
+        call.log.info({ bridgeId: bridge.id }, 'agent answered: caller and agent bridged');
+    }
+    async agentLegGone(call, outboundId, cause) {
+        if (call.outboundId !== outboundId)
+            return;
+        if (call.state === 'ringing') {
+            let reason = divertReasonForCause(cause);
+            // Asterisk ends an unanswered originate at its timeout with a cause that varies by driver.
+            const rung = call.ringStartedAt ? this.now().getTime() - call.ringStartedAt.getTime() : 0;
+            if (reason === 'failed' && call.ringTimeoutSeconds !== undefined && rung >= call.ringTimeoutSeconds * 1000 - 500)
+                reason = 'no answer';
+            call.log.info({ cause, reason }, 'the agent leg ended before answer: voicemail');
+            this.dropOutbound(call);
+            await this.divert(call, reason);
+        }
+        else if (call.state === 'connecting' || call.state === 'bridged') {
+            call.log.info({ cause }, 'the agent hung up');
+            this.dropOutbound(call);
+            await this.endBridged(call);
+        }
+    }
+    async callerGone(call) {
+        switch (call.state) {
+            case 'new':
+            case 'unknown':
+                await this.finish(call, call.recorded ? { outcome: 'abandoned', durationSeconds: this.secondsSince(call.startedAt) } : undefined, 'caller hung up');
+                return;
+            case 'ringing': {
+                const outboundId = call.outboundId;
+                this.dropOutbound(call);
+                if (outboundId)
+                    await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'cancel the agent leg');
+                await this.finish(call, { outcome: 'abandoned', durationSeconds: this.secondsSince(call.startedAt) }, 'caller hung up while the agent was ringing');
+                return;
+            }
+            case 'connecting':
+            case 'bridged':
+                await this.endBridged(call);
+                return;
+            case 'greeting':
+                await this.finish(call, { outcome: 'no message', recordingStatus: 'none' }, 'caller hung up during the greeting');
+                return;
+            case 'recording':
+                // Asterisk finishes (and stores) the recording when the caller hangs up: RecordingFinished
+                // follows. If it never does, the overdue timer fetches what Asterisk stored.
+                this.timer(call, 'recording finished (caller gone)', this.deps.settings.recordingGraceMs ?? 15_000, () => this.recordingOverdue(call));
+                return;
+            case 'goodbye':
+                await this.finish(call, undefined, 'caller hung up');
+                return;
+            default:
+                return; // saving: finishes on its own
+        }
+    }
+    /** Either side of a bridged call hung up: the other goes too, the bridge is destroyed. */
+    async endBridged(call) {
+        const outboundId = call.outboundId;
+        this.dropOutbound(call);
+        if (outboundId)
+            await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'hang up the agent leg');
+        if (!call.callerGone)
+            await this.quietly(() => this.deps.ari.hangup(call.inboundId), call.log, 'hang up the caller');
+        if (call.bridgeId) {
+            const bridgeId = call.bridgeId;
+            await this.quietly(() => this.deps.ari.destroyBridge(bridgeId), call.log, 'destroy the bridge');
+        }
+        const answered = call.answeredAt !== undefined;
+        await this.finish(call, {
+            outcome: answered ? 'answered' : 'abandoned',
+            durationSeconds: this.secondsSince(call.answeredAt ?? call.startedAt),
+        }, 'call ended');
+    }
+    // -------------------------------------------------------------------------------------------
+    // Voicemail
+    /**
+     * `recordIsDiverted`: the call record was created as a Diverted Call with this reason already;
+     * `sent`: the answer request firstActionNow already sent.
+     */
+    async divert(call, reason, recordIsDiverted = false, sent) {
+        const agent = call.agent;
+        call.callType = 'Diverted Call';
+        call.divertReason = reason;
+        call.state = 'greeting';
+        const answered = sent ?? this.deps.ari.answer(call.inboundId);
+        if (!recordIsDiverted)
+            this.update(call, { callType: 'Diverted Call', divertReason: reason });
+        await answered;
+        call.log.info({ reason }, 'diverting to voicemail');
+        if (!agent.voicemail.enabled) {
+            call.log.info('the agent has no voicemail: playing "nobody available"');
+            call.state = 'goodbye';
+            this.update(call, { outcome: 'no message', recordingStatus: 'none' });
+            await this.play(call, 'goodbye', ['sound:vm-nobodyavail', 'sound:vm-goodbye']);
+            return;
+        }
+        const greeting = await this.deps.ari.getStoredRecording(`greeting-${agent.id}`);
+        const media = greeting
+            ? [`recording:${greeting.name}`, 'sound:vm-intro']
+            : ['sound:vm-theperson', `digits:${agent.extension}`, 'sound:vm-isunavail', 'sound:vm-intro'];
+        await this.play(call, 'greeting', media);
+    }
+    async promptFinished(call, playbackId) {
+        const kind = playbackId.slice(call.id.length + 1);
+        if (kind === 'greeting' && call.state === 'greeting') {
+            // The caller hung up during the greeting: StasisEnd follows and records "no message".
+            if (call.hangupRequested || call.callerGone)
+                return;
+            await this.startRecording(call);
+        }
+        else if ((kind === 'goodbye' && call.state === 'goodbye') || (kind === 'noservice' && call.state === 'unknown')) {
+            await this.quietly(() => this.deps.ari.hangup(call.inboundId), call.log, 'hang up the caller');
+            await this.finish(call, undefined, 'caller hung up by us');
+        }
+    }
+    async startRecording(call) {
+        const { maxDurationSeconds, maxSilenceSeconds } = this.deps.settings.voicemail;
+        const name = `switchboard-${call.id}`;
+        this.clearTimers(call);
+        this.dropPlaybacks(call);
+        call.state = 'recording';
+        call.recordingName = name;
+        call.recordingStartedAt = this.now();
+        this.byRecording.set(name, call);
+        try {
+            await this.deps.ari.record(call.inboundId, {
+                name, format: 'wav', maxDurationSeconds, maxSilenceSeconds, beep: true, terminateOn: '#', ifExists: 'fail',
+            });
+        }
+        catch (err) {
+            if (isNotFound(err) && (call.hangupRequested || (await this.deps.ari.getChannel(call.inboundId).catch(() => null)) === undefined)) {
+                // The caller hung up just before the recording could start.
+                call.log.info('the caller hung up before the recording started');
+                call.callerGone = true;
+                await this.finish(call, { outcome: 'no message', recordingStatus: 'none' }, 'caller hung up during the greeting');
+                return;
+            }
+            if (err instanceof AriRequestError && (err.status === 500 || /internal server error/i.test(err.peerMessage))) {
+                // Asterisk 20/22 log "Unrecognized recording error: No such file or directory" when
+                // <astspooldir>/recording is missing: ARI creates subdirectories, not the directory itself.
+                call.log.error({ err: errorMessage(err) }, 'Asterisk could not start the recording: check that its recording directory (<astspooldir>/recording, e.g. /var/spool/asterisk/recording) exists and is writable by Asterisk');
+            }
+            throw err;
+        }
+        call.log.info({ recording: name }, 'recording the message');
+        this.timer(call, 'recording overdue', maxDurationSeconds * 1000 + (this.deps.settings.recordingGraceMs ?? 15_000), () => this.recordingOverdue(call));
+    }
+    async recordingFinished(call, durationSeconds, bytes) {
+        if (call.state !== 'recording')
+            return;
+        this.clearTimers(call);
+        call.state = 'saving';
+        const saved = await this.saveMessage(call, durationSeconds, bytes);
+        if (call.callerGone || call.hangupRequested) {
+            await this.finish(call, undefined, saved ? 'message saved' : 'no message');
+            return;
+        }
+        call.state = 'goodbye';
+        await this.play(call, 'goodbye', saved ? ['sound:vm-msgsaved', 'sound:vm-goodbye'] : ['sound:vm-goodbye']);
+    }
+    async recordingFailed(call, recording) {
+        if (call.state !== 'recording')
+            return;
+        this.clearTimers(call);
+        throw new Error(`recording ${recording.name} failed${recording.cause ? `: ${recording.cause}` : ''}`);
+    }
+    /** No RecordingFinished came: take what Asterisk stored, if anything. */
+    async recordingOverdue(call) {
+        if (call.state !== 'recording' || !call.recordingName)
+            return;
+        const name = call.recordingName;
+        const stored = await this.deps.ari.getStoredRecording(name);
+        if (!stored) {
+            if (!call.callerGone)
+                throw new Error(`recording ${name}: neither RecordingFinished nor a stored recording`);
+            this.clearTimers(call);
+            await this.finish(call, { outcome: 'no message', recordingStatus: 'none' }, 'no recording was stored');
+            return;
+        }
+        const bytes = await this.deps.ari.getStoredRecordingFile(name);
+        call.log.warn({ recording: name }, 'RecordingFinished never came: using the stored recording');
+        await this.recordingFinished(call, wavDurationSeconds(bytes), bytes);
+    }
+    /** Keeps (or drops) the message; returns true when kept. */
+    async saveMessage(call, durationSeconds, fetched) {
+        const agent = call.agent;
+        const name = call.recordingName;
+        this.byRecording.delete(name);
+        const { minDurationSeconds } = this.deps.settings.voicemail;
+        let bytes = fetched;
+        let duration = durationSeconds;
+        if (duration === undefined) {
+            bytes ??= await this.deps.ari.getStoredRecordingFile(name);
+            duration = wavDurationSeconds(bytes);
+        }
+        if (duration < minDurationSeconds) {
+            call.log.info({ durationSeconds: duration, minDurationSeconds }, 'message too short: dropped');
+            await this.quietly(() => this.deps.ari.deleteStoredRecording(name), call.log, 'delete the short recording');
+            this.update(call, { outcome: 'no message', recordingStatus: 'none', durationSeconds: duration });
+            return false;
+        }
+        bytes ??= await this.deps.ari.getStoredRecordingFile(name);
+        const startedAt = call.recordingStartedAt ?? call.startedAt;
+        let local;
+        try {
+            local = localDateTime(startedAt, agent.timezone, agent.id);
+        }
+        catch {
+            local = localDateTime(startedAt, 'UTC', agent.id);
+        }
+        const fileName = recordingFileName(local, call.id, 'wav');
+        const file = join(this.deps.settings.recordingsDir, fileName);
+        await mkdir(this.deps.settings.recordingsDir, { recursive: true });
+        await writeFileAtomic(file, bytes, 0o600);
+        const hasEmail = Boolean(agent.email && agent.email.trim());
+        this.update(call, {
+            outcome: 'voicemail', recordingStatus: 'available', recordingName: name, recordingFile: file, durationSeconds: duration,
+            emailStatus: hasEmail ? 'queued' : 'no email',
+        });
+        call.log.info({ file, durationSeconds: duration, bytes: bytes.length }, 'message kept');
+        // Our copy is the one that counts; Asterisk's is removed so its disk does not fill up.
+        await this.quietly(() => this.deps.ari.deleteStoredRecording(name), call.log, 'delete the recording from Asterisk');
+        if (!hasEmail) {
+            call.log.warn('the agent has no email address: the message is kept but not emailed');
+            return true;
+        }
+        try {
+            const email = buildVoicemailEmail({
+                agent: { id: agent.id, username: agent.username, displayName: agent.displayName, email: agent.email, timezone: agent.timezone },
+                callerNumber: call.callerNumber, did: call.did, interactionId: call.id, startedAt, durationSeconds: duration,
+            }, this.deps.templates);
+            await this.deps.outbox.enqueue({
+                to: email.to, subject: email.subject, text: email.text, interactionId: call.id,
+                attachment: { filename: email.attachmentName, path: file },
+            });
+            call.log.info({ to: email.to, attachment: email.attachmentName }, 'voicemail email queued');
+        }
+        catch (err) {
+            call.log.error({ err: errorMessage(err) }, 'the voicemail email could not be queued; the message is kept on disk');
+            this.update(call, { emailStatus: 'failed', note: `email not queued: ${errorMessage(err)}`.slice(0, 1000) });
+        }
+        return true;
+    }
+    // -------------------------------------------------------------------------------------------
+    // Fail safe
+    /**
+     * Any error in a call's handling ends here. While the caller is still ours and no message has
+     * been taken, the caller continues in the dialplan at the DID's `vm` priority (Asterisk's own
+     * VoiceMail), else is hung up; the agent leg and bridge are cleaned up. Never throws.
+     */
+    async failSafe(call, what, err) {
+        try {
+            if (call.state === 'done')
+                return;
+            const log = call.log;
+            this.clearTimers(call);
+            let callerHere = !call.callerGone;
+            if (callerHere) {
+                try {
+                    callerHere = (await this.deps.ari.getChannel(call.inboundId)) !== undefined;
+                }
+                catch {
+                    // unknown: assume the caller is still there
+                }
+            }
+            log.error({ err: errorMessage(err), step: what, state: call.state, callerHere }, 'call control error');
+            if (call.outboundId) {
+                const outboundId = call.outboundId;
+                this.dropOutbound(call);
+                await this.quietly(() => this.deps.ari.hangup(outboundId), log, 'hang up the agent leg');
+            }
+            if (call.bridgeId) {
+                const bridgeId = call.bridgeId;
+                await this.quietly(() => this.deps.ari.destroyBridge(bridgeId), log, 'destroy the bridge');
+            }
+            if (!callerHere) {
+                const patch = call.state === 'ringing' || call.state === 'new'
+                    ? { outcome: 'abandoned', durationSeconds: this.secondsSince(call.startedAt) }
+                    : call.state === 'saving' || call.state === 'goodbye' ? undefined : { outcome: 'no message' };
+                await this.finish(call, patch ? { ...patch, note: noteOf(what, err) } : { note: noteOf(what, err) }, 'caller gone after an error');
+                return;
+            }
+            const messageTaken = call.state === 'saving' || call.state === 'goodbye' || call.state === 'unknown';
+            if (!messageTaken) {
+                const context = this.deps.store()?.settings.dialplan.didContext ?? call.dialplanContext;
+                if (context) {
+                    try {
+                        await this.deps.ari.continueInDialplan(call.inboundId, { context, extension: call.did, label: DID_VM_LABEL });
+                        log.warn({ context, extension: call.did, label: DID_VM_LABEL }, 'caller sent to the dialplan voicemail');
+                        await this.finish(call, {
+                            callType: 'Diverted Call', divertReason: 'failed', outcome: 'voicemail', note: noteOf(what, err),
+                        }, 'handed to the dialplan');
+                        return;
+                    }
+                    catch (err2) {
+                        log.error({ err: errorMessage(err2) }, 'continue in the dialplan failed: hanging up');
+                    }
+                }
+            }
+            await this.quietly(() => this.deps.ari.hangup(call.inboundId), log, 'hang up the caller');
+            await this.finish(call, messageTaken ? { note: noteOf(what, err) } : { outcome: 'no message', divertReason: call.divertReason ?? 'failed', note: noteOf(what, err) }, 'hung up after an error');
+        }
+        catch (fatal) {
+            this.log.error({ callId: call.id, err: errorMessage(fatal) }, 'call control: the fail-safe itself failed');
+            this.forget(call);
+        }
+    }
+    // -------------------------------------------------------------------------------------------
+    // Reconnect
+    /**
+     * After a (re)connect, compares what we track with `GET /channels`:
+     * - a call whose caller channel is gone: handled as if its StasisEnd had arrived (ringing →
+     *   agent leg cancelled, "abandoned"; bridged → agent leg hung up, bridge destroyed, "answered"
+     *   with its duration; greeting → "no message"; recording → the stored recording is fetched at
+     *   once (Asterisk finished it on hangup) and kept/emailed as usual, or "no message");
+     * - ringing: agent leg gone → voicemail ("no answer": the cause was lost); agent leg `Up` →
+     *   treated as answered (its StasisStart was missed); else keep ringing (our timer still runs);
+     * - bridged: agent leg gone → the caller is hung up and the call recorded as answered;
+     *   otherwise tracking goes on until either side hangs up;
+     * - greeting: PlaybackFinished may have been missed, so recording starts now (Asterisk runs
+     *   channel operations in order, so it starts after any prompt still playing);
+     * - recording, caller still there: wait for RecordingFinished; the overdue timer (max duration
+     *   + grace) falls back to the stored recording;
+     * - goodbye: the caller is hung up.
+     * Channels in our Stasis app that no call here knows (left by an earlier process): see
+     * `adoptBridgedOrphans` for calls that were bridged; other callers are handed to the dialplan's
+     * voicemail, other agent legs hung up.
+     */
+    async onConnected(resync) {
+        const channels = await this.deps.ari.listChannels();
+        const byId = new Map(channels.map((c) => [c.id, c]));
+        if (resync) {
+            this.log.info({ calls: this.calls.size, channels: channels.length }, 'ARI back: resynchronising calls in progress');
+            for (const call of this.calls)
+                this.enqueue(call, 'resync', () => this.resync(call, byId));
+        }
+        await this.adoptOrphans(channels);
+        if (!this.swept && this.running) {
+            this.swept = true;
+            await this.sweepStaleRecords();
+        }
+    }
+    async resync(call, channels) {
+        const inbound = channels.get(call.inboundId);
+        const outbound = call.outboundId ? channels.get(call.outboundId) : undefined;
+        call.log.info({ state: call.state, callerHere: Boolean(inbound), agentLegHere: Boolean(outbound) }, 'resync');
+        if (!inbound) {
+            if (call.callerGone)
+                return;
+            call.callerGone = true;
+            if (call.state === 'recording') {
+                this.clearTimers(call);
+                await this.recordingOverdue(call);
+                return;
+            }
+            await this.callerGone(call);
+            return;
+        }
+        switch (call.state) {
+            case 'ringing':
+                if (!call.outboundId)
+                    return;
+                if (!outbound)
+                    await this.agentLegGone(call, call.outboundId, undefined);
+                else if (outbound.state === 'Up')
+                    await this.agentAnswered(call, call.outboundId);
+                return;
+            case 'connecting':
+            case 'bridged':
+                if (call.outboundId && !outbound)
+                    await this.agentLegGone(call, call.outboundId, undefined);
+                return;
+            case 'greeting':
+                await this.startRecording(call);
+                return;
+            case 'goodbye':
+                this.dropPlaybacks(call);
+                await this.quietly(() => this.deps.ari.hangup(call.inboundId), call.log, 'hang up the caller');
+                await this.finish(call, undefined, 'caller hung up by us');
+                return;
+            default:
+                return;
+        }
+    }
+    async adoptOrphans(channels) {
+        const store = this.deps.store();
+        const app = this.deps.settings.app ?? store?.settings.dialplan.stasisApp;
+        if (!app)
+            return;
+        const ours = (ch) => !this.byChannel.has(ch.id) && ch.dialplan?.app_name === 'Stasis' && (ch.dialplan.app_data ?? '').split(',')[0] === app;
+        let candidates = channels.filter(ours);
+        if (candidates.length > 0) {
+            // A call that arrives while the list is on its way shows up in it before its StasisStart.
+            await new Promise((resolve) => {
+                this.timers.setTimeout(resolve, this.deps.settings.orphanGraceMs ?? 2000);
+            });
+            if (!this.running)
+                return;
+            candidates = candidates.filter(ours);
+        }
+        const handled = await this.adoptBridgedOrphans(candidates, ours);
+        for (const listed of candidates) {
+            if (handled.has(listed.id))
+                continue;
+            const ch = await this.deps.ari.getChannel(listed.id);
+            if (!ch || !ours(ch))
+                continue;
+            const first = (ch.dialplan.app_data ?? '').split(',')[1];
+            const log = this.log.child({ channelId: ch.id });
+            if (first === DIALED_MARKER) {
+                log.warn('an agent leg left by an earlier run: hanging it up');
+                await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan agent leg');
+                continue;
+            }
+            const did = first ?? ch.dialplan.exten;
+            const record = this.orphanRecord(ch, did);
+            if (record && (await this.adoptRecordingCaller(record, ch, did)))
+                continue;
+            const context = this.deps.store()?.settings.dialplan.didContext ?? ch.dialplan.context;
+            log.warn({ did, ...(record ? { callId: record.interactionId } : {}) }, 'a caller left in our app by an earlier run: sending it to the dialplan voicemail');
+            try {
+                await this.deps.ari.continueInDialplan(ch.id, { context, extension: did, label: DID_VM_LABEL });
+                if (record) {
+                    this.patchRecord(record.interactionId, {
+                        callType: 'Diverted Call', divertReason: record.divertReason ?? 'failed', outcome: 'voicemail',
+                        note: 'switchboard restarted during the call: the caller was handed to the dialplan voicemail',
+                    }, log);
+                }
+            }
+            catch (err) {
+                log.error({ err: errorMessage(err) }, 'could not send the orphan caller to the dialplan: hanging up');
+                await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan caller');
+            }
+        }
+    }
+    /**
+     * The call record of a caller left by an earlier run: the one still "in progress" for this
+     * caller and DID that started within a minute of the channel (the channel id is not recorded).
+     */
+    orphanRecord(ch, did) {
+        const created = asteriskTime(ch.creationtime);
+        if (!created)
+            return undefined;
+        try {
+            const near = this.deps.records.query({ from: new Date(created.getTime() - 60_000), to: new Date(created.getTime() + 60_000) });
+            return near.find((r) => r.outcome === 'in progress' && r.calledNumber === did && r.callerNumber === (ch.caller?.number ?? '')
+                && ![...this.calls].some((c) => c.id === r.interactionId));
+        }
+        catch {
+            return undefined;
+        }
+    }
+    /**
+     * A caller an earlier run was recording: Asterisk goes on recording (a continue in the dialplan
+     * would only run after the recording), so the call is adopted in state "recording" and its
+     * RecordingFinished handled as usual (message kept and emailed, goodbye). A recording that has
+     * already ended is taken from Asterisk's stored recordings now. False when there is none.
+     */
+    async adoptRecordingCaller(record, ch, did) {
+        const agent = this.deps.store()?.agents.find((a) => a.id === record.agentId);
+        if (!agent)
+            return false;
+        const name = `switchboard-${record.interactionId}`;
+        const live = await this.deps.ari.getLiveRecording(name).catch(() => undefined);
+        const active = live !== undefined && ['queued', 'recording', 'paused'].includes(live.state);
+        const stored = active ? undefined : await this.deps.ari.getStoredRecording(name).catch(() => undefined);
+        if (!active && !stored)
+            return false;
+        const call = this.adoptedCall(record, ch, did, agent, 'recording');
+        call.recordingName = name;
+        this.byRecording.set(name, call);
+        if (active) {
+            call.log.warn({ recording: name }, 'a caller an earlier run was recording: adopted, the message is taken when the recording ends');
+            this.timer(call, 'recording overdue', this.deps.settings.voicemail.maxDurationSeconds * 1000 + (this.deps.settings.recordingGraceMs ?? 15_000), () => this.recordingOverdue(call));
+        }
+        else {
+            call.log.warn({ recording: name }, 'a caller whose message an earlier run recorded: taking the stored recording now');
+            this.enqueue(call, 'recording finished (earlier run)', () => this.recordingFinished(call, undefined));
+        }
+        return true;
+    }
+    adoptedCall(record, ch, did, agent, state) {
+        return this.track({
+            id: record.interactionId, did,
+            callerNumber: record.callerNumber,
+            callerName: ch.caller?.name ?? '',
+            inboundId: ch.id,
+            ...(ch.dialplan?.context ? { dialplanContext: ch.dialplan.context } : {}),
+            log: this.log.child({ callId: record.interactionId, did, channelId: ch.id, agentId: agent.id }),
+            startedAt: new Date(record.startedAt),
+            state,
+            agent,
+            recorded: true,
+            callType: record.callType,
+            ...(record.divertReason ? { divertReason: record.divertReason } : {}),
+        }, ch.id);
+    }
+    /** Starts tracking a call (by each of its channels) with nothing pending on it yet. */
+    track(init, ...channelIds) {
+        // Completed in place (an object spread here was a fifth of the StasisStart handler's time).
+        const call = init;
+        call.callerGone = false;
+        call.hangupRequested = false;
+        call.timers = new Set();
+        call.queue = Promise.resolve();
+        this.calls.add(call);
+        for (const id of channelIds)
+            this.byChannel.set(id, call);
+        return call;
+    }
+    /**
+     * Call records an earlier run left "in progress" whose caller has gone: a message Asterisk
+     * recorded meanwhile (stored recording `switchboard-<id>`) is kept and emailed as usual; otherwise
+     * the record is closed ("abandoned" for a call that never reached voicemail, else "no message")
+     * with a note. Runs once, after the first connect.
+     */
+    async sweepStaleRecords() {
+        let stale;
+        try {
+            stale = this.deps.records.query({ from: new Date(this.startedAt.getTime() - 7 * 24 * 3600_000), to: this.startedAt })
+                .filter((r) => r.outcome === 'in progress' && ![...this.calls].some((c) => c.id === r.interactionId));
+        }
+        catch (err) {
+            this.log.warn({ err: errorMessage(err) }, 'could not look for call records left in progress by an earlier run');
+            return;
+        }
+        for (const record of stale) {
+            if (!this.running)
+                return;
+            const log = this.log.child({ callId: record.interactionId });
+            const agent = this.deps.store()?.agents.find((a) => a.id === record.agentId);
+            const name = `switchboard-${record.interactionId}`;
+            const stored = agent ? await this.deps.ari.getStoredRecording(name).catch(() => undefined) : undefined;
+            if (agent && stored) {
+                log.warn({ recording: name }, 'a message recorded while switchboard was away: keeping and emailing it');
+                const call = this.adoptedCall(record, { id: `gone-${record.interactionId}` }, record.calledNumber, agent, 'recording');
+                call.callerGone = true;
+                call.recordingName = name;
+                this.byRecording.set(name, call);
+                this.enqueue(call, 'recording finished (earlier run)', () => this.recordingFinished(call, undefined));
+                continue;
+            }
+            log.warn('a call left in progress by an earlier run: closing its record');
+            this.patchRecord(record.interactionId, {
+                outcome: record.callType === 'Direct Agent Call' && !record.divertReason ? 'abandoned' : 'no message',
+                note: 'switchboard was stopped during the call and the caller had gone when it came back',
+            }, log);
+        }
+    }
+    patchRecord(id, patch, log) {
+        try {
+            this.deps.records.update(id, patch);
+        }
+        catch (err) {
+            log.error({ err: errorMessage(err) }, 'could not update the call record');
+        }
+    }
+    /**
+     * Calls an earlier run had bridged (bridge `<interaction id>-bridge`) are not interrupted: with
+     * both sides still there the call is adopted and goes on until either side hangs up (then
+     * handled as usual: the other side hung up, the bridge destroyed, the call record finished with
+     * the duration since the bridge was made). With one side left, that side is hung up and the
+     * bridge destroyed. Returns the channels dealt with here.
+     */
+    async adoptBridgedOrphans(candidates, ours) {
+        const handled = new Set();
+        let bridges;
+        try {
+            bridges = await this.deps.ari.listBridges();
+        }
+        catch (err) {
+            this.log.warn({ err: errorMessage(err) }, 'could not list the bridges: calls bridged by an earlier run are treated as unbridged');
+            return handled;
+        }
+        const argsOf = (ch) => (ch.dialplan?.app_data ?? '').split(',').slice(1);
+        for (const bridge of bridges) {
+            const m = /^(\d+)-bridge$/.exec(bridge.id);
+            if (!m)
+                continue;
+            const id = m[1];
+            if ([...this.calls].some((c) => c.id === id))
+                continue;
+            const log = this.log.child({ callId: id, bridgeId: bridge.id });
+            const answeredAt = asteriskTime(bridge.creationtime) ?? this.now();
+            if (bridge.channels.length === 0) {
+                // Both sides hung up while we were away: Asterisk keeps a Stasis bridge until it is destroyed.
+                log.warn('an empty bridge left by an earlier run: destroying it');
+                await this.quietly(() => this.deps.ari.destroyBridge(bridge.id), log, 'destroy the bridge');
+                this.finishOrphanRecord(id, undefined, log);
+                continue;
+            }
+            const members = candidates.filter((c) => bridge.channels.includes(c.id) && !handled.has(c.id));
+            const agentLeg = members.find((c) => argsOf(c)[0] === DIALED_MARKER && argsOf(c)[1] === id);
+            const caller = members.find((c) => argsOf(c)[0] !== DIALED_MARKER);
+            if (!agentLeg && !caller)
+                continue;
+            for (const c of [agentLeg, caller])
+                if (c)
+                    handled.add(c.id);
+            if (agentLeg && caller) {
+                this.adoptBridged(id, bridge, caller, agentLeg, answeredAt, log);
+                continue;
+            }
+            // One side hung up while we were away: the other goes too.
+            const left = (agentLeg ?? caller);
+            log.warn({ channelId: left.id, side: agentLeg ? 'agent' : 'caller' }, 'a call bridged by an earlier run lost one side while switchboard was away: hanging up the other');
+            const current = await this.deps.ari.getChannel(left.id).catch(() => undefined);
+            if (current && ours(current))
+                await this.quietly(() => this.deps.ari.hangup(left.id), log, 'hang up the remaining side');
+            await this.quietly(() => this.deps.ari.destroyBridge(bridge.id), log, 'destroy the bridge');
+            this.finishOrphanRecord(id, answeredAt, log);
+        }
+        return handled;
+    }
+    adoptBridged(id, bridge, caller, agentLeg, answeredAt, log) {
+        const record = this.recordOf(id);
+        const agent = record ? this.deps.store()?.agents.find((a) => a.id === record.agentId) : undefined;
+        const did = (caller.dialplan?.app_data ?? '').split(',')[1] ?? caller.dialplan?.exten ?? record?.calledNumber ?? '';
+        const call = this.track({
+            id, did,
+            callerNumber: caller.caller?.number ?? record?.callerNumber ?? '',
+            callerName: caller.caller?.name ?? '',
+            inboundId: caller.id,
+            ...(caller.dialplan?.context ? { dialplanContext: caller.dialplan.context } : {}),
+            log: this.log.child({ callId: id, did, channelId: caller.id, ...(agent ? { agentId: agent.id } : {}) }),
+            startedAt: record ? new Date(record.startedAt) : (asteriskTime(caller.creationtime) ?? answeredAt),
+            state: 'bridged',
+            ...(agent ? { agent } : {}),
+            recorded: record !== undefined,
+            callType: 'Direct Agent Call',
+            outboundId: agentLeg.id,
+            bridgeId: bridge.id,
+            answeredAt,
+        }, caller.id, agentLeg.id);
+        log.warn({ callerChannel: caller.id, agentChannel: agentLeg.id }, 'a call bridged by an earlier run: adopted, it goes on until either side hangs up');
+        // Either side may have hung up between the list and now (its events went to nobody).
+        this.enqueue(call, 'adopt', async () => {
+            const [inbound, outbound] = await Promise.all([this.deps.ari.getChannel(caller.id), this.deps.ari.getChannel(agentLeg.id)]);
+            if (!inbound) {
+                if (call.callerGone)
+                    return;
+                call.callerGone = true;
+                await this.callerGone(call);
+            }
+            else if (!outbound && call.outboundId) {
+                await this.agentLegGone(call, call.outboundId, undefined);
+            }
+        });
+    }
+    /**
+     * The record of a bridged call that ended while we were away: "answered", with the duration up
+     * to now when one side was still there (`answeredAt`), else the duration left as it was; a note says so.
+     */
+    finishOrphanRecord(id, answeredAt, log) {
+        const record = this.recordOf(id);
+        if (!record)
+            return;
+        try {
+            this.deps.records.update(id, answeredAt
+                ? { outcome: 'answered', durationSeconds: this.secondsSince(answeredAt), note: 'ended while switchboard was not connected to ARI: the duration runs to when it reconnected' }
+                : { outcome: 'answered', note: 'ended while switchboard was not connected to ARI: duration unknown' });
+        }
+        catch (err) {
+            log.error({ err: errorMessage(err) }, 'could not update the call record');
+        }
+    }
+    recordOf(id) {
+        try {
+            return this.deps.records.get(id);
+        }
+        catch {
+            return undefined;
+        }
+    }
+    // -------------------------------------------------------------------------------------------
+    // Helpers
+    /**
+     * Builds the store's DID → agent index now rather than on the store's first DID call (10k
+     * agents: ~4 ms that call's first action would otherwise wait): the daemon calls it when it
+     * loads a store ('storeLoaded', after the Reload). Idempotent.
+     */
+    indexStore(store) {
+        this.didIndex(store);
+    }
+    didIndex(store) {
+        let index = this.indexes.get(store);
+        if (!index) {
+            index = new Map();
+            for (const agent of store.agents) {
+                for (const d of agent.dids) {
+                    index.set(d, agent);
+                    index.set(d.replace(/^\+/, ''), agent);
+                }
+            }
+            this.indexes.set(store, index);
+        }
+        return index;
+    }
+    agentFor(store, did) {
+        const index = this.didIndex(store);
+        return index.get(did) ?? index.get(did.replace(/^\+/, ''));
+    }
+    app(store) {
+        return this.deps.settings.app ?? store.settings.dialplan.stasisApp;
+    }
+    initialRecord(call, agent) {
+        return {
+            interactionId: call.id,
+            callType: call.callType,
+            ...(call.divertReason ? { divertReason: call.divertReason } : {}),
+            agentId: agent.id,
+            agentUsername: agent.username,
+            startedAt: call.startedAt.toISOString(),
+            callerNumber: call.callerNumber.slice(0, 1000),
+            calledNumber: call.did.slice(0, 1000),
+            durationSeconds: 0,
+            outcome: 'in progress',
+            recordingStatus: 'none',
+            emailStatus: 'not applicable',
+        };
+    }
+    update(call, patch) {
+        if (call.recorded)
+            this.deps.records.update(call.id, patch);
+    }
+    async play(call, kind, media) {
+        const playbackId = `${call.id}-${kind}`;
+        this.byPlayback.set(playbackId, call);
+        await this.deps.ari.play(call.inboundId, media, playbackId);
+        this.timer(call, `${kind} prompt overdue`, this.deps.settings.promptTimeoutMs ?? 60_000, async () => {
+            if (!this.byPlayback.has(playbackId))
+                return;
+            call.log.warn({ playbackId }, 'PlaybackFinished never came: going on');
+            this.byPlayback.delete(playbackId);
+            await this.promptFinished(call, playbackId);
+        });
+    }
+    dropOutbound(call) {
+        if (call.outboundId)
+            this.byChannel.delete(call.outboundId);
+        call.outboundId = undefined;
+        if (call.state === 'ringing')
+            this.clearTimers(call);
+    }
+    dropPlaybacks(call) {
+        for (const [id, c] of this.byPlayback)
+            if (c === call)
+                this.byPlayback.delete(id);
+    }
+    async finish(call, patch, why) {
+        if (call.state === 'done')
+            return;
+        if (patch && call.recorded) {
+            try {
+                this.deps.records.update(call.id, patch);
+            }
+            catch (err) {
+                call.log.error({ err: errorMessage(err) }, 'could not update the call record');
+            }
+        }
+        const record = call.recorded ? this.deps.records.get(call.id) : undefined;
+        if (record?.outcome === 'in progress') {
+            try {
+                this.deps.records.update(call.id, { outcome: 'no message' });
+            }
+            catch { /* logged above */ }
+        }
+        call.log.info({ why, outcome: record?.outcome, durationSeconds: record?.durationSeconds }, 'call finished');
+        this.forget(call);
+    }
+    forget(call) {
+        call.state = 'done';
+        this.clearTimers(call);
+        this.calls.delete(call);
+        for (const map of [this.byChannel, this.byPlayback, this.byRecording]) {
+            for (const [key, c] of map)
+                if (c === call)
+                    map.delete(key);
+        }
+    }
+    async quietly(fn, log, what) {
+        try {
+            await fn();
+        }
+        catch (err) {
+            if (!isNotFound(err))
+                log.warn({ err: errorMessage(err) }, `could not ${what}`);
+        }
+    }
+    secondsSince(date) {
+        return Math.max(0, (this.now().getTime() - date.getTime()) / 1000);
+    }
+}
+/** Asterisk's timestamps (`2026-11-22T01:28:34.970+0000`) as a Date; undefined when absent or unreadable. */
+function asteriskTime(text) {
+    if (!text)
+        return undefined;
+    const ms = Date.parse(text.replace(/([+-]\d\d)(\d\d)$/, '$1:$2'));
+    return Number.isNaN(ms) ? undefined : new Date(ms);
+}
+/** Seconds of audio in a PCM WAV file (from its byte rate); 0 when it is not one. */
+export function wavDurationSeconds(bytes) {
+    if (bytes.length < 44 || bytes.toString('ascii', 0, 4) !== 'RIFF' || bytes.toString('ascii', 8, 12) !== 'WAVE')
+        return 0;
+    const byteRate = bytes.readUInt32LE(28);
+    return byteRate > 0 ? (bytes.length - 44) / byteRate : 0;
+}
+/** `"Name" <number>` for the agent's display, or the number alone when the name is empty or unsafe. */
+export function callerIdOf(name, number) {
+    const n = name.trim();
+    if (!n || /["<>\u0000-\u001f\u007f]/.test(n) || n === number)
+        return number;
+    return `"${n}" <${number}>`;
+}
+function noteOf(what, err) {
+    return `error during "${what}": ${errorMessage(err)}`.replace(/[\r\n]+/g, ' ').slice(0, 1000);
+}
+/**
+ * Gives `call` a `log` property that makes its pino child logger on first use: a child costs ~5 µs
+ * (its bindings are serialised and redacted), too much to pay per call before the first ARI action
+ * of a burst; the first line is logged after that action (DidWorkflow.begin).
+ */
+function lazyChildLogger(call, parent, bindings) {
+    let log;
+    Object.defineProperty(call, 'log', {
+        configurable: true, enumerable: true,
+        get: () => (log ??= parent.child(bindings)),
+        set: (value) => { log = value; },
+    });
+}
+/** Call starts resumed per turn of the event loop (~50-80 µs each: ~1 ms per turn). */
+const LATER_PER_TURN = 16;
+/** The rest of a call's start waits until no new call arrived for this long (a burst is over)... */
+const BURST_QUIET_MS = 2;
+/** ...but never longer than this (a steady stream of calls still gets its calls started). */
+const BURST_MAX_WAIT_MS = 50;
+//# sourceMappingURL=did.js.map
