@@ -31,16 +31,20 @@
  * setEndpointState, setDeviceState, finishPlayback, ...
  */
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { WebSocketServer, WebSocket } from 'ws';
+import {
+  asteriskTime, bodyParams, findRoute, handlerTreePath, loadAriDocs, parseRestRequest, pathParams, restResponseFrame,
+  type AriRoute, type Json, type ResourceDoc, type RestResponseFrame,
+} from '../../src/testkit/ari-protocol.js';
+
+export { asteriskTime, type Json, type RestResponseFrame };
 
 // ---------------------------------------------------------------------------------------------
 // Types
-
-export type Json = Record<string, unknown>;
 
 export interface RecordedRequest {
   method: string;
@@ -67,20 +71,6 @@ export interface RecordedRequest {
   authorized: boolean;
 }
 
-/** A RESTResponse frame the fake sent on an events WebSocket (key order as Asterisk's). */
-export interface RestResponseFrame {
-  type: 'RESTResponse';
-  transaction_id: string;
-  request_id: string;
-  status_code: number;
-  reason_phrase: string;
-  uri: string;
-  content_type?: string;
-  message_body?: string;
-  application: string;
-  timestamp: string;
-  asterisk_id: string;
-}
 
 export type FakeResponse = { status: number; body?: unknown; headers?: Record<string, string> } | 'hang';
 
@@ -115,21 +105,6 @@ export interface FakeAriOptions {
    * false = like older Asterisk: every frame a client sends there is ignored (never answered).
    */
   restOverWebSocket?: boolean;
-}
-
-interface ParamDoc { name: string; paramType: string; required?: boolean; dataType: string }
-interface OperationDoc { httpMethod: string; nickname: string; responseClass: string; parameters?: ParamDoc[] }
-interface ApiDoc { path: string; operations: OperationDoc[] }
-interface ResourceDoc { basePath: string; resourcePath: string; apis: ApiDoc[]; models: Json; [k: string]: unknown }
-
-interface Route {
-  resource: string;
-  nickname: string;
-  method: string;
-  regex: RegExp;
-  pathParams: string[];
-  params: ParamDoc[];
-  literalSegments: number;
 }
 
 interface FakeChannel {
@@ -176,13 +151,6 @@ type Outcome =
   | { kind: 'docs' }
   | { kind: 'reply'; status: number; body?: unknown; headers?: Record<string, string>; contentType?: string; after?: () => void };
 
-/** Methods Asterisk's ast_get_http_method_from_string knows (case-sensitive). */
-const WS_METHODS = new Set(['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
-
-class WsRequestError extends Error {
-  constructor(readonly reason: string, readonly uri = '') { super(reason); }
-}
-
 class HttpError extends Error {
   constructor(readonly status: number, message: string) { super(message); }
 }
@@ -190,22 +158,7 @@ class HttpError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const DOCS_DIR = new URL('./ari-docs/', import.meta.url);
-
-function loadDocs(): { resources: Json & { apis: { path: string }[] }; docs: Map<string, ResourceDoc> } {
-  const resources = JSON.parse(readFileSync(new URL('resources.json', DOCS_DIR), 'utf8')) as Json & { apis: { path: string }[] };
-  const docs = new Map<string, ResourceDoc>();
-  for (const api of resources.apis) {
-    const name = api.path.replace(/^\/api-docs\//, '').replace('.{format}', '');
-    docs.set(name, JSON.parse(readFileSync(new URL(`${name}.json`, DOCS_DIR), 'utf8')) as ResourceDoc);
-  }
-  return { resources, docs };
-}
-
-/** Asterisk's timestamp format: 2024-05-01T10:20:30.123+0000 */
-export function asteriskTime(d = new Date()): string {
-  return d.toISOString().replace('Z', '+0000');
-}
+const DOCS_DIR = fileURLToPath(new URL('./ari-docs/', import.meta.url));
 
 const CAUSE_TXT: Record<number, string> = {
   0: 'Unknown', 1: 'Unallocated (unassigned) number', 3: 'No route to destination', 16: 'Normal Clearing',
@@ -271,7 +224,7 @@ export class FakeAriServer {
   private readonly opts: Required<Omit<FakeAriOptions, 'playbackMs' | 'endpoints'>> & { playbackMs: number | null; endpoints: FakeEndpoint[] };
   private readonly resourcesDoc: Json & { apis: { path: string }[] };
   private readonly docs: Map<string, ResourceDoc>;
-  private readonly routes: Route[] = [];
+  private readonly routes: readonly AriRoute[];
   private readonly bus = new EventEmitter();
 
   private server?: Server;
@@ -319,26 +272,10 @@ export class FakeAriServer {
     this.password = this.opts.password;
     this.app = this.opts.app;
     this.playbackMs = this.opts.playbackMs;
-    const { resources, docs } = loadDocs();
+    const { resources, docs, routes } = loadAriDocs(DOCS_DIR);
     this.resourcesDoc = resources;
     this.docs = docs;
-    for (const [resource, doc] of docs) {
-      for (const api of doc.apis) {
-        const pathParams: string[] = [];
-        const src = ('/ari' + api.path).replace(/[.+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_m, name: string) => {
-          pathParams.push(name);
-          return '([^/]+)';
-        });
-        for (const op of api.operations) {
-          this.routes.push({
-            resource, nickname: op.nickname, method: op.httpMethod.toUpperCase(), regex: new RegExp(`^${src}$`),
-            pathParams, params: op.parameters ?? [], literalSegments: api.path.split('/').length - pathParams.length,
-          });
-        }
-      }
-    }
-    // Literal segments win over templates (/recordings/stored vs /recordings/{x}).
-    this.routes.sort((a, b) => b.literalSegments - a.literalSegments);
+    this.routes = routes;
     this.resetEndpoints();
   }
 
@@ -715,9 +652,9 @@ export class FakeAriServer {
    */
   private dispatch(inc: Incoming): Outcome {
     const { method, path, query, body } = inc;
-    const route = inc.routePath === null ? undefined : this.findRoute(method, inc.routePath);
+    const route = inc.routePath === null ? undefined : findRoute(this.routes, method, inc.routePath);
     const record: RecordedRequest = { method, path, query, body, authorized: inc.authorized, via: inc.via };
-    if (route) record.operation = `${route.route.resource}.${route.route.nickname}`;
+    if (route) record.operation = route.route.op;
     if (inc.ws) {
       record.transactionId = inc.ws.transactionId;
       record.requestId = inc.ws.requestId;
@@ -745,17 +682,8 @@ export class FakeAriServer {
         const pathKnown = this.routes.some((r) => r.regex.test(routePath));
         return { kind: 'reply', status: pathKnown ? 405 : 404, body: { message: pathKnown ? 'Invalid method' : 'Resource not found' } };
       }
-      const params: Record<string, string> = { ...query };
-      route.route.pathParams.forEach((name, i) => { params[name] = decodeURIComponent(route.match[i + 1] ?? ''); });
-      // Like Asterisk's generated *_parse_body: a JSON object body may carry the query parameters
-      // too (its values win over the query string's).
-      if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
-        for (const p of route.route.params) {
-          if (p.paramType !== 'query') continue;
-          const v = (body as Json)[p.name];
-          if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') params[p.name] = String(v);
-        }
-      }
+      const params = pathParams(route.route, route.match, { ...query });
+      bodyParams(route.route, body, params);
       for (const p of route.route.params) {
         if (p.paramType !== 'body' && p.required && (params[p.name] === undefined || params[p.name] === '')) {
           throw new HttpError(400, `${p.name}: missing required parameter`);
@@ -766,7 +694,7 @@ export class FakeAriServer {
         const unknown = Object.keys(query).filter((k) => !known.has(k));
         if (unknown.length) throw new HttpError(400, `unknown parameter(s) ${unknown.join(', ')} (FakeAriServer strict mode)`);
       }
-      const result = this.handle(`${route.route.resource}.${route.route.nickname}`, params, body, path);
+      const result = this.handle(route.route.op, params, body, path);
       return { kind: 'reply', status: result.status, body: result.body, contentType: result.contentType, after: result.after };
     } catch (err) {
       if (err instanceof HttpError) return { kind: 'reply', status: err.status, body: { message: err.message } };
@@ -783,15 +711,6 @@ export class FakeAriServer {
     const text = typeof body === 'string' ? body : JSON.stringify(body);
     res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
     res.end(text);
-  }
-
-  private findRoute(method: string, path: string): { route: Route; match: RegExpExecArray } | undefined {
-    for (const route of this.routes) {
-      if (route.method !== method) continue;
-      const match = route.regex.exec(path);
-      if (match) return { route, match };
-    }
-    return undefined;
   }
 
   private serveDocs(req: IncomingMessage, res: ServerResponse, path: string): void {
@@ -860,102 +779,43 @@ export class FakeAriServer {
    * an HTTP request, answered by one RESTResponse frame on the same socket.
    */
   private onWsRequest(ws: WebSocket, app: string, authorized: boolean, text: string): void {
-    let msg: unknown;
-    try { msg = JSON.parse(text); } catch { msg = undefined; }
-    // Jansson (without JSON_DECODE_ANY) accepts only an object or an array at the top.
-    if (msg === null || typeof msg !== 'object') {
-      this.sendRestFrame(ws, app, { transaction_id: '', request_id: '', status_code: 400, reason_phrase: 'Failed to parse request message JSON', uri: '' });
+    const parsed = parseRestRequest(text);
+    if (!parsed.ok) {
+      const r = parsed.refusal;
+      this.sendRestFrame(ws, app, { transactionId: r.transactionId, requestId: r.requestId, status: 400, reasonPhrase: r.reasonPhrase, uri: r.uri }, r.message === undefined ? undefined : { message: r.message });
       return;
     }
-    const m = (Array.isArray(msg) ? {} : msg) as Json;
-    const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-    const transactionId = str(m.transaction_id) ?? '';
-    const requestId = str(m.request_id) ?? '';
-    let parsed: { method: string; uri: string; query: Record<string, string>; body: unknown };
-    try {
-      parsed = this.parseRestRequest(m, str);
-    } catch (err) {
-      const e = err as WsRequestError;
-      this.sendRestFrame(ws, app, { transaction_id: transactionId, request_id: requestId, status_code: 400, reason_phrase: 'Bad request', uri: e.uri }, { message: e.reason });
-      return;
-    }
-    // Asterisk walks its handler tree segment by segment and stops at an empty one: a leading
-    // slash ends at the root (405), `channels//x` at /channels.
-    const segments: string[] = [];
-    for (const s of parsed.uri.split('/')) { if (s === '') break; segments.push(s); }
+    const request = parsed.request;
+    const { transactionId, requestId } = request;
     const out = this.dispatch({
-      method: parsed.method,
-      path: `/ari/${parsed.uri}`,
-      routePath: segments.length ? `/ari/${segments.join('/')}` : null,
-      query: parsed.query,
-      body: parsed.body,
+      method: request.method,
+      path: `/ari/${request.uri}`,
+      routePath: handlerTreePath(request.uri),
+      query: request.query,
+      body: request.body,
       bodyError: false,
       authorized,
       via: 'ws',
       ws: { transactionId, requestId },
     });
     if (out.kind !== 'reply') return; // 'hang': never answered ('docs' is HTTP only)
-    const head = { transaction_id: transactionId, request_id: requestId, uri: parsed.uri };
+    const head = { transactionId, requestId, uri: request.uri };
     if (Buffer.isBuffer(out.body)) {
       // A handler answering a file: Asterisk closes it and answers 406 without a body.
-      this.sendRestFrame(ws, app, { ...head, status_code: 406, reason_phrase: 'Not Acceptable.  Use HTTP GET' });
+      this.sendRestFrame(ws, app, { ...head, status: 406, reasonPhrase: 'Not Acceptable.  Use HTTP GET' });
     } else {
-      this.sendRestFrame(ws, app, { ...head, status_code: out.status, reason_phrase: STATUS_CODES[out.status] ?? 'Unknown' }, out.status === 204 ? undefined : out.body);
+      this.sendRestFrame(ws, app, { ...head, status: out.status, reasonPhrase: STATUS_CODES[out.status] ?? 'Unknown' }, out.status === 204 ? undefined : out.body);
     }
     out.after?.();
-  }
-
-  /** parse_rest_request_msg of Asterisk's ari_websocket_requests.c; throws WsRequestError (400 "Bad request"). */
-  private parseRestRequest(m: Json, str: (v: unknown) => string | undefined): { method: string; uri: string; query: Record<string, string>; body: unknown } {
-    const type = str(m.type);
-    if (!type) throw new WsRequestError("No 'type' property.");
-    if (type !== 'RESTRequest') throw new WsRequestError('Unknown request type.');
-    const fullUri = str(m.uri);
-    if (!fullUri) throw new WsRequestError("Empty or missing 'uri' property.");
-    const q = fullUri.indexOf('?');
-    const uri = q >= 0 ? fullUri.slice(0, q) : fullUri;
-    const pairs: [string, string][] = q >= 0 ? [...new URLSearchParams(fullUri.slice(q + 1))] : [];
-    const method = str(m.method);
-    if (!method || !WS_METHODS.has(method)) throw new WsRequestError("Unknown or missing 'method' property.", uri);
-    const qs = m.query_strings;
-    if (qs !== undefined) {
-      const ok = Array.isArray(qs) && qs.every((x) => x !== null && typeof x === 'object' && typeof (x as Json).name === 'string' && typeof (x as Json).value === 'string');
-      if (!ok) throw new WsRequestError("Unable to parse 'query_strings' array.", uri);
-      for (const x of qs as { name: string; value: string }[]) pairs.push([x.name, x.value]);
-    }
-    let body: unknown;
-    const messageBody = str(m.message_body);
-    if (messageBody) {
-      const contentType = str(m.content_type);
-      if (!contentType) throw new WsRequestError("No 'content_type' for 'message_body'.", uri);
-      if (contentType === 'application/x-www-form-urlencoded') {
-        const vars = [...new URLSearchParams(messageBody)];
-        if (vars.length === 0) throw new WsRequestError("Unable to parse 'message_body' as 'application/x-www-form-urlencoded'.", uri);
-        pairs.push(...vars);
-      } else if (contentType === 'application/json') {
-        try { body = JSON.parse(messageBody); } catch { body = undefined; }
-        if (body === null || typeof body !== 'object') throw new WsRequestError("Unable to parse 'message_body' as 'application/json'.", uri);
-      } else {
-        throw new WsRequestError('Unknown content type.', uri);
-      }
-    }
-    const query: Record<string, string> = {};
-    for (const [k, v] of pairs) if (k !== 'api_key') query[k] = v;
-    return { method, uri, query, body };
   }
 
   /** A RESTResponse frame, keys in Asterisk's order; no content_type/message_body without a body. */
   private sendRestFrame(
     ws: WebSocket, app: string,
-    head: { transaction_id: string; request_id: string; status_code: number; reason_phrase: string; uri: string },
+    head: { transactionId: string; requestId: string; status: number; reasonPhrase: string; uri: string },
     body?: unknown,
   ): void {
-    const ordered: RestResponseFrame = {
-      type: 'RESTResponse', transaction_id: head.transaction_id, request_id: head.request_id,
-      status_code: head.status_code, reason_phrase: head.reason_phrase, uri: head.uri,
-      ...(body === undefined ? {} : { content_type: 'application/json', message_body: typeof body === 'string' ? body : JSON.stringify(body) }),
-      application: app, timestamp: asteriskTime(), asterisk_id: this.asteriskId,
-    };
+    const ordered = restResponseFrame(head, body, app, this.asteriskId);
     this.restFrames.push(ordered);
     this.bus.emit('restResponse', ordered);
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(ordered));

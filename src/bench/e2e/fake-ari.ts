@@ -1,7 +1,8 @@
 /**
  * A lean fake of Asterisk's ARI for the DID-call benchmark (the full one for tests is
- * test/fakes/ari-server.ts, which the bench build cannot import). It is what ari-client 2.2.0
- * needs and what the DID workflow's first steps use, nothing more:
+ * test/fakes/ari-server.ts, which the bench build cannot import; both take the api-docs, routing,
+ * RESTRequest parsing and RESTResponse frames from src/testkit/ari-protocol.ts). It is what
+ * ari-client 2.2.0 needs and what the DID workflow's first steps use, nothing more:
  *
  * - REST with Basic auth; the api-docs subset of test/fakes/ari-docs/*.json (Asterisk's own docs,
  *   read at run time from the repository) served with `basePath` rewritten to this server, and
@@ -20,14 +21,13 @@
  * RESTRequest frame when the frame arrives (before it is parsed): `firstAction` keeps, per channel
  * given to `track`, the first request on `/channels/{id}/...`, whichever transport it came by.
  */
-import { readFileSync } from 'node:fs';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import path from 'node:path';
 import { WebSocketServer, WebSocket } from 'ws';
+import {
+  asteriskTime, findRoute, handlerTreePath, loadAriDocs, parseRestRequest, pathParams, restResponseFrame, type AriDocs, type AriRoute, type Json,
+} from '../../testkit/ari-protocol.js';
 import { monoMs } from './common.js';
-
-type Json = Record<string, unknown>;
 
 export interface FakeAriOptions {
   /** Directory of the api-docs subset (test/fakes/ari-docs). */
@@ -39,7 +39,6 @@ export interface FakeAriOptions {
   endpoints: { technology: string; resource: string; state: 'online' | 'offline' }[];
 }
 
-interface Route { op: string; method: string; regex: RegExp; params: string[]; literal: number }
 interface Channel { json: Json & { id: string; state: string }; inStasis: boolean; out: boolean }
 
 export interface FirstAction { at: number; op: string }
@@ -47,24 +46,7 @@ export interface FirstAction { at: number; op: string }
 /** Answers one request: status, JSON body (none: no body), whether a status ≥ 400 is a failure. */
 type Reply = (status: number, body?: unknown, failure?: boolean) => void;
 
-/** Methods Asterisk accepts in a RESTRequest (case-sensitive). */
-const WS_METHODS = new Set(['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
-
 const ASTERISK_ID = '02:42:ac:11:00:02';
-
-/** Asterisk's timestamp format: 2024-05-01T10:20:30.123+0000 */
-function asteriskTime(d?: Date): string {
-  if (d) return d.toISOString().replace('Z', '+0000');
-  // Made once per millisecond: a Date and its text per answer and event was ~8% of the fake's time.
-  const now = Date.now();
-  if (now !== lastTimeMs) {
-    lastTimeMs = now;
-    lastTimeText = new Date(now).toISOString().replace('Z', '+0000');
-  }
-  return lastTimeText;
-}
-let lastTimeMs = -1;
-let lastTimeText = '';
 
 /** One unmasked server-to-client text frame (RFC 6455 §5.2: FIN, opcode 1, no mask). */
 function serverTextFrame(text: string): Buffer {
@@ -80,9 +62,9 @@ function serverTextFrame(text: string): Buffer {
 }
 
 export class FakeAri {
-  private readonly resources: Json & { apis: { path: string }[] };
-  private readonly docs = new Map<string, Json>();
-  private readonly routes: Route[] = [];
+  private readonly resources: AriDocs['resources'];
+  private readonly docs: AriDocs['docs'];
+  private readonly routes: readonly AriRoute[];
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
   private ws: WebSocket | undefined;
@@ -106,23 +88,7 @@ export class FakeAri {
   onRequest: ((op: string, at: number, pathname: string) => void) | undefined;
 
   constructor(private readonly opts: FakeAriOptions) {
-    this.resources = JSON.parse(readFileSync(path.join(opts.docsDir, 'resources.json'), 'utf8')) as Json & { apis: { path: string }[] };
-    for (const api of this.resources.apis) {
-      const name = api.path.replace(/^\/api-docs\//, '').replace('.{format}', '');
-      const doc = JSON.parse(readFileSync(path.join(opts.docsDir, `${name}.json`), 'utf8')) as Json & { apis: { path: string; operations: { httpMethod: string; nickname: string }[] }[] };
-      this.docs.set(name, doc);
-      for (const a of doc.apis) {
-        const params: string[] = [];
-        const src = `/ari${a.path}`.replace(/[.+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_m, p: string) => {
-          params.push(p);
-          return '([^/]+)';
-        });
-        for (const op of a.operations) {
-          this.routes.push({ op: `${name}.${op.nickname}`, method: op.httpMethod.toUpperCase(), regex: new RegExp(`^${src}$`), params, literal: a.path.split('/').length - params.length });
-        }
-      }
-    }
-    this.routes.sort((a, b) => b.literal - a.literal);
+    ({ resources: this.resources, docs: this.docs, routes: this.routes } = loadAriDocs(opts.docsDir));
   }
 
   get url(): string {
@@ -359,87 +325,45 @@ export class FakeAri {
    */
   private onWsFrame(ws: WebSocket, text: string, at: number): void {
     this.viaWs++;
-    let msg: unknown;
-    try { msg = JSON.parse(text); } catch { msg = undefined; }
-    if (msg === null || typeof msg !== 'object') {
+    const parsed = parseRestRequest(text);
+    if (!parsed.ok) {
+      const r = parsed.refusal;
       this.arrived('invalid', at, '');
-      this.failures.push('400 RESTRequest frame: Failed to parse request message JSON');
-      this.sendRest(ws, { transaction_id: '', request_id: '', status_code: 400, reason_phrase: 'Failed to parse request message JSON', uri: '' });
+      this.failures.push(`400 RESTRequest frame: ${r.message ?? r.reasonPhrase}`);
+      this.sendRest(ws, { transactionId: r.transactionId, requestId: r.requestId, status: 400, reasonPhrase: r.reasonPhrase, uri: r.uri }, r.message === undefined ? undefined : { message: r.message });
       return;
     }
-    const m = (Array.isArray(msg) ? {} : msg) as Json;
-    const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-    const ids = { transaction_id: str(m['transaction_id']) ?? '', request_id: str(m['request_id']) ?? '' };
-    const fullUri = str(m['uri']) ?? '';
-    const q = fullUri.indexOf('?');
-    const uri = q >= 0 ? fullUri.slice(0, q) : fullUri;
-    const method = str(m['method']) ?? '';
-    // As Asterisk: 400 "Bad request"; the response's uri is '' until the uri was parsed.
-    const bad = (message: string, withUri = true): void => {
-      this.arrived('invalid', at, '');
-      this.failures.push(`400 RESTRequest frame: ${message}`);
-      this.sendRest(ws, { ...ids, status_code: 400, reason_phrase: 'Bad request', uri: withUri ? uri : '' }, { message });
-    };
-    if (!str(m['type'])) { bad("No 'type' property.", false); return; }
-    if (m['type'] !== 'RESTRequest') { bad('Unknown request type.', false); return; }
-    if (!fullUri) { bad("Empty or missing 'uri' property.", false); return; }
-    if (!WS_METHODS.has(method)) { bad("Unknown or missing 'method' property."); return; }
-    const p: Record<string, string> = {};
-    if (q >= 0) for (const [k, v] of new URLSearchParams(fullUri.slice(q + 1))) p[k] = v;
-    const qs = m['query_strings'];
-    if (qs !== undefined) {
-      if (!Array.isArray(qs)) { bad("Unable to parse 'query_strings' array."); return; }
-      for (const x of qs as { name?: unknown; value?: unknown }[]) if (typeof x?.name === 'string' && typeof x.value === 'string') p[x.name] = x.value;
-    }
-    const messageBody = str(m['message_body']);
-    if (messageBody) {
-      const contentType = str(m['content_type']);
-      if (!contentType) { bad("No 'content_type' for 'message_body'."); return; }
-      if (contentType === 'application/x-www-form-urlencoded') {
-        for (const [k, v] of new URLSearchParams(messageBody)) p[k] = v;
-      } else if (contentType === 'application/json') {
-        let body: unknown;
-        try { body = JSON.parse(messageBody); } catch { body = undefined; }
-        if (body === null || typeof body !== 'object') { bad("Unable to parse 'message_body' as 'application/json'."); return; }
-        // Like Asterisk's *_parse_body: parameters may come in the JSON body (they win).
-        for (const [k, v] of Object.entries(body)) if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') p[k] = String(v);
-      } else {
-        bad('Unknown content type.');
-        return;
-      }
-    }
-    delete p['api_key'];
-    // Asterisk's handler-tree walk stops at an empty segment: a leading slash ends at the root (405).
+    const { transactionId, requestId, method, uri, query, body } = parsed.request;
     const pathname = `/ari/${uri}`;
-    const route = uri.startsWith('/') ? undefined : this.routes.find((r) => r.method === method && r.regex.test(pathname));
-    this.arrived(route?.op ?? 'unknown', at, pathname);
-    const reply: Reply = (status, body, failure = true) => {
-      if (status >= 400 && failure) this.failures.push(`${status} ${JSON.stringify(body)}`);
-      this.sendRest(ws, { ...ids, status_code: status, reason_phrase: STATUS_CODES[status] ?? 'Unknown', uri }, body);
+    const routePath = handlerTreePath(uri);
+    const found = routePath === null ? undefined : findRoute(this.routes, method, routePath);
+    this.arrived(found?.route.op ?? 'unknown', at, pathname);
+    const reply: Reply = (status, answer, failure = true) => {
+      if (status >= 400 && failure) this.failures.push(`${status} ${JSON.stringify(answer)}`);
+      this.sendRest(ws, { transactionId, requestId, status, reasonPhrase: STATUS_CODES[status] ?? 'Unknown', uri }, answer);
     };
-    if (uri.startsWith('/')) { reply(405, { message: 'Invalid method' }); return; }
-    if (!route) { reply(404, { message: 'Resource not found' }); return; }
-    const match = route.regex.exec(pathname)!;
-    route.params.forEach((name, i) => { p[name] = decodeURIComponent(match[i + 1] ?? ''); });
-    this.handle(route.op, p, reply);
+    if (routePath === null) { reply(405, { message: 'Invalid method' }); return; }
+    if (!found) { reply(404, { message: 'Resource not found' }); return; }
+    const p = { ...query };
+    // Like Asterisk's *_parse_body: parameters may come in a JSON body (they win over the query).
+    if (body !== null && typeof body === 'object') {
+      for (const [k, v] of Object.entries(body)) if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') p[k] = String(v);
+    }
+    this.handle(found.route.op, pathParams(found.route, found.match, p), reply);
   }
 
   /** A RESTResponse frame, keys in Asterisk's order; no content_type/message_body without a body. */
-  private sendRest(ws: WebSocket, head: { transaction_id: string; request_id: string; status_code: number; reason_phrase: string; uri: string }, body?: unknown): void {
+  private sendRest(ws: WebSocket, head: { transactionId: string; requestId: string; status: number; reasonPhrase: string; uri: string }, body?: unknown): void {
     if (ws.readyState !== WebSocket.OPEN) return;
-    ws.send(JSON.stringify({
-      type: 'RESTResponse', ...head,
-      ...(body === undefined ? {} : { content_type: 'application/json', message_body: JSON.stringify(body) }),
-      application: this.opts.app, timestamp: asteriskTime(), asterisk_id: ASTERISK_ID,
-    }));
+    ws.send(JSON.stringify(restResponseFrame(head, body, this.opts.app, ASTERISK_ID)));
   }
 
   private onHttp(req: IncomingMessage, res: ServerResponse): void {
     const at = monoMs();
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const method = (req.method ?? 'GET').toUpperCase();
-    const route = this.routes.find((r) => r.method === method && r.regex.test(url.pathname));
-    const op = route?.op ?? (url.pathname.startsWith('/ari/api-docs/') ? 'api-docs' : 'unknown');
+    const found = findRoute(this.routes, method, url.pathname);
+    const op = found?.route.op ?? (url.pathname.startsWith('/ari/api-docs/') ? 'api-docs' : 'unknown');
     this.arrived(op, at, url.pathname);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -460,15 +384,14 @@ export class FakeAri {
         else this.reply(res, 200, { ...doc, basePath: base });
         return;
       }
-      if (!route) {
+      if (!found) {
         this.reply(res, 404, { message: 'Resource not found' });
         return;
       }
-      const match = route.regex.exec(url.pathname)!;
       const p: Record<string, string> = {};
       for (const [k, v] of url.searchParams) p[k] = v;
-      route.params.forEach((name, i) => { p[name] = decodeURIComponent(match[i + 1] ?? ''); });
-      this.handle(route.op, p, (status, body, failure) => this.reply(res, status, body, failure));
+      pathParams(found.route, found.match, p);
+      this.handle(found.route.op, p, (status, body, failure) => this.reply(res, status, body, failure));
     });
   }
 
