@@ -39,7 +39,7 @@ import type { Logger } from '../../log.js';
 import { ARI_PEER, AriRequestError, toAriError } from './errors.js';
 import { HttpTransportError, httpGet, peerMessage } from './http.js';
 import { SwaggerGuard } from './swagger-guard.js';
-import { ClientFrameEncoder } from './ws-frames.js';
+import { ClientFrameEncoder, ServerFrameParser } from './ws-frames.js';
 import type {
   AriEvent, AriPort, AriSettings, BridgeJson, ChannelJson, EndpointJson, LiveRecordingJson, OriginateOptions, RecordOptions, StoredRecordingJson,
 } from './types.js';
@@ -142,6 +142,8 @@ export class AriClient extends EventEmitter implements AriPort {
   /** The RestTimeout of the requests sent in this turn of the event loop. */
   private restTimeout: RestTimeout | undefined;
   private readonly frameEncoder = new ClientFrameEncoder();
+  /** The socket whose frames ServerFrameParser reads (readFramesOurselves). */
+  private parsedWs?: WsLike;
   /** Frames written at the end of this tick (writeFrame). */
   private outgoing: { ws: WsLike; socket: RawSocket; frames: Buffer[]; failed: ((err: unknown) => void)[] } | undefined;
   private abort?: AbortController;
@@ -189,6 +191,12 @@ export class AriClient extends EventEmitter implements AriPort {
   get restTransport(): 'websocket' | 'http' | 'none' {
     if (this.state !== 'connected') return 'none';
     return this.restWs && this.restWs === this.ws ? 'websocket' : 'http';
+  }
+
+  /** Who reads the events socket's frames: ServerFrameParser ('switchboard'), ws@6's Receiver ('ws'), or no socket ('none'). */
+  get eventsReader(): 'switchboard' | 'ws' | 'none' {
+    if (this.state !== 'connected' || !this.ws) return 'none';
+    return this.parsedWs === this.ws ? 'switchboard' : 'ws';
   }
 
   // -------------------------------------------------------------------------------------------
@@ -272,6 +280,7 @@ export class AriClient extends EventEmitter implements AriPort {
     const early = this.earlyMessages;
     this.earlyMessages = [];
     ws.on('message', (data: unknown) => this.onMessage(data));
+    this.readFramesOurselves(ws);
     ws.on('pong', () => { this.awaitingPong = false; });
     ws.on('close', (code: number) => this.onSocketClosed(ws, code));
     this.startPing(ws);
@@ -281,6 +290,61 @@ export class AriClient extends EventEmitter implements AriPort {
     first?.resolve();
     this.safeEmit('connected');
     for (const data of early) this.onMessage(data);
+  }
+
+  /**
+   * Reads the server's frames from the socket with ServerFrameParser instead of ws@6's Receiver:
+   * messages are emitted as ws's 'message' (text as a string, binary as a Buffer), control frames
+   * go to ws's Receiver whole (it pongs a ping, emits 'pong', runs the close handshake), and
+   * whatever the parser does not handle goes back to ws with ws's own socket listener, for good.
+   * Only when ws negotiated no extension (no permessage-deflate: Asterisk's res_http_websocket
+   * offers none) and its Receiver holds nothing (no partial frame or message); otherwise ws reads.
+   */
+  private readFramesOurselves(ws: WsLike): void {
+    const inner = ws as unknown as {
+      _socket?: EventEmitter & { resume(): void };
+      _receiver?: { write(chunk: Buffer): boolean; _state?: number; _bufferedBytes?: number; _fragmented?: number };
+      _extensions?: Record<string, unknown>;
+      _binaryType?: string;
+    };
+    const socket = inner._socket;
+    const receiver = inner._receiver;
+    const wsData = socket?.listeners('data') ?? [];
+    const wsListener = wsData[0] as ((this: unknown, chunk: Buffer) => void) | undefined;
+    if (!socket || !receiver || typeof receiver.write !== 'function' || wsData.length !== 1 || wsListener?.name !== 'socketOnData'
+      || !inner._extensions || Object.keys(inner._extensions).length > 0 || inner._binaryType !== 'nodebuffer'
+      || receiver._state !== 0 || receiver._bufferedBytes !== 0 || receiver._fragmented !== 0) {
+      this.log.debug('ARI: the events socket is read by ws (an extension, or a frame in progress)');
+      return;
+    }
+    const release = (): void => {
+      socket.off('data', onData);
+      socket.off('close', release);
+      if (this.parsedWs === ws) this.parsedWs = undefined;
+    };
+    const parser: ServerFrameParser = new ServerFrameParser({
+      text: (message) => { ws.emit('message', message); },
+      binary: (message) => { ws.emit('message', message); },
+      control: (frame) => {
+        receiver.write(frame);
+        // A close frame (or a bad one): ws has begun closing and no longer reads; neither do we.
+        if (ws.readyState !== WS_OPEN) {
+          parser.stop();
+          release();
+        }
+      },
+      handBack: (raw) => {
+        release();
+        socket.on('data', wsListener);
+        this.log.debug('ARI: a frame the parser leaves to ws; ws reads the events socket from now on');
+        for (const chunk of raw) wsListener.call(socket, chunk);
+      },
+    });
+    const onData = (chunk: Buffer): void => { parser.push(chunk); };
+    socket.off('data', wsListener);
+    socket.on('data', onData);
+    socket.on('close', release);
+    this.parsedWs = ws;
   }
 
   private earlyMessages: unknown[] = [];
