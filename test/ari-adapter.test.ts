@@ -444,8 +444,9 @@ describe('AriClient: reading the events socket (ServerFrameParser instead of ws@
     Buffer.from(JSON.stringify({ type, application: 'switchboard', timestamp: '2024-05-01T10:20:30.123+0000', ...extra }));
 
   it('reads the frames itself once connected, again after a reconnect', async () => {
-    const { fake, client } = await setup();
+    const { fake, client, sink } = await setup();
     expect(client.eventsReader).toBe('switchboard');
+    expect(sink.text()).toContain('frames are read by switchboard');
     const reconnected = nextEvent(client, 'connected');
     fake.dropWebSockets();
     await reconnected;

@@ -353,6 +353,7 @@ export class AriClient extends EventEmitter implements AriPort {
     socket.on('data', onData);
     socket.on('close', release);
     this.parsedWs = ws;
+    this.log.debug('ARI: the events socket\'s frames are read by switchboard (no extension negotiated)');
   }
 
   private earlyMessages: unknown[] = [];
