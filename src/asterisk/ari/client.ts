@@ -17,6 +17,9 @@
  *   Asterisk sent them), a ping detects a dead peer, and on close the whole ari-client instance is
  *   thrown away and rebuilt (credential check, api-docs, socket), emitting 'connected' each time.
  * - stop() really stops: pending retry cleared, in-flight attempt abandoned, socket closed.
+ * - Once the socket is open, the server's frames are read by ServerFrameParser (ws-frames.ts)
+ *   instead of ws@6's Receiver (readFramesOurselves); control frames and anything unusual still go
+ *   to ws, which answers pings, runs the close handshake and reports protocol errors as before.
  * - REST over the events WebSocket (Asterisk 20.14+, 21.9+, 22.4+): once the socket is open (and
  *   events flow: nothing waits for the probe), a `GET asterisk/ping` RESTRequest frame probes for
  *   it; requests go over HTTP until Asterisk answers it, then every request whose
@@ -310,7 +313,7 @@ export class AriClient extends EventEmitter implements AriPort {
    */
   private readFramesOurselves(ws: WsLike): void {
     const inner = ws as unknown as {
-      _socket?: EventEmitter & { resume(): void };
+      _socket?: EventEmitter;
       _receiver?: { write(chunk: Buffer): boolean; _state?: number; _bufferedBytes?: number; _fragmented?: number };
       _extensions?: Record<string, unknown>;
       _binaryType?: string;
