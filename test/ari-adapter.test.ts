@@ -428,6 +428,84 @@ describe('AriClient: choosing the REST transport', () => {
   });
 });
 
+/** One unmasked server frame (RFC 6455 §5.2). */
+function serverFrame(opcode: number, payload: Buffer, opts: { fin?: boolean; rsv?: number; mask?: boolean } = {}): Buffer {
+  const n = payload.length;
+  const head = n < 126 ? Buffer.from([0, n]) : Buffer.from([0, 126, n >> 8, n & 0xff]);
+  head[0] = (opts.fin === false ? 0 : 0x80) | (opts.rsv ?? 0) | opcode;
+  if (!opts.mask) return Buffer.concat([head, payload]);
+  head[1]! |= 0x80;
+  const key = Buffer.from([9, 8, 7, 6]);
+  return Buffer.concat([head, key, Buffer.from(payload.map((b, i) => b ^ key[i & 3]!))]);
+}
+
+describe('AriClient: reading the events socket (ServerFrameParser instead of ws@6\'s Receiver)', () => {
+  const event = (type: string, extra: Record<string, unknown> = {}): Buffer =>
+    Buffer.from(JSON.stringify({ type, application: 'switchboard', timestamp: '2024-05-01T10:20:30.123+0000', ...extra }));
+
+  it('reads the frames itself once connected, again after a reconnect', async () => {
+    const { fake, client, sink } = await setup();
+    expect(client.eventsReader).toBe('switchboard');
+    expect(sink.text()).toContain('frames are read by switchboard');
+    const reconnected = nextEvent(client, 'connected');
+    fake.dropWebSockets();
+    await reconnected;
+    expect(client.eventsReader).toBe('switchboard');
+  });
+
+  it('a fragmented event with a ping between its fragments, split mid-character: one event, the ping answered', async () => {
+    const { fake, client } = await setup();
+    const all = collect(client);
+    const text = event('SomethingNew', { name: 'Zoë 日本 😀' });
+    const cutAt = text.indexOf(Buffer.from('日')) + 1; // inside the character
+    fake.writeRawToWebSockets(Buffer.concat([
+      serverFrame(1, text.subarray(0, cutAt), { fin: false }),
+      serverFrame(9, Buffer.from('are you there')),
+      serverFrame(0, text.subarray(cutAt)),
+    ]));
+    await waitFor(() => all.length === 1);
+    expect(all[0]).toMatchObject({ type: 'SomethingNew', name: 'Zoë 日本 😀' });
+    // ws@6 answered the ping with a pong carrying its payload: the fake's own ping is answered too.
+    await expect(fake.pingWebSockets(Buffer.from('ping-2'))).resolves.toEqual([Buffer.from('ping-2')]);
+    expect(client.eventsReader).toBe('switchboard');
+  });
+
+  it('a close frame from Asterisk: the close handshake, "disconnected" with its code, then a reconnect', async () => {
+    const { fake, client } = await setup();
+    const disconnected = nextEvent<[{ code: number }]>(client, 'disconnected');
+    const reconnected = nextEvent(client, 'connected');
+    fake.closeWebSockets(4001, 'shutting down');
+    const [info] = await disconnected;
+    expect(info.code).toBe(4001);
+    await reconnected;
+    expect(client.eventsReader).toBe('switchboard');
+  });
+
+  it('a frame ws@6 must judge (RSV1 without an extension) goes back to ws: it fails the socket with 1002, as before', async () => {
+    const { fake, client } = await setup();
+    const disconnected = nextEvent<[{ code: number }]>(client, 'disconnected');
+    const reconnected = nextEvent(client, 'connected');
+    fake.writeRawToWebSockets(serverFrame(1, event('Compressed?'), { rsv: 0x40 }));
+    const [info] = await disconnected;
+    expect(info.code).toBe(1002);
+    await reconnected;
+    expect(client.eventsReader).toBe('switchboard');
+  });
+
+  it('a masked frame goes back to ws, which delivers it and reads the socket from then on', async () => {
+    const { fake, client, sink } = await setup();
+    const all = collect(client);
+    fake.writeRawToWebSockets(Buffer.concat([serverFrame(1, event('First')), serverFrame(1, event('Masked'), { mask: true }), serverFrame(1, event('Third'))]));
+    await waitFor(() => all.length === 3);
+    expect(all.map((e) => e.type)).toEqual(['First', 'Masked', 'Third']);
+    expect(client.eventsReader).toBe('ws');
+    expect(sink.text()).toContain('ws reads the events socket from now on');
+    const started = nextEvent<[AriEvent]>(client, 'StasisStart');
+    fake.incomingCall({ callerNumber: '1', dialedExten: '2' });
+    await started;
+  });
+});
+
 describe('AriClient: supervisor', () => {
   it('reconnects after the socket drops and emits "connected" again', async () => {
     const { fake, client } = await setup();

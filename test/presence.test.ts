@@ -19,6 +19,7 @@ import {
   type SetTimer,
 } from '../src/presence/index.js';
 import { SwitchboardError } from '../src/errors.js';
+import { ARI_FACT_EVENT_TYPES, factsFromAri } from '../src/presence/sources.js';
 import { waitFor } from './helpers/wait.js';
 
 /** A clock and timer queue driven by hand: `advance(ms)` runs due timers in time order. */
@@ -372,6 +373,22 @@ describe('PresenceService: sources', () => {
     for (const e of [null, 42, 'x', [], {}, { type: 'StasisStart' }, { type: 'EndpointStateChange' }, { type: 'DeviceStateChanged', device_state: 'x' }]) svc.onAriEvent(e);
     for (const e of <Record<string, string>[]>[{}, { Event: 'Newchannel' }, { Event: 'QueueMemberPause' }, { Event: 'PeerStatus', Peer: 'SIP/alice.smith' }]) svc.onAmiEvent(e);
     expect(seen).toEqual([]);
+  });
+});
+
+describe('ARI events that carry presence facts', () => {
+  // onAriEvent skips every event whose type is not in ARI_FACT_EVENT_TYPES before reading it.
+  it('are exactly the types in ARI_FACT_EVENT_TYPES', () => {
+    const rich = {
+      application: 'switchboard', timestamp: '2025-03-03T09:00:00.000+0000',
+      endpoint: { technology: 'PJSIP', resource: 'alice.smith', state: 'online', channel_ids: [] },
+      peer: { peer_status: 'Reachable' },
+      contact_info: { uri: 'sip:alice@192.0.2.1:5060', contact_status: 'Reachable', aor: 'alice.smith' },
+      device_state: { name: 'PJSIP/alice.smith', state: 'INUSE' },
+      channel: { id: '1.1', name: 'PJSIP/alice.smith-00000001', state: 'Up' },
+    };
+    const types = [...ARI_FACT_EVENT_TYPES, 'StasisStart', 'StasisEnd', 'ChannelStateChange', 'ChannelDestroyed', 'Dial', 'RESTResponse', 'SomethingNew'];
+    for (const type of types) expect(factsFromAri({ ...rich, type }).length > 0, type).toBe(ARI_FACT_EVENT_TYPES.has(type));
   });
 });
 

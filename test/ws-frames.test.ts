@@ -41,6 +41,18 @@ describe('ClientFrameEncoder', () => {
     sock.destroy();
   });
 
+  it('encodeTexts: the frames of several texts in one buffer, decoded by a WebSocket server in order', async () => {
+    const sock = await rawClient();
+    const enc = new ClientFrameEncoder();
+    const texts = ['x', '', 'b'.repeat(126), 'é€😀', 'd'.repeat(65536), 'last'];
+    received.length = 0;
+    const done = new Promise<void>((r) => { waiters.push(function check() { if (received.length >= texts.length + 1) r(); else waiters.push(check); }); });
+    sock.write(Buffer.concat([enc.encodeTexts(texts), enc.encodeTexts(['alone'])]));
+    await done;
+    expect(received).toEqual([...texts, 'alone']);
+    sock.destroy();
+  });
+
   it('masks every frame (a server refuses unmasked client frames) with keys that differ', () => {
     const enc = new ClientFrameEncoder();
     const keys = new Set<string>();

@@ -35,7 +35,7 @@ import { errorMessage } from '../errors.js';
 import { composePresence, samePresence, sameState } from './compose.js';
 import { UnknownAgentError } from './errors.js';
 import { makeManualEntry, type ManualOptions } from './manual.js';
-import { factsFromAmi, factsFromAri, parseDevice, parseLocal, type DeviceKey, type Fact, type QueueMemberId } from './sources.js';
+import { ARI_FACT_EVENT_TYPES, factsFromAmi, factsFromAri, parseDevice, parseLocal, type DeviceKey, type Fact, type QueueMemberId } from './sources.js';
 import {
   STATE_FILE_NAME,
   STATUS_FILE_NAME,
@@ -255,6 +255,9 @@ export class PresenceService extends EventEmitter {
 
   /** ARI events (plain JSON as ARI sends them): EndpointStateChange, PeerStatusChange, ContactStatusChange, DeviceStateChanged. */
   onAriEvent(evt: unknown): void {
+    // Most events (every call's) carry no presence fact: skip them before factsFromAri.
+    const type = (evt as { type?: unknown } | null)?.type;
+    if (typeof type === 'string' && !ARI_FACT_EVENT_TYPES.has(type)) return;
     this.applyFacts(factsFromAri(evt));
   }
 
@@ -325,6 +328,8 @@ export class PresenceService extends EventEmitter {
   get(agentIdOrUsername: string): AgentPresence | undefined {
     const agent = this.resolve(agentIdOrUsername);
     if (!agent) return undefined;
+    const p = this.current.get(agent.id);
+    if (!p || !this.expired(p)) return p;
     this.checkExpired(agent.id);
     return this.current.get(agent.id);
   }
@@ -510,9 +515,14 @@ export class PresenceService extends EventEmitter {
   }
 
   /** A timed switchboard pause that is over but whose timer has not fired yet. */
+  /** A pause set through switchboard whose time is up (the timer may not have fired yet). */
+  private expired(p: AgentPresence): boolean {
+    return p.detail.pausedBy === 'switchboard' && Boolean(p.until) && Date.parse(p.until!) <= this.now();
+  }
+
   private checkExpired(id: string): void {
     const p = this.current.get(id);
-    if (p?.detail.pausedBy === 'switchboard' && p.until && Date.parse(p.until) <= this.now()) {
+    if (p && this.expired(p)) {
       this.recompute([id]);
       this.scheduleSnapshot();
     }

@@ -119,6 +119,9 @@ function contactFact(device: DeviceKey | undefined, uri: string | undefined, sta
   return [];
 }
 
+/** The ARI event types factsFromAri reads; every other type gives no fact. */
+export const ARI_FACT_EVENT_TYPES: ReadonlySet<string> = new Set(['EndpointStateChange', 'PeerStatusChange', 'ContactStatusChange', 'DeviceStateChanged']);
+
 /** Facts in one ARI event (plain JSON as ARI sends it); [] for events presence does not use. */
 export function factsFromAri(evt: unknown): Fact[] {
   const e = obj(evt);

@@ -426,6 +426,24 @@ export class FakeAriServer {
     for (const ws of this.allSockets) ws.terminate();
   }
 
+  /** Writes bytes as they are (hand-made frames) on every events socket. */
+  writeRawToWebSockets(bytes: Buffer): void {
+    for (const ws of this.allSockets) (ws as unknown as { _socket?: Socket })._socket?.write(bytes);
+  }
+
+  /** Pings every events socket; resolves with the payload of each pong. */
+  pingWebSockets(payload: Buffer): Promise<Buffer[]> {
+    return Promise.all([...this.allSockets].map((ws) => new Promise<Buffer>((resolve) => {
+      ws.once('pong', (data: Buffer) => resolve(data));
+      ws.ping(payload);
+    })));
+  }
+
+  /** Starts the close handshake on every events socket (Asterisk shutting down). */
+  closeWebSockets(code: number, reason: string): void {
+    for (const ws of this.allSockets) ws.close(code, reason);
+  }
+
   /** Stops reading from every events socket (a hung Asterisk): pings go unanswered. */
   freezeWebSockets(): void {
     for (const ws of this.allSockets) (ws as unknown as { _socket?: Socket })._socket?.pause();

@@ -17,6 +17,9 @@
  *   Asterisk sent them), a ping detects a dead peer, and on close the whole ari-client instance is
  *   thrown away and rebuilt (credential check, api-docs, socket), emitting 'connected' each time.
  * - stop() really stops: pending retry cleared, in-flight attempt abandoned, socket closed.
+ * - Once the socket is open, the server's frames are read by ServerFrameParser (ws-frames.ts)
+ *   instead of ws@6's Receiver (readFramesOurselves); control frames and anything unusual still go
+ *   to ws, which answers pings, runs the close handshake and reports protocol errors as before.
  * - REST over the events WebSocket (Asterisk 20.14+, 21.9+, 22.4+): once the socket is open (and
  *   events flow: nothing waits for the probe), a `GET asterisk/ping` RESTRequest frame probes for
  *   it; requests go over HTTP until Asterisk answers it, then every request whose
@@ -39,7 +42,7 @@ import type { Logger } from '../../log.js';
 import { ARI_PEER, AriRequestError, toAriError } from './errors.js';
 import { HttpTransportError, httpGet, peerMessage } from './http.js';
 import { SwaggerGuard } from './swagger-guard.js';
-import { ClientFrameEncoder } from './ws-frames.js';
+import { ClientFrameEncoder, ServerFrameParser } from './ws-frames.js';
 import type {
   AriEvent, AriPort, AriSettings, BridgeJson, ChannelJson, EndpointJson, LiveRecordingJson, OriginateOptions, RecordOptions, StoredRecordingJson,
 } from './types.js';
@@ -90,12 +93,20 @@ export interface RestSpec {
 /** What a RESTResponse frame carried. */
 interface RestAnswer { status: number; reason: string; body: unknown }
 
+/**
+ * How a RESTResponse settles its request's promise: with the whole answer, any status (the probe);
+ * with the body of a 2xx answer (else the request's error, see restError); with nothing (a 2xx
+ * answer to a call whose result is void: answer, ring).
+ */
+type RestMode = 'answer' | 'body' | 'void';
+
 interface PendingRest {
   what: string;
   ws: WsLike;
   /** The timeout this request shares with the others sent in the same turn (RestTimeouts). */
   deadline: RestTimeout;
-  resolve: (a: RestAnswer) => void;
+  mode: RestMode;
+  resolve: (value: unknown) => void;
   reject: (e: Error) => void;
 }
 
@@ -142,8 +153,10 @@ export class AriClient extends EventEmitter implements AriPort {
   /** The RestTimeout of the requests sent in this turn of the event loop. */
   private restTimeout: RestTimeout | undefined;
   private readonly frameEncoder = new ClientFrameEncoder();
-  /** Frames written at the end of this tick (writeFrame). */
-  private outgoing: { ws: WsLike; socket: RawSocket; frames: Buffer[]; failed: ((err: unknown) => void)[] } | undefined;
+  /** The socket whose frames ServerFrameParser reads (readFramesOurselves). */
+  private parsedWs?: WsLike;
+  /** Frames written at the end of this tick (writeFrame): their texts and request ids. */
+  private outgoing: { ws: WsLike; socket: RawSocket; texts: string[]; ids: string[] } | undefined;
   private abort?: AbortController;
   private firstStart?: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void; failFast: boolean };
 
@@ -189,6 +202,12 @@ export class AriClient extends EventEmitter implements AriPort {
   get restTransport(): 'websocket' | 'http' | 'none' {
     if (this.state !== 'connected') return 'none';
     return this.restWs && this.restWs === this.ws ? 'websocket' : 'http';
+  }
+
+  /** Who reads the events socket's frames: ServerFrameParser ('switchboard'), ws@6's Receiver ('ws'), or no socket ('none'). */
+  get eventsReader(): 'switchboard' | 'ws' | 'none' {
+    if (this.state !== 'connected' || !this.ws) return 'none';
+    return this.parsedWs === this.ws ? 'switchboard' : 'ws';
   }
 
   // -------------------------------------------------------------------------------------------
@@ -272,6 +291,7 @@ export class AriClient extends EventEmitter implements AriPort {
     const early = this.earlyMessages;
     this.earlyMessages = [];
     ws.on('message', (data: unknown) => this.onMessage(data));
+    this.readFramesOurselves(ws);
     ws.on('pong', () => { this.awaitingPong = false; });
     ws.on('close', (code: number) => this.onSocketClosed(ws, code));
     this.startPing(ws);
@@ -281,6 +301,62 @@ export class AriClient extends EventEmitter implements AriPort {
     first?.resolve();
     this.safeEmit('connected');
     for (const data of early) this.onMessage(data);
+  }
+
+  /**
+   * Reads the server's frames from the socket with ServerFrameParser instead of ws@6's Receiver:
+   * messages are emitted as ws's 'message' (text as a string, binary as a Buffer), control frames
+   * go to ws's Receiver whole (it pongs a ping, emits 'pong', runs the close handshake), and
+   * whatever the parser does not handle goes back to ws with ws's own socket listener, for good.
+   * Only when ws negotiated no extension (no permessage-deflate: Asterisk's res_http_websocket
+   * offers none) and its Receiver holds nothing (no partial frame or message); otherwise ws reads.
+   */
+  private readFramesOurselves(ws: WsLike): void {
+    const inner = ws as unknown as {
+      _socket?: EventEmitter;
+      _receiver?: { write(chunk: Buffer): boolean; _state?: number; _bufferedBytes?: number; _fragmented?: number };
+      _extensions?: Record<string, unknown>;
+      _binaryType?: string;
+    };
+    const socket = inner._socket;
+    const receiver = inner._receiver;
+    const wsData = socket?.listeners('data') ?? [];
+    const wsListener = wsData[0] as ((this: unknown, chunk: Buffer) => void) | undefined;
+    if (!socket || !receiver || typeof receiver.write !== 'function' || wsData.length !== 1 || wsListener?.name !== 'socketOnData'
+      || !inner._extensions || Object.keys(inner._extensions).length > 0 || inner._binaryType !== 'nodebuffer'
+      || receiver._state !== 0 || receiver._bufferedBytes !== 0 || receiver._fragmented !== 0) {
+      this.log.debug('ARI: the events socket is read by ws (an extension, or a frame in progress)');
+      return;
+    }
+    const release = (): void => {
+      socket.off('data', onData);
+      socket.off('close', release);
+      if (this.parsedWs === ws) this.parsedWs = undefined;
+    };
+    const parser: ServerFrameParser = new ServerFrameParser({
+      text: (message) => { ws.emit('message', message); },
+      binary: (message) => { ws.emit('message', message); },
+      control: (frame) => {
+        receiver.write(frame);
+        // A close frame (or a bad one): ws has begun closing and no longer reads; neither do we.
+        if (ws.readyState !== WS_OPEN) {
+          parser.stop();
+          release();
+        }
+      },
+      handBack: (raw) => {
+        release();
+        socket.on('data', wsListener);
+        this.log.debug('ARI: a frame the parser leaves to ws; ws reads the events socket from now on');
+        for (const chunk of raw) wsListener.call(socket, chunk);
+      },
+    });
+    const onData = (chunk: Buffer): void => { parser.push(chunk); };
+    socket.off('data', wsListener);
+    socket.on('data', onData);
+    socket.on('close', release);
+    this.parsedWs = ws;
+    this.log.debug('ARI: the events socket\'s frames are read by switchboard (no extension negotiated)');
   }
 
   private earlyMessages: unknown[] = [];
@@ -501,7 +577,7 @@ export class AriClient extends EventEmitter implements AriPort {
     if (this.settings.restOverWebSocket === 'off') return false;
     const ms = this.settings.restProbeTimeoutMs;
     try {
-      const a = await this.sendRest(ws, { method: 'GET', path: ['asterisk', 'ping'] }, 'REST over WebSocket probe (GET asterisk/ping)', ms);
+      const a = await this.sendRest(ws, { method: 'GET', path: ['asterisk', 'ping'] }, 'REST over WebSocket probe (GET asterisk/ping)', ms, 'answer') as RestAnswer;
       if (a.status === 200) return true;
       this.log.info({ status: a.status, reason: a.reason }, 'ARI: Asterisk refused a REST request on the events WebSocket; requests stay on HTTP');
     } catch (err) {
@@ -515,25 +591,32 @@ export class AriClient extends EventEmitter implements AriPort {
     return false;
   }
 
-  /** Sends one RESTRequest frame; resolves with the matching RESTResponse (any status). */
-  private sendRest(ws: WsLike, spec: RestSpec, what: string, timeoutMs: number): Promise<RestAnswer> {
+  /**
+   * Sends one RESTRequest frame; the matching RESTResponse settles the promise as `mode` says
+   * (one promise per request: no wrapper awaiting it to look at the status).
+   */
+  private sendRest(ws: WsLike, spec: RestSpec, what: string, timeoutMs: number, mode: RestMode): Promise<unknown> {
     const id = `sb-${++this.restSeq}`;
     const text = restRequestText(id, spec);
-    return new Promise<RestAnswer>((resolve, reject) => {
-      const deadline = this.restDeadline(timeoutMs);
-      deadline.ids.push(id);
-      deadline.open++;
-      this.pendingRest.set(id, { what, ws, deadline, resolve, reject });
-      const failed = (err: unknown): void => {
-        const p = this.takePending(id);
-        if (p) reject(new PeerDisconnectedError(ARI_PEER, `${what} (events socket: ${this.scrub(errorMessage(err))})`));
-      };
-      try {
-        this.writeFrame(ws, text, failed);
-      } catch (err) {
-        failed(err);
-      }
-    });
+    let resolve!: (value: unknown) => void;
+    let reject!: (e: Error) => void;
+    const promise = new Promise<unknown>((res, rej) => { resolve = res; reject = rej; });
+    const deadline = this.restDeadline(timeoutMs);
+    deadline.ids.push(id);
+    deadline.open++;
+    this.pendingRest.set(id, { what, ws, deadline, mode, resolve, reject });
+    try {
+      this.writeFrame(ws, text, id);
+    } catch (err) {
+      this.writeFailed(id, err);
+    }
+    return promise;
+  }
+
+  /** A request whose frame could not be written fails with PeerDisconnectedError. */
+  private writeFailed(id: string, err: unknown): void {
+    const p = this.takePending(id);
+    if (p) p.reject(new PeerDisconnectedError(ARI_PEER, `${p.what} (events socket: ${this.scrub(errorMessage(err))})`));
   }
 
   /** The shared timeout (RestTimeout) for a request sent now with this timeout. */
@@ -575,34 +658,41 @@ export class AriClient extends EventEmitter implements AriPort {
    * write at the end of the tick; whole frames only, so they never interleave with the frames ws
    * writes itself (pings, close). Without ws@6's `_socket`, ws.send.
    */
-  private writeFrame(ws: WsLike, text: string, failed: (err: unknown) => void): void {
+  private writeFrame(ws: WsLike, text: string, id: string): void {
     const socket = (ws as unknown as { _socket?: RawSocket })._socket;
     if (!socket || typeof socket.write !== 'function' || ws.readyState !== WS_OPEN) {
-      ws.send(text, (err) => { if (err) failed(err); });
+      ws.send(text, (err) => { if (err) this.writeFailed(id, err); });
       return;
     }
-    const frame = this.frameEncoder.encodeText(text);
     const out = this.outgoing;
     if (out && out.socket === socket) {
-      out.frames.push(frame);
-      out.failed.push(failed);
+      out.texts.push(text);
+      out.ids.push(id);
       return;
     }
-    this.outgoing = { ws, socket, frames: [frame], failed: [failed] };
-    process.nextTick(() => this.flushFrames());
+    this.outgoing = { ws, socket, texts: [text], ids: [id] };
+    process.nextTick(this.flushFrames);
   }
 
-  private flushFrames(): void {
+  /** Encodes the tick's frames (one buffer) and writes them. */
+  private readonly flushFrames = (): void => {
     const out = this.outgoing;
     this.outgoing = undefined;
     if (!out) return;
-    const fail = (err: unknown): void => { for (const f of out.failed) f(err); };
+    const fail = (err: unknown): void => { for (const id of out.ids) this.writeFailed(id, err); };
     if (out.ws.readyState !== WS_OPEN || out.socket.destroyed || !out.socket.writable) {
       fail(new Error('the events socket is closed'));
       return;
     }
-    out.socket.write(out.frames.length === 1 ? out.frames[0]! : Buffer.concat(out.frames), (err?: Error | null) => { if (err) fail(err); });
-  }
+    let frames: Buffer;
+    try {
+      frames = this.frameEncoder.encodeTexts(out.texts);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    out.socket.write(frames, (err?: Error | null) => { if (err) fail(err); });
+  };
 
   private onRestResponse(evt: AriEvent): void {
     const r = evt as AriEvent & { request_id?: unknown; status_code?: unknown; reason_phrase?: unknown; message_body?: unknown };
@@ -616,7 +706,18 @@ export class AriClient extends EventEmitter implements AriPort {
     if (typeof r.message_body === 'string' && r.message_body !== '') {
       try { body = JSON.parse(r.message_body); } catch { body = r.message_body; }
     }
-    p.resolve({ status: typeof r.status_code === 'number' ? r.status_code : 0, reason: String(r.reason_phrase ?? ''), body });
+    const a: RestAnswer = { status: typeof r.status_code === 'number' ? r.status_code : 0, reason: String(r.reason_phrase ?? ''), body };
+    if (p.mode === 'answer') p.resolve(a);
+    else if (a.status >= 200 && a.status < 300) p.resolve(p.mode === 'void' ? undefined : a.body);
+    else p.reject(this.restError(p.what, a));
+  }
+
+  /** The error for a RESTResponse that is not 2xx: PeerAuthError for 401/403, else AriRequestError with Asterisk's message. */
+  private restError(what: string, a: RestAnswer): Error {
+    const b = a.body as { message?: unknown; error?: unknown } | string | undefined;
+    const message = this.scrub(typeof b === 'string' ? b : String(b?.message ?? b?.error ?? a.reason ?? ''));
+    if (a.status === 401 || a.status === 403) return new PeerAuthError(ARI_PEER, `${what}: Asterisk answered ${a.status} (${message})`);
+    return new AriRequestError(what, message || `${a.status} ${a.reason}`, { status: a.status });
   }
 
   /** Rejects the requests in flight on `ws` (all of them when `ws` is undefined). */
@@ -630,19 +731,20 @@ export class AriClient extends EventEmitter implements AriPort {
 
   /**
    * One ARI request: over the events socket when Asterisk takes REST there, else through
-   * ari-client (`viaLib`). Same timeout, same errors either way.
+   * ari-client (`viaLib`). Same timeout, same errors either way. Resolves with the body
+   * ('body') or with nothing ('void'); never throws (errors reject the promise).
    */
-  private async request<T>(what: string, spec: RestSpec, viaLib: (lib: AriLibClient) => PromiseLike<T>): Promise<unknown> {
+  private request<T>(what: string, spec: RestSpec, viaLib: (lib: AriLibClient) => PromiseLike<T>, mode: 'body' | 'void' = 'body'): Promise<unknown> {
     const ws = this.restWs;
     if (!ws || ws !== this.ws || this.state !== 'connected' || !plainSegments(spec.path)) {
-      return this.call(what, viaLib);
+      const viaHttp = this.call(what, viaLib);
+      return mode === 'void' ? viaHttp.then(noop) : viaHttp;
     }
-    const a = await this.sendRest(ws, spec, what, this.settings.requestTimeoutMs);
-    if (a.status >= 200 && a.status < 300) return a.body;
-    const b = a.body as { message?: unknown; error?: unknown } | string | undefined;
-    const message = this.scrub(typeof b === 'string' ? b : String(b?.message ?? b?.error ?? a.reason ?? ''));
-    if (a.status === 401 || a.status === 403) throw new PeerAuthError(ARI_PEER, `${what}: Asterisk answered ${a.status} (${message})`);
-    throw new AriRequestError(what, message || `${a.status} ${a.reason}`, { status: a.status });
+    try {
+      return this.sendRest(ws, spec, what, this.settings.requestTimeoutMs, mode);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -689,14 +791,16 @@ export class AriClient extends EventEmitter implements AriPort {
   // -------------------------------------------------------------------------------------------
   // AriPort
 
-  async answer(channelId: string): Promise<void> {
-    await this.request(`answer channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'answer'] },
-      (c) => c.channels.answer({ channelId }));
+  // answer and ring are a call's first action (a burst sends one per StasisStart): the request's
+  // own promise, not an async wrapper around it.
+  answer(channelId: string): Promise<void> {
+    return this.request(`answer channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'answer'] },
+      (c) => c.channels.answer({ channelId }), 'void') as Promise<void>;
   }
 
-  async ring(channelId: string): Promise<void> {
-    await this.request(`ring channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'ring'] },
-      (c) => c.channels.ring({ channelId }));
+  ring(channelId: string): Promise<void> {
+    return this.request(`ring channel ${channelId}`, { method: 'POST', path: ['channels', channelId, 'ring'] },
+      (c) => c.channels.ring({ channelId }), 'void') as Promise<void>;
   }
 
   async ringStop(channelId: string): Promise<void> {

@@ -5,8 +5,9 @@
  * DidWorkflow (call records stubbed: nothing is written). Each round hands `calls` StasisStart
  * texts, as the bench FakeAri makes them, to AriClient's message handler in slices of 110 (one
  * socket read of the end-to-end benchmark), yielding to the event loop between slices, and reports
- * the handler time per event: JSON.parse, presence, the decision, the first request's text and
- * frame. The ws frame parsing (ws@6) is not included, nor presence's listener for every event
+ * the time per event from the slice's first event to the end of its tick: JSON.parse, presence,
+ * the decision, the first request's text, and the slice's frames encoded and written (to the stub)
+ * at the end of the tick. The frame parsing (ServerFrameParser) is not included, nor presence's listener for every event
  * (the daemon's `ari.on('event')`: no facts come from a StasisStart). Requests are never answered: the run ends
  * before their timeouts.
  *
@@ -78,6 +79,8 @@ for (let r = 0; r < rounds; r++) {
   for (let s = 0; s < calls; s += SLICE) {
     const t0 = performance.now();
     for (let i = s; i < Math.min(calls, s + SLICE); i++) onMessage(texts[i]);
+    // Up to the end of the tick: the slice's frames are encoded and written there (AriClient's flush).
+    await new Promise<void>((resolve) => process.nextTick(resolve));
     busy += performance.now() - t0;
     await new Promise((resolve) => setImmediate(resolve));
   }
