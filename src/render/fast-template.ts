@@ -267,9 +267,9 @@ class Emitter {
 export interface FastTemplate {
   (view: unknown): string;
   /**
-   * Appends the output to `out` as string pieces whose join is exactly what the call returns
-   * (nothing is appended when it throws). Saves the per-call join when the caller joins many
-   * outputs together anyway.
+   * Appends the output to `out` as one string, exactly what the call returns (nothing is
+   * appended when it throws). The string is V8's tree of concatenations, which the caller's one
+   * join of many outputs copies out directly.
    */
   into(view: unknown, out: string[]): void;
 }
