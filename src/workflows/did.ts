@@ -472,7 +472,9 @@ export class DidWorkflow {
   private async begin(call: Call, fast?: FirstAction): Promise<void> {
     const store = fast?.store ?? this.deps.store();
     const agent = fast?.agent ?? (store ? this.agentFor(store, call.did) : undefined);
-    lazyChildLogger(call, this.log, { callId: call.id, did: call.did, channelId: call.inboundId, ...(agent ? { agentId: agent.id } : {}) });
+    // A plain assignment: redefining `log` as a lazy accessor (as before) turned every call object
+    // into a dictionary-mode object for V8, and every call logs at least once anyway.
+    call.log = this.log.child({ callId: call.id, did: call.did, channelId: call.inboundId, ...(agent ? { agentId: agent.id } : {}) });
     // Without a store we cannot tell: the fail safe hands the caller to the dialplan's voicemail.
     if (!store) throw new Error('no agent store is loaded yet');
     if (!agent) {
@@ -1355,19 +1357,6 @@ function noteOf(what: string, err: unknown): string {
   return `error during "${what}": ${errorMessage(err)}`.replace(/[\r\n]+/g, ' ').slice(0, 1000);
 }
 
-/**
- * Gives `call` a `log` property that makes its pino child logger on first use: a child costs ~5 µs
- * (its bindings are serialised and redacted), too much to pay per call before the first ARI action
- * of a burst; the first line is logged after that action (DidWorkflow.begin).
- */
-function lazyChildLogger(call: { log: Logger }, parent: Logger, bindings: Record<string, string>): void {
-  let log: Logger | undefined;
-  Object.defineProperty(call, 'log', {
-    configurable: true, enumerable: true,
-    get: () => (log ??= parent.child(bindings)),
-    set: (value: Logger) => { log = value; },
-  });
-}
 
 /** The presence a decision was made on. */
 type PresenceSeen = { state: string; reason?: string };
