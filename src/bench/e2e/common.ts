@@ -34,12 +34,12 @@ export function fileLogger(file: string, level = 'info'): Logger {
 }
 
 /**
- * Runs `node dist/bench/e2e/<script> JSON` in a fresh process and returns the JSON object it
+ * Runs `node [nodeArgs] dist/bench/e2e/<script> JSON` in a fresh process and returns the JSON object it
  * prints last on stdout. Progress lines on its stderr that start with `# ` are passed to `log`.
  */
-export function runHarness<T>(script: string, args: unknown, log: (m: string) => void): Promise<T> {
+export function runHarness<T>(script: string, args: unknown, log: (m: string) => void, nodeArgs: readonly string[] = []): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(E2E_DIR, script), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs, path.join(E2E_DIR, script), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let partial = '';

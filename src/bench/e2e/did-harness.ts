@@ -2,7 +2,7 @@
  * DID call control (issue 4), one run: the fake ARI (fake-ari.ts) lives in this process, the
  * daemon with call control in a child process (did-daemon.ts), as `switchboard serve` would run.
  *
- *   node dist/bench/e2e/did-harness.js '{"store":DIR,"docsDir":DIR,"calls":500,"warmup":20,"pacedMs":10}'
+ *   node --expose-gc dist/bench/e2e/did-harness.js '{"store":DIR,"docsDir":DIR,"calls":500,"warmup":20,"pacedMs":10}'
  *
  * Calls go to distinct agents of the 10k store that have a DID: 60% available (registered, not
  * paused: the workflow rings the caller, then originates to the agent), 40% paused by hand (it
@@ -19,8 +19,6 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { YamlStore } from '../../store/yaml-store.js';
 import type { Agent } from '../../model/types.js';
 import { Child, maxRssMB, monoMs, progress, sleep } from './common.js';
@@ -88,8 +86,9 @@ export interface DidHarnessResult {
  * the store pick, the warm-up and the events just prepared stalled its event loop (and so its
  * timestamps) for 4-7 ms in the middle of a burst. The daemon's heap is left alone.
  */
-v8.setFlagsFromString('--expose-gc');
-const collectFakeGarbage = vm.runInNewContext('gc') as () => void;
+const exposedGc = (globalThis as { gc?: () => void }).gc;
+if (!exposedGc) throw new Error('did-harness needs `node --expose-gc` (the did-calls suite starts it so)');
+const collectFakeGarbage: () => void = exposedGc;
 
 const USER = 'asterisk';
 const PASSWORD = 'Bench-Ari-5ecret';

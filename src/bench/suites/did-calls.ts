@@ -29,7 +29,8 @@ export const suite: Suite = {
       calls: 500, warmup: ctx.quick ? 10 : 20, pacedMs: ctx.quick ? 0 : 10,
       ...(process.env['SWITCHBOARD_BENCH_DID_COLD'] === '1' ? {} : { warmupBursts: { rounds: 10, calls: 100 } }),
     };
-    const r = await runHarness<DidHarnessResult>('did-harness.js', args, ctx.log);
+    // --expose-gc: the harness collects the fake's own garbage before each phase (see did-harness).
+    const r = await runHarness<DidHarnessResult>('did-harness.js', args, ctx.log, ['--expose-gc']);
     if (r.failures.length) throw new Error(`the fake ARI answered errors: ${r.failures.slice(0, 3).join('; ')}`);
     const rows: Row[] = [];
     const phaseRows = (name: string, p: PhaseResult, goal: boolean): void => {
