@@ -256,7 +256,6 @@ function rulesOf(sections: Names, arrowKeys?: Names): ChunkRules {
   return { sections, arrowKeys };
 }
 
-
 /**
  * Renders a store into Asterisk config files. Output is deterministic (agents sorted by id, no
  * timestamps). Each agent's text is rendered and safety-checked once: the renderer keeps the files
