@@ -167,6 +167,11 @@ export class StagedFile {
       this.carry = piece.slice(-1);
       piece = piece.slice(0, -1);
     }
+    this.encode(piece);
+  }
+
+  /** Encodes text into the stage (writing the stage first when it could not hold it). */
+  private encode(piece: string): void {
     // Only a comparison with an existing target needs to know these (see commit()).
     if (this.existed) {
       if (!this.hasReplacement && piece.includes('\ufffd')) this.hasReplacement = true;
@@ -233,10 +238,7 @@ export class StagedFile {
       // The content ends in a lone high surrogate: it is written (as U+FFFD) like any other.
       const last = this.carry;
       this.carry = '';
-      if (this.existed) this.hasLoneSurrogate = true;
-      const stage = (this.stage ??= Buffer.allocUnsafe(STAGE_BYTES));
-      if (this.staged + 3 > stage.length) this.flush();
-      this.staged += stage.write(last, this.staged);
+      this.encode(last);
     }
     this.flush();
     this.stage = undefined;
