@@ -514,12 +514,12 @@ export class PresenceService extends EventEmitter {
     }
   }
 
-  /** A timed switchboard pause that is over but whose timer has not fired yet. */
   /** A pause set through switchboard whose time is up (the timer may not have fired yet). */
   private expired(p: AgentPresence): boolean {
     return p.detail.pausedBy === 'switchboard' && Boolean(p.until) && Date.parse(p.until!) <= this.now();
   }
 
+  /** Ends a timed switchboard pause that is over but whose timer has not fired yet. */
   private checkExpired(id: string): void {
     const p = this.current.get(id);
     if (p && this.expired(p)) {

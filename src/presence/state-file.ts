@@ -72,7 +72,6 @@ export function emptyManualDoc(): ManualStateDoc {
   return { version: 1, revision: 0, agents: {} };
 }
 
-
 /** Reads presence.json; an absent file is an empty document. Throws PRESENCE_STATE_FILE if corrupt. */
 export async function readManualDoc(file: string): Promise<ManualStateDoc> {
   const text = await readIfExists(file);

@@ -48,13 +48,12 @@ function setVars(a: Agent): { value: string }[] {
 }
 
 /** Disabled agents: every source address is denied, so they can neither register nor call. */
-const DENY_ALL = ['0.0.0.0/0.0.0.0', '::/0'];
 /**
  * A fresh list for each view (a template might be handed the same array twice otherwise), built as
  * a literal: Array.prototype.map makes a holey array, whose different hidden class made V8 throw
  * away the optimised pjsip template (and eachArray) at the first disabled agent of a cold render.
  */
-const denyList = (a: Agent): { value: string }[] => (a.enabled ? [] : [{ value: DENY_ALL[0]! }, { value: DENY_ALL[1]! }]);
+const denyList = (a: Agent): { value: string }[] => (a.enabled ? [] : [{ value: '0.0.0.0/0.0.0.0' }, { value: '::/0' }]);
 
 function transportFor(settings: Settings, protocol: string): TransportSettings {
   for (const t of settings.transports) if (t.protocol === protocol) return t;

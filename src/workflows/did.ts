@@ -404,7 +404,6 @@ export class DidWorkflow {
     else this.laterScheduled = false;
   };
 
-  /** Runs `fn` after everything already queued for this call; an error goes to failSafe. */
   /**
    * Runs `fn` on the call's queue once `after` (by default what is queued already) settles,
    * unless the call is done by then; an error goes to the fail safe. Two promises per step (a
@@ -1356,7 +1355,6 @@ export function callerIdOf(name: string, number: string): string {
 function noteOf(what: string, err: unknown): string {
   return `error during "${what}": ${errorMessage(err)}`.replace(/[\r\n]+/g, ' ').slice(0, 1000);
 }
-
 
 /** The presence a decision was made on. */
 type PresenceSeen = { state: string; reason?: string };
