@@ -25,7 +25,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Socket } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
 import {
-  asteriskTime, findRoute, handlerTreePath, loadAriDocs, parseRestRequest, pathParams, restResponseFrame, type AriDocs, type AriRoute, type Json,
+  asteriskTime, bodyParams, findRoute, handlerTreePath, loadAriDocs, parseRestRequest, pathParams, restResponseFrame, type AriDocs, type AriRoute, type Json,
 } from '../../testkit/ari-protocol.js';
 import { monoMs } from './common.js';
 
@@ -345,10 +345,8 @@ export class FakeAri {
     if (routePath === null) { reply(405, { message: 'Invalid method' }); return; }
     if (!found) { reply(404, { message: 'Resource not found' }); return; }
     const p = { ...query };
-    // Like Asterisk's *_parse_body: parameters may come in a JSON body (they win over the query).
-    if (body !== null && typeof body === 'object') {
-      for (const [k, v] of Object.entries(body)) if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') p[k] = String(v);
-    }
+    // Like Asterisk's *_parse_body: the operation's query parameters may come in a JSON body.
+    bodyParams(found.route, body, p);
     this.handle(found.route.op, pathParams(found.route, found.match, p), reply);
   }
 
