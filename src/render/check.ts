@@ -31,6 +31,14 @@ export class Names implements NameSet {
     readonly suffixes: readonly string[] = NO_SUFFIX,
   ) {}
 
+  private readonly single: string[] = [''];
+
+  /** Points the rules at one name (the renderer does this for each agent in turn, without a new array). */
+  only(name: string): void {
+    this.single[0] = name;
+    this.list = this.single;
+  }
+
   has(n: string): boolean {
     const p = this.prefix;
     if (p !== '' && !n.startsWith(p)) return false;

@@ -394,7 +394,7 @@ export class Renderer {
         // An agent's pjsip sections: `<username>`, `<username>-auth`, `<username>-identify`.
         const sections = new Names([], '', ['', '-auth', '-identify']);
         const rules = rulesOf(sections);
-        chunks('pjsip/agent', (a) => planPjsipAgent(a, effective), (a) => ((sections.list = [a.username]), rules));
+        chunks('pjsip/agent', (a) => planPjsipAgent(a, effective), (a) => (sections.only(a.username), rules));
       });
     }
     if (backend === 'sip' || backend === 'both') {
@@ -402,7 +402,7 @@ export class Renderer {
         fixed('sip/file', planSipFile(effective, agents), rulesOf(one('general')));
         const sections = new Names();
         const rules = rulesOf(sections);
-        chunks('sip/agent', (a) => planSipAgent(a, effective), (a) => ((sections.list = [a.username]), rules));
+        chunks('sip/agent', (a) => planSipAgent(a, effective), (a) => (sections.only(a.username), rules));
       });
     }
     file(OUTPUT_FILES.voicemail, () => {
@@ -410,7 +410,7 @@ export class Renderer {
       fixed('voicemail/file', fileView, rulesOf(one(fileView.context), new Names()));
       const keys = new Names();
       const rules = rulesOf(new Names(), keys);
-      chunks('voicemail/agent', (a) => planVoicemailAgent(a), (a) => ((keys.list = [a.extension]), rules));
+      chunks('voicemail/agent', (a) => planVoicemailAgent(a), (a) => (keys.only(a.extension), rules));
     });
     file(OUTPUT_FILES.extensions, () => {
       const ctx = planContexts(effective);
@@ -418,12 +418,12 @@ export class Renderer {
       fixed('extensions/context', ctx.agents, rulesOf(one(ctx.agents.name)));
       const agentKeys = new Names();
       const agentRules = rulesOf(new Names(), agentKeys);
-      chunks('extensions/agent', (a) => planExtensionAgent(a, effective), (a) => ((agentKeys.list = [a.extension]), agentRules));
+      chunks('extensions/agent', (a) => planExtensionAgent(a, effective), (a) => (agentKeys.only(a.extension), agentRules));
       w.text('\n');
       fixed('extensions/context', ctx.spy, rulesOf(one(ctx.spy.name)));
       const spyKeys = new Names([], effective.dialplan.spyPrefix);
       const spyRules = rulesOf(new Names(), spyKeys);
-      chunks('extensions/spy', (a) => planSpy(a, effective), (a) => ((spyKeys.list = [a.extension]), spyRules));
+      chunks('extensions/spy', (a) => planSpy(a, effective), (a) => (spyKeys.only(a.extension), spyRules));
       w.text('\n');
       fixed('extensions/context', ctx.dids, rulesOf(one(ctx.dids.name)));
       const didKeys = new Names();
