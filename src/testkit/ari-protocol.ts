@@ -222,6 +222,23 @@ export function restResponseFrame(
   };
 }
 
+/**
+ * An event as Asterisk writes it on the events socket, keys in its order (Asterisk 22.10.1's own
+ * output, captured): `type`, `timestamp`, the event's fields, `asterisk_id`, `application`; except
+ * ChannelHangupRequest and ChannelVarset, whose own fields come first, and DeviceStateChanged
+ * (`type`, `application`, `timestamp`, `device_state`, `asterisk_id`). `evt`'s own timestamp and
+ * asterisk_id win over the defaults.
+ */
+export function asteriskEvent(evt: { type: string; [key: string]: unknown }, app: string, asteriskId: string): Record<string, unknown> {
+  const { type, timestamp = asteriskTime(), asterisk_id = asteriskId, application: _ignored, ...fields } = evt;
+  if (type === 'DeviceStateChanged') return { type, application: app, timestamp, ...fields, asterisk_id };
+  if (type === 'ChannelHangupRequest' || type === 'ChannelVarset') {
+    const { channel, ...own } = fields;
+    return { ...own, type, timestamp, ...(channel === undefined ? {} : { channel }), asterisk_id, application: app };
+  }
+  return { type, timestamp, ...fields, asterisk_id, application: app };
+}
+
 let lastTimeMs = -1;
 let lastTimeText = '';
 

@@ -37,7 +37,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, WebSocket } from 'ws';
 import {
-  asteriskTime, bodyParams, findRoute, handlerTreePath, loadAriDocs, parseRestRequest, pathParams, restResponseFrame,
+  asteriskEvent, asteriskTime, bodyParams, findRoute, handlerTreePath, loadAriDocs, parseRestRequest, pathParams, restResponseFrame,
   type AriRoute, type Json, type ResourceDoc, type RestResponseFrame,
 } from '../../src/testkit/ari-protocol.js';
 
@@ -840,7 +840,7 @@ export class FakeAriServer {
   }
 
   private emitTo(app: string, evt: Json): void {
-    const full: Json = { ...evt, timestamp: evt.timestamp ?? asteriskTime(), application: app, asterisk_id: evt.asterisk_id ?? this.asteriskId };
+    const full = asteriskEvent(evt as Json & { type: string }, app, this.asteriskId) as Json;
     this.sent.push(full);
     this.bus.emit('event', full);
     const ws = this.appSockets.get(app);

@@ -25,7 +25,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Socket } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
 import {
-  asteriskTime, bodyParams, findRoute, handlerTreePath, loadAriDocs, parseRestRequest, pathParams, restResponseFrame, type AriDocs, type AriRoute, type Json,
+  asteriskEvent, asteriskTime, bodyParams, findRoute, handlerTreePath, loadAriDocs, parseRestRequest, pathParams, restResponseFrame, type AriDocs, type AriRoute, type Json,
 } from '../../testkit/ari-protocol.js';
 import { monoMs } from './common.js';
 
@@ -251,7 +251,7 @@ export class FakeAri {
   // ---------------------------------------------------------------------------------------------
 
   private serialise(evt: Json): string {
-    return JSON.stringify({ ...evt, timestamp: asteriskTime(), application: this.opts.app, asterisk_id: ASTERISK_ID });
+    return JSON.stringify(asteriskEvent(evt as Json & { type: string }, this.opts.app, ASTERISK_ID));
   }
 
   private emit(evt: Json): void {
