@@ -534,26 +534,6 @@ describe('AriClient: StasisStart previews (a burst\'s first actions before its e
     ]);
   });
 
-  it('held events are handled a few per turn, the socket read between: a StasisStart read meanwhile is shown before them', async () => {
-    const { fake, client } = await setup();
-    const log = watch(client);
-    const ids = Array.from({ length: 40 }, (_, i) => `c${i}`);
-    let late = false;
-    client.on('event', () => {
-      if (late) return;
-      late = true;
-      // While the first turn of held events is handled: one more call arrives.
-      fake.writeRawToWebSockets(serverFrame(1, start('late', ['9'])));
-    });
-    fake.writeRawToWebSockets(Buffer.concat(ids.map((id) => serverFrame(1, start(id, ['1'])))));
-    await waitFor(() => log.filter((l) => l.startsWith('event')).length === 41);
-    const at = (line: string): number => log.indexOf(line);
-    expect(at('preview late 9')).toBeGreaterThan(at('event StasisStart c0'));
-    expect(at('preview late 9')).toBeLessThan(at('event StasisStart c39'));
-    // Every event in the order read.
-    expect(log.filter((l) => l.startsWith('event'))).toEqual([...ids, 'late'].map((id) => `event StasisStart ${id}`));
-  });
-
   it('an answer to a request read among them waits its turn without ending the previews', async () => {
     const { fake, client } = await setup();
     const log = watch(client);

@@ -131,21 +131,6 @@ const noop = (): void => undefined;
 /** Names this emitter uses itself: an ARI event of that type is emitted as 'event' only. */
 const RESERVED_EVENT_NAMES: ReadonlySet<string> = new Set(['event', 'connected', 'disconnected', 'error']);
 
-/** A text frame read and not yet handled (see AriClient.previewStasisStarts). */
-interface HeldFrame {
-  ws: WsLike;
-  text: string;
-  preview: StasisStartPreview | undefined;
-  /** It ends the previews while it is held. */
-  blocking: boolean;
-}
-
-/**
- * Held frames handled per turn of the event loop (~6-10 µs each here): a socket read waits for at
- * most one such turn, so a StasisStart still arriving is previewed before the rest are parsed.
- */
-const HELD_PER_TURN = 32;
-
 export class AriClient extends EventEmitter implements AriPort {
   private readonly origin: string;
   private readonly settings: Required<AriSettings>;
@@ -173,12 +158,11 @@ export class AriClient extends EventEmitter implements AriPort {
   private parsedWs?: WsLike;
   /** See previewStasisStarts. */
   private stasisPreview: ((p: StasisStartPreview) => boolean) | undefined;
-  /** Text frames read but not yet handled, in order from `heldNext` (see readText and handleHeld). */
-  private held: HeldFrame[] = [];
-  private heldNext = 0;
-  /** Held frames that end the previews: neither a previewed StasisStart nor a RESTResponse. */
-  private heldBlocking = 0;
-  private heldTurnScheduled = false;
+  /** Text frames read but not yet handled, in order (see readText); handled at the end of the read. */
+  private held: { ws: WsLike; text: string; preview: StasisStartPreview | undefined }[] = [];
+  /** True while every held frame is a StasisStart whose preview was taken, or a RESTResponse. */
+  private heldAllPreviewed = true;
+  private heldFlushScheduled = false;
   /** The channel of the previewed StasisStart being handled in full (see deliverHeld). */
   private previewedChannel: string | undefined;
   /** Frames written at the end of this tick (writeFrame): their texts and request ids. */
@@ -393,15 +377,14 @@ export class AriClient extends EventEmitter implements AriPort {
   /**
    * Lets the DID workflow act on a StasisStart as soon as its frame is read: `preview` gets the
    * channel id and arguments (previewStasisStart) and answers true when it has taken the call (it
-   * sent the first action). The event is then held, with every frame read after it, and they are
-   * parsed and emitted in order in later turns of the event loop, HELD_PER_TURN a turn, the socket
-   * read between turns (handleHeld). In a burst of calls, the first action of a caller whose event
-   * is read later so does not wait for the parsing of all the events before it. Only StasisStarts
-   * read while every frame still held is a previewed StasisStart or an answer to a request
-   * (RESTResponse) are shown: one read after any other event waits its turn, so an event that
-   * changes an agent's presence (EndpointStateChange, ...) is always handled before a later
-   * StasisStart is decided. Only when switchboard reads the socket's frames (eventsReader).
-   * Undefined turns it off.
+   * sent the first action); the event is then parsed and emitted, in order with every frame read
+   * after it, once the socket has nothing more to read (setImmediate), instead of one by one as
+   * each frame is read. In a burst of calls, every caller's first action so leaves before any
+   * call's event is parsed in full. Only StasisStarts read while every frame still waiting is a
+   * previewed StasisStart or an answer to a request (RESTResponse) are shown: one read after any
+   * other event waits its turn, so an event that changes an agent's presence (EndpointStateChange,
+   * ...) is always handled before a later StasisStart is decided. Only when switchboard reads the
+   * socket's frames (eventsReader). Undefined turns it off.
    */
   previewStasisStarts(preview: ((p: StasisStartPreview) => boolean) | undefined): void {
     this.stasisPreview = preview;
@@ -411,7 +394,7 @@ export class AriClient extends EventEmitter implements AriPort {
   private readText(ws: WsLike, text: string): void {
     const held = this.held;
     const preview = this.stasisPreview;
-    if (preview && this.heldBlocking === 0 && ws === this.ws && this.state === 'connected') {
+    if (preview && this.heldAllPreviewed && ws === this.ws && this.state === 'connected') {
       const p = previewStasisStart(text);
       let taken = false;
       if (p) {
@@ -422,49 +405,36 @@ export class AriClient extends EventEmitter implements AriPort {
         }
       }
       if (taken) {
-        held.push({ ws, text, preview: p, blocking: false });
-        if (!this.heldTurnScheduled) {
-          this.heldTurnScheduled = true;
-          setImmediate(this.handleHeld);
+        held.push({ ws, text, preview: p });
+        if (!this.heldFlushScheduled) {
+          this.heldFlushScheduled = true;
+          setImmediate(this.deliverHeld);
         }
         return;
       }
     }
-    if (held.length > this.heldNext) {
+    if (held.length) {
+      held.push({ ws, text, preview: undefined });
       // An answer to a request changes nothing a later StasisStart is decided on (presence, the
       // store): it waits its turn without ending the previews. Any other event ends them.
-      const blocking = !text.startsWith('{"type":"RESTResponse",');
-      if (blocking) this.heldBlocking++;
-      held.push({ ws, text, preview: undefined, blocking });
+      if (!text.startsWith('{"type":"RESTResponse",')) this.heldAllPreviewed = false;
       return;
     }
     ws.emit('message', text);
   }
 
-  /** Handles up to HELD_PER_TURN held frames, and comes back in a later turn for the rest. */
-  private readonly handleHeld = (): void => {
-    this.heldTurnScheduled = false;
-    this.deliverHeld(HELD_PER_TURN);
-    if (this.held.length > this.heldNext) {
-      this.heldTurnScheduled = true;
-      setImmediate(this.handleHeld);
-    }
-  };
-
   /**
-   * Handles held frames in order (at most `max`; all of them when the socket closes), as they
-   * would have been when read. A previewed StasisStart whose full event does not come out as that
-   * StasisStart (not JSON after all, or another channel) is emitted as the preview says: the
-   * workflow has taken the call and waits for it.
+   * Handles the held frames in order, as they would have been when read. A previewed StasisStart
+   * whose full event does not come out as that StasisStart (not JSON after all, or another
+   * channel) is emitted as the preview says: the workflow has taken the call and waits for it.
    */
-  private deliverHeld(max = Infinity): void {
+  private readonly deliverHeld = (): void => {
+    this.heldFlushScheduled = false;
     const held = this.held;
-    // A listener that closes the socket handles the rest itself (a nested call): this one stops.
-    for (let n = 0; n < max && this.held === held && this.heldNext < held.length; n++) {
-      const f = held[this.heldNext]!;
-      // Taken off before it is handled: a listener may close the socket, which handles the rest.
-      held[this.heldNext++] = undefined as unknown as HeldFrame;
-      if (f.blocking) this.heldBlocking--;
+    if (held.length === 0) return;
+    this.held = [];
+    this.heldAllPreviewed = true;
+    for (const f of held) {
       if (!f.preview) {
         f.ws.emit('message', f.text);
         continue;
@@ -479,11 +449,7 @@ export class AriClient extends EventEmitter implements AriPort {
         this.safeEmit('StasisStart', event);
       }
     }
-    if (this.held === held && this.heldNext === held.length && held.length > 0) {
-      this.held = [];
-      this.heldNext = 0;
-    }
-  }
+  };
 
   private earlyMessages: unknown[] = [];
   private readonly holdEarlyMessage = (data: unknown): void => {
