@@ -1,8 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AriClient, AriRequestError, type AriEvent, type AriSettings, type StasisStartPreview } from '../src/asterisk/ari/index.js';
-import { asteriskEvent, restResponseFrame } from '../src/testkit/ari-protocol.js';
+import { AriClient, AriRequestError, type AriEvent, type AriSettings } from '../src/asterisk/ari/index.js';
 import { PeerAuthError, PeerDisconnectedError, PeerRequestError, PeerTimeoutError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { FakeAriServer } from './fakes/ari-server.js';
@@ -504,101 +503,6 @@ describe('AriClient: reading the events socket (ServerFrameParser instead of ws@
     const started = nextEvent<[AriEvent]>(client, 'StasisStart');
     fake.incomingCall({ callerNumber: '1', dialedExten: '2' });
     await started;
-  });
-});
-
-describe('AriClient: StasisStart previews (a burst\'s first actions before its events are parsed)', () => {
-  const start = (id: string, args: string[]): Buffer => Buffer.from(JSON.stringify(asteriskEvent(
-    { type: 'StasisStart', args, channel: { id, name: `PJSIP/trunk-${id}`, state: 'Ring', caller: { name: '', number: '+4930123' } } }, 'switchboard', 'test')));
-  const other = (type: string, extra: Record<string, unknown> = {}): Buffer => Buffer.from(JSON.stringify(asteriskEvent({ type, ...extra }, 'switchboard', 'test')));
-  /** One log of previews and events, in the order the client produced them. */
-  function watch(client: AriClient, take: (p: StasisStartPreview) => boolean = () => true): string[] {
-    const log: string[] = [];
-    client.previewStasisStarts((p) => { log.push(`preview ${p.channelId} ${p.args.join(',')}`); return take(p); });
-    client.on('event', (e: AriEvent) => log.push(`event ${e.type} ${(e as { channel?: { id: string } }).channel?.id ?? ''}`.trimEnd()));
-    return log;
-  }
-
-  it('shows each StasisStart of a read before any is emitted; one read after another event waits its turn; order kept', async () => {
-    const { fake, client } = await setup();
-    const log = watch(client);
-    fake.writeRawToWebSockets(Buffer.concat([
-      serverFrame(1, start('a', ['+49301'])), serverFrame(1, start('b', ['+49302'])),
-      serverFrame(1, other('EndpointStateChange', { endpoint: { technology: 'PJSIP', resource: '1001', state: 'offline', channel_ids: [] } })),
-      serverFrame(1, start('c', ['+49303'])),
-    ]));
-    await waitFor(() => log.length === 6);
-    expect(log).toEqual([
-      'preview a +49301', 'preview b +49302',
-      'event StasisStart a', 'event StasisStart b', 'event EndpointStateChange', 'event StasisStart c',
-    ]);
-  });
-
-  it('an answer to a request read among them waits its turn without ending the previews', async () => {
-    const { fake, client } = await setup();
-    const log = watch(client);
-    const answer = Buffer.from(JSON.stringify(restResponseFrame({ transactionId: 'x', requestId: 'sb-none', status: 200, reasonPhrase: 'OK', uri: 'asterisk/ping' }, undefined, 'switchboard', 'test')));
-    fake.writeRawToWebSockets(Buffer.concat([serverFrame(1, start('a', ['1'])), serverFrame(1, answer), serverFrame(1, start('b', ['2']))]));
-    await waitFor(() => log.length === 4);
-    expect(log).toEqual(['preview a 1', 'preview b 2', 'event StasisStart a', 'event StasisStart b']);
-  });
-
-  it('a StasisStart the listener does not take is emitted at once, in order', async () => {
-    const { fake, client } = await setup();
-    const log = watch(client, (p) => p.channelId !== 'b');
-    fake.writeRawToWebSockets(Buffer.concat([serverFrame(1, start('a', ['1'])), serverFrame(1, start('b', ['2'])), serverFrame(1, start('c', ['3']))]));
-    await waitFor(() => log.length === 5);
-    // b was not taken while a was held: it waits behind a, and c is not shown (b is not a preview).
-    expect(log).toEqual(['preview a 1', 'preview b 2', 'event StasisStart a', 'event StasisStart b', 'event StasisStart c']);
-    log.length = 0;
-    // With nothing held, one not taken is emitted at once.
-    fake.writeRawToWebSockets(Buffer.concat([serverFrame(1, start('b', ['2'])), serverFrame(1, start('d', ['4']))]));
-    await waitFor(() => log.length === 4);
-    expect(log).toEqual(['preview b 2', 'event StasisStart b', 'preview d 4', 'event StasisStart d']);
-  });
-
-  it('a previewed StasisStart whose text turns out not to be JSON is emitted from what was read, with a warning', async () => {
-    const { fake, client, sink } = await setup();
-    const log = watch(client);
-    const broken = Buffer.from(start('a', ['+49301']).toString('utf8').replace(/}$/, ''));
-    fake.writeRawToWebSockets(Buffer.concat([serverFrame(1, broken), serverFrame(1, other('StasisEnd', { channel: { id: 'z' } }))]));
-    await waitFor(() => log.length === 3);
-    expect(log).toEqual(['preview a +49301', 'event StasisStart a', 'event StasisEnd z']);
-    expect(sink.text()).toContain('did not parse as that event');
-  });
-
-  it('events held when Asterisk closes the socket are emitted before "disconnected"', async () => {
-    const { fake, client } = await setup();
-    const log = watch(client);
-    client.on('disconnected', () => log.push('disconnected'));
-    const body = Buffer.alloc(2);
-    body.writeUInt16BE(4001);
-    fake.writeRawToWebSockets(Buffer.concat([serverFrame(1, start('a', ['1'])), serverFrame(1, other('ChannelHangupRequest', { channel: { id: 'a' } })), serverFrame(8, body)]));
-    await waitFor(() => log.includes('disconnected'));
-    expect(log).toEqual(['preview a 1', 'event StasisStart a', 'event ChannelHangupRequest a', 'disconnected']);
-  });
-
-  it('the same when the socket just drops', async () => {
-    const { fake, client } = await setup();
-    const log = watch(client);
-    client.on('disconnected', () => log.push('disconnected'));
-    fake.writeRawToWebSockets(Buffer.concat([serverFrame(1, start('a', ['1'])), serverFrame(1, start('b', ['2']))]));
-    fake.dropWebSockets();
-    await waitFor(() => log.includes('disconnected'));
-    expect(log).toEqual(['preview a 1', 'preview b 2', 'event StasisStart a', 'event StasisStart b', 'disconnected']);
-  });
-
-  it('a listener that throws is logged and the event handled as usual; undefined turns previews off', async () => {
-    const { fake, client, sink } = await setup();
-    const log = watch(client, () => { throw new Error('preview bug'); });
-    fake.writeRawToWebSockets(serverFrame(1, start('a', ['1'])));
-    await waitFor(() => log.length === 2);
-    expect(log).toEqual(['preview a 1', 'event StasisStart a']);
-    expect(sink.text()).toContain('the StasisStart preview threw');
-    client.previewStasisStarts(undefined);
-    fake.incomingCall({ callerNumber: '1', dialedExten: '2', channelId: 'b' });
-    await waitFor(() => log.length === 3);
-    expect(log[2]).toBe('event StasisStart b');
   });
 });
 

@@ -52,9 +52,6 @@ class RecordingAri extends EventEmitter {
   async getLiveRecording() { return undefined; }
   async getStoredRecording(name: string) { this.log.push(`getStored ${name}`); return undefined; }
   get connected() { return true; }
-  /** What the workflow gave previewStasisStarts (AriClient calls it as each StasisStart frame is read). */
-  preview: ((p: { channelId: string; args: string[] }) => boolean) | undefined;
-  previewStasisStarts(fn: ((p: { channelId: string; args: string[] }) => boolean) | undefined) { this.preview = fn; }
 }
 
 type Lookup = ConstructorParameters<typeof DidWorkflow>[0]['presence'];
@@ -142,39 +139,6 @@ describe('DID workflow under a burst of calls', () => {
     await wf.stop();
     records.close();
   });
-  it('StasisStart previews: the first action leaves from the preview, the call begins when its full event comes', async () => {
-    const withDid = store.agents.filter((a) => a.dids.length > 0 && a.enabled);
-    const [ringMe, pauseMe] = [withDid[0]!, withDid[1]!];
-    const { ari, records, wf } = setup(new Set([pauseMe.id]));
-    expect(ari.preview).toBeTypeOf('function');
-    // As AriClient shows a read's StasisStarts: each preview, then (a turn later) the full events.
-    expect(ari.preview!({ channelId: 'p-1', args: [ringMe.dids[0]!] })).toBe(true);
-    expect(ari.preview!({ channelId: 'p-2', args: [pauseMe.dids[0]!] })).toBe(true);
-    // Left to the full event: an unknown DID, an agent leg, a channel already taken, no args.
-    expect(ari.preview!({ channelId: 'p-3', args: ['+10000000000'] })).toBe(false);
-    expect(ari.preview!({ channelId: 'p-1-agent', args: ['dialed', 'x'] })).toBe(false);
-    expect(ari.preview!({ channelId: 'p-1', args: [ringMe.dids[0]!] })).toBe(false);
-    expect(ari.preview!({ channelId: 'p-4', args: [] })).toBe(false);
-    expect(ari.log).toEqual(['ring p-1', 'answer p-2']);
-    // No call goes further before its full event, however long that takes.
-    await new Promise((resolve) => setTimeout(resolve, 60));
-    expect(started(ari.log)).toBe(0);
-    const range = { from: new Date(Date.now() - 60_000), to: new Date(Date.now() + 60_000) };
-    expect(records.query(range)).toEqual([]);
-    ari.emit('StasisStart', { ...stasisStart('p-1', ringMe.dids[0]!), channel: { ...stasisStart('p-1', ringMe.dids[0]!).channel, caller: { name: 'Ann', number: '+61411111111' } } });
-    ari.emit('StasisStart', stasisStart('p-2', pauseMe.dids[0]!));
-    await waitFor(() => started(ari.log) === 2, 3000);
-    // Each first action was sent once (from the preview), and the record has the caller from the full event.
-    expect(ari.log.filter((l) => l === 'ring p-1' || l === 'answer p-2')).toEqual(['ring p-1', 'answer p-2']);
-    expect(ari.log.filter((l) => l.startsWith('originate ') || l.startsWith('getStored '))).toHaveLength(2);
-    const byDid = new Map(records.query(range).map((r) => [r.calledNumber, r]));
-    expect(byDid.get(ringMe.dids[0]!)).toMatchObject({ callerNumber: '+61411111111', callType: 'Direct Agent Call' });
-    expect(byDid.get(pauseMe.dids[0]!)).toMatchObject({ callerNumber: '+61400000000', callType: 'Diverted Call' });
-    await wf.stop();
-    expect(ari.preview).toBeUndefined();
-    records.close();
-  });
-
   it('indexStore builds the DID index when the store is loaded, so that the first call does not walk every agent', async () => {
     const original = store;
     let reads = 0;

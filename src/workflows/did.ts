@@ -37,7 +37,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AriPort, BridgeJson, ChannelJson, LiveRecordingJson, PlaybackJson, StasisStartPreview } from '../asterisk/ari/types.js';
+import type { AriPort, BridgeJson, ChannelJson, LiveRecordingJson, PlaybackJson } from '../asterisk/ari/types.js';
 import { AriRequestError, isNotFound } from '../asterisk/ari/errors.js';
 import type { CallRecord, CallRecords, CallType } from '../calls/records.js';
 import { nextInteractionId } from '../calls/interaction-id.js';
@@ -168,8 +168,6 @@ interface Call {
   /** The call's timers (made with the first one). */
   timers: Set<unknown> | undefined;
   queue: Promise<void>;
-  /** The first action sent from the StasisStart's preview: the call begins when its full event comes. */
-  previewed: FirstAction | undefined;
 }
 
 /** What `activeCalls()` shows (tests, `status`). */
@@ -234,7 +232,6 @@ export class DidWorkflow {
       this.listeners.push([name, listener]);
     };
     on('StasisStart', (e: { args?: string[]; channel: ChannelJson }) => this.onStasisStart(e));
-    this.deps.ari.previewStasisStarts?.((p) => this.onStasisStartPreview(p));
     on('StasisEnd', (e: { channel: ChannelJson }) => this.onChannelGone(e.channel.id, undefined, 'StasisEnd'));
     on('ChannelHangupRequest', (e: { channel: ChannelJson }) => this.onHangupRequest(e.channel.id));
     on('ChannelDestroyed', (e: { channel: ChannelJson; cause?: number }) => this.onChannelGone(e.channel.id, e.cause, 'ChannelDestroyed'));
@@ -261,7 +258,6 @@ export class DidWorkflow {
    */
   async stop(timeoutMs = 5000): Promise<void> {
     this.running = false;
-    this.deps.ari.previewStasisStarts?.(undefined);
     for (const [name, fn] of this.listeners) this.deps.ari.off(name, fn);
     this.listeners.length = 0;
     for (const call of this.calls) this.clearTimers(call);
@@ -312,61 +308,31 @@ export class DidWorkflow {
       this.enqueue(call, 'agent answered', () => this.agentAnswered(call, channel.id));
       return;
     }
-    if (known) {
-      // The full event of a call taken from its preview (the first action has gone): begin it.
-      const fast = known.previewed;
-      if (fast && known.inboundId === channel.id) {
-        known.previewed = undefined;
-        known.callerNumber = channel.caller?.number ?? '';
-        known.callerName = channel.caller?.name ?? '';
-        if (channel.dialplan?.context) known.dialplanContext = channel.dialplan.context;
-        this.enqueue(known, 'start', () => this.begin(known, fast), this.laterTurn());
-      }
-      return; // otherwise a repeat (should not happen)
-    }
+    if (known) return; // a repeat (should not happen)
     const did = args[0] ?? channel.dialplan?.exten ?? '';
-    // The first ARI action (ring, or answer before voicemail) leaves now, in this event's handler;
-    // the rest of the start runs in a later turn of the event loop, a few calls per turn
-    // (laterTurn), so that StasisStart events still arriving in a burst get their first action
-    // before the bookkeeping of the calls before them.
-    const fast = this.firstActionNow(did, channel.id);
-    const call = this.newCall(did, channel.id, channel.caller?.number ?? '', channel.caller?.name ?? '');
-    if (channel.dialplan?.context) call.dialplanContext = channel.dialplan.context;
-    this.lastArrivalAt = performance.now();
-    // The call is new, nothing is queued on it yet: a fast start's queue begins after laterTurn().
-    if (fast) this.enqueue(call, 'start', () => this.begin(call, fast), this.laterTurn());
-    else this.enqueue(call, 'start', () => this.begin(call));
-  }
-
-  /**
-   * A StasisStart as soon as its frame is read (AriClient.previewStasisStarts): a caller's call
-   * whose first action can be decided from memory is taken, the action sent, and the call begun
-   * when the full event follows (onStasisStart), so that in a burst no caller's first action waits
-   * for the parsing of the events before it. False (the event is then handled as usual): an agent
-   * leg, a channel already known, a DID without an agent, presence not at hand.
-   */
-  private onStasisStartPreview(p: StasisStartPreview): boolean {
-    const did = p.args[0];
-    if (did === undefined || did === DIALED_MARKER || this.byChannel.has(p.channelId)) return false;
-    const fast = this.firstActionNow(did, p.channelId);
-    if (!fast) return false;
-    // The caller's number and name come with the full event.
-    this.newCall(did, p.channelId, '', '').previewed = fast;
-    this.lastArrivalAt = performance.now();
-    return true;
-  }
-
-  /** A new inbound call, tracked by its channel (one shape for every call object). */
-  private newCall(did: string, inboundId: string, callerNumber: string, callerName: string): Call {
-    return this.track({
-      id: this.newId(), did, callerNumber, callerName, inboundId,
+    const id = this.newId();
+    const call = this.track({
+      id, did,
+      callerNumber: channel.caller?.number ?? '',
+      callerName: channel.caller?.name ?? '',
+      inboundId: channel.id,
       // The call's own child logger is made in begin(), once the agent is known (one child, not two).
       log: this.log,
       startedAt: this.now(),
       state: 'new',
       recorded: false,
       callType: 'Direct Agent Call',
-    }, inboundId);
+    }, channel.id);
+    if (channel.dialplan?.context) call.dialplanContext = channel.dialplan.context;
+    // The first ARI action (ring, or answer before voicemail) leaves now, in this event's handler;
+    // the rest of the start runs in a later turn of the event loop, a few calls per turn
+    // (laterTurn), so that StasisStart events still arriving in a burst get their first action
+    // before the bookkeeping of the calls before them.
+    const fast = this.firstActionNow(call);
+    this.lastArrivalAt = performance.now();
+    // The call is new, nothing is queued on it yet: a fast start's queue begins after laterTurn().
+    if (fast) this.enqueue(call, 'start', () => this.begin(call, fast), this.laterTurn());
+    else this.enqueue(call, 'start', () => this.begin(call));
   }
 
   private onChannelGone(channelId: string, cause: number | undefined, why: string): void {
@@ -472,13 +438,13 @@ export class DidWorkflow {
    * when that cannot be done synchronously (no store yet, unknown DID, an asynchronous presence
    * lookup): begin() then does everything itself.
    */
-  private firstActionNow(did: string, inboundId: string): FirstAction | undefined {
+  private firstActionNow(call: Call): FirstAction | undefined {
     const store = this.deps.store();
-    const agent = store ? this.agentFor(store, did) : undefined;
+    const agent = store ? this.agentFor(store, call.did) : undefined;
     if (!store || !agent) return undefined;
     const d = this.decide(agent);
     if (d instanceof Promise) return undefined;
-    const sent = d.reason ? this.deps.ari.answer(inboundId) : this.deps.ari.ring(inboundId);
+    const sent = d.reason ? this.deps.ari.answer(call.inboundId) : this.deps.ari.ring(call.inboundId);
     // begin() awaits it a turn later; a rejection before then is not an unhandled one.
     sent.catch(() => undefined);
     // Spelled out: an object spread here cost as much as the decision itself.
@@ -1076,14 +1042,13 @@ export class DidWorkflow {
   }
 
   /** Starts tracking a call (by each of its channels) with nothing pending on it yet. */
-  private track(init: Omit<Call, 'callerGone' | 'hangupRequested' | 'timers' | 'queue' | 'previewed'>, ...channelIds: string[]): Call {
+  private track(init: Omit<Call, 'callerGone' | 'hangupRequested' | 'timers' | 'queue'>, ...channelIds: string[]): Call {
     // Completed in place (an object spread here was a fifth of the StasisStart handler's time).
     const call = init as Call;
     call.callerGone = false;
     call.hangupRequested = false;
     call.timers = undefined;
     call.queue = Promise.resolve();
-    call.previewed = undefined;
     this.calls.add(call);
     for (const id of channelIds) this.byChannel.set(id, call);
     return call;

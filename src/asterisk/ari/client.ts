@@ -42,7 +42,6 @@ import type { Logger } from '../../log.js';
 import { ARI_PEER, AriRequestError, toAriError } from './errors.js';
 import { HttpTransportError, httpGet, peerMessage } from './http.js';
 import { SwaggerGuard } from './swagger-guard.js';
-import { previewStasisStart, type StasisStartPreview } from './stasis-preview.js';
 import { ClientFrameEncoder, ServerFrameParser } from './ws-frames.js';
 import type {
   AriEvent, AriPort, AriSettings, BridgeJson, ChannelJson, EndpointJson, LiveRecordingJson, OriginateOptions, RecordOptions, StoredRecordingJson,
@@ -156,15 +155,6 @@ export class AriClient extends EventEmitter implements AriPort {
   private readonly frameEncoder = new ClientFrameEncoder();
   /** The socket whose frames ServerFrameParser reads (readFramesOurselves). */
   private parsedWs?: WsLike;
-  /** See previewStasisStarts. */
-  private stasisPreview: ((p: StasisStartPreview) => boolean) | undefined;
-  /** Text frames read but not yet handled, in order (see readText); handled at the end of the read. */
-  private held: { ws: WsLike; text: string; preview: StasisStartPreview | undefined }[] = [];
-  /** True while every held frame is a StasisStart whose preview was taken, or a RESTResponse. */
-  private heldAllPreviewed = true;
-  private heldFlushScheduled = false;
-  /** The channel of the previewed StasisStart being handled in full (see deliverHeld). */
-  private previewedChannel: string | undefined;
   /** Frames written at the end of this tick (writeFrame): their texts and request ids. */
   private outgoing: { ws: WsLike; socket: RawSocket; texts: string[]; ids: string[] } | undefined;
   private abort?: AbortController;
@@ -339,17 +329,14 @@ export class AriClient extends EventEmitter implements AriPort {
       return;
     }
     const release = (): void => {
-      this.deliverHeld();
       socket.off('data', onData);
       socket.off('close', release);
       if (this.parsedWs === ws) this.parsedWs = undefined;
     };
     const parser: ServerFrameParser = new ServerFrameParser({
-      text: (message) => { this.readText(ws, message); },
-      binary: (message) => { this.deliverHeld(); ws.emit('message', message); },
+      text: (message) => { ws.emit('message', message); },
+      binary: (message) => { ws.emit('message', message); },
       control: (frame) => {
-        // A close frame closes the socket: the events read before it are handled first.
-        this.deliverHeld();
         receiver.write(frame);
         // A close frame (or a bad one): ws has begun closing and no longer reads; neither do we.
         if (ws.readyState !== WS_OPEN) {
@@ -358,7 +345,6 @@ export class AriClient extends EventEmitter implements AriPort {
         }
       },
       handBack: (raw) => {
-        this.deliverHeld();
         release();
         socket.on('data', wsListener);
         this.log.debug('ARI: a frame the parser leaves to ws; ws reads the events socket from now on');
@@ -368,88 +354,10 @@ export class AriClient extends EventEmitter implements AriPort {
     const onData = (chunk: Buffer): void => { parser.push(chunk); };
     socket.off('data', wsListener);
     socket.on('data', onData);
-    // Before ws's own listener, which reports the close: the frames read before it are handled first.
-    socket.prependListener('close', release);
+    socket.on('close', release);
     this.parsedWs = ws;
     this.log.debug('ARI: the events socket\'s frames are read by switchboard (no extension negotiated)');
   }
-
-  /**
-   * Lets the DID workflow act on a StasisStart as soon as its frame is read: `preview` gets the
-   * channel id and arguments (previewStasisStart) and answers true when it has taken the call (it
-   * sent the first action); the event is then parsed and emitted, in order with every frame read
-   * after it, once the socket has nothing more to read (setImmediate), instead of one by one as
-   * each frame is read. In a burst of calls, every caller's first action so leaves before any
-   * call's event is parsed in full. Only StasisStarts read while every frame still waiting is a
-   * previewed StasisStart or an answer to a request (RESTResponse) are shown: one read after any
-   * other event waits its turn, so an event that changes an agent's presence (EndpointStateChange,
-   * ...) is always handled before a later StasisStart is decided. Only when switchboard reads the
-   * socket's frames (eventsReader). Undefined turns it off.
-   */
-  previewStasisStarts(preview: ((p: StasisStartPreview) => boolean) | undefined): void {
-    this.stasisPreview = preview;
-  }
-
-  /** A text frame from ServerFrameParser: previewed and held, held, or handled now (see previewStasisStarts). */
-  private readText(ws: WsLike, text: string): void {
-    const held = this.held;
-    const preview = this.stasisPreview;
-    if (preview && this.heldAllPreviewed && ws === this.ws && this.state === 'connected') {
-      const p = previewStasisStart(text);
-      let taken = false;
-      if (p) {
-        try {
-          taken = preview(p);
-        } catch (err) {
-          this.log.error({ channelId: p.channelId, err: this.scrub(errorMessage(err)) }, 'ARI: the StasisStart preview threw; the event is handled as usual');
-        }
-      }
-      if (taken) {
-        held.push({ ws, text, preview: p });
-        if (!this.heldFlushScheduled) {
-          this.heldFlushScheduled = true;
-          setImmediate(this.deliverHeld);
-        }
-        return;
-      }
-    }
-    if (held.length) {
-      held.push({ ws, text, preview: undefined });
-      // An answer to a request changes nothing a later StasisStart is decided on (presence, the
-      // store): it waits its turn without ending the previews. Any other event ends them.
-      if (!text.startsWith('{"type":"RESTResponse",')) this.heldAllPreviewed = false;
-      return;
-    }
-    ws.emit('message', text);
-  }
-
-  /**
-   * Handles the held frames in order, as they would have been when read. A previewed StasisStart
-   * whose full event does not come out as that StasisStart (not JSON after all, or another
-   * channel) is emitted as the preview says: the workflow has taken the call and waits for it.
-   */
-  private readonly deliverHeld = (): void => {
-    this.heldFlushScheduled = false;
-    const held = this.held;
-    if (held.length === 0) return;
-    this.held = [];
-    this.heldAllPreviewed = true;
-    for (const f of held) {
-      if (!f.preview) {
-        f.ws.emit('message', f.text);
-        continue;
-      }
-      this.previewedChannel = f.preview.channelId;
-      f.ws.emit('message', f.text);
-      if (this.previewedChannel !== undefined) {
-        this.previewedChannel = undefined;
-        this.log.warn({ channelId: f.preview.channelId }, 'ARI: a StasisStart read from the start of its frame did not parse as that event; handled from what was read');
-        const event = { type: 'StasisStart', application: this.settings.app, args: f.preview.args, channel: { id: f.preview.channelId } } as unknown as AriEvent;
-        this.safeEmit('event', event);
-        this.safeEmit('StasisStart', event);
-      }
-    }
-  };
 
   private earlyMessages: unknown[] = [];
   private readonly holdEarlyMessage = (data: unknown): void => {
@@ -496,8 +404,6 @@ export class AriClient extends EventEmitter implements AriPort {
 
   /** Forgets the current ari-client instance and socket (closing the socket without waiting). */
   private dropClient(): void {
-    // Events read before the socket went are handled first (see previewStasisStarts).
-    this.deliverHeld();
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = undefined;
     const ws = this.ws;
@@ -648,8 +554,6 @@ export class AriClient extends EventEmitter implements AriPort {
     }
     const event = evt as AriEvent;
     if (event.type === 'RESTResponse') { this.onRestResponse(event); return; }
-    if (this.previewedChannel !== undefined && event.type === 'StasisStart'
-      && (event as { channel?: { id?: unknown } }).channel?.id === this.previewedChannel) this.previewedChannel = undefined;
     if (event.type === 'ApplicationReplaced') {
       this.log.error('ARI: another client connected with the same app name; Asterisk now sends its events there');
     }

@@ -7,9 +7,6 @@
  * reads. Field names are Asterisk's, unchanged.
  */
 import type { EventEmitter } from 'node:events';
-import type { StasisStartPreview } from './stasis-preview.js';
-
-export type { StasisStartPreview } from './stasis-preview.js';
 
 export interface AriSettings {
   /** Asterisk's HTTP server, e.g. http://127.0.0.1:8088 (no /ari suffix). */
@@ -190,12 +187,6 @@ export interface OriginateOptions {
  * Events carry the plain JSON objects Asterisk sent.
  */
 export interface AriPort extends EventEmitter {
-  /**
-   * Optional: shows each StasisStart as soon as its frame is read, before it is parsed (AriClient;
-   * see AriClient.previewStasisStarts). True: the listener has taken the call, and its full
-   * StasisStart follows in order with the other events.
-   */
-  previewStasisStarts?(preview: ((p: StasisStartPreview) => boolean) | undefined): void;
   answer(channelId: string): Promise<void>;
   ring(channelId: string): Promise<void>;
   ringStop(channelId: string): Promise<void>;
