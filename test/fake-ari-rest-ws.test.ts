@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { monoMs } from '../src/bench/e2e/common.js';
 import { FakeAri as BenchFakeAri } from '../src/bench/e2e/fake-ari.js';
+import { asteriskEvent } from '../src/testkit/ari-protocol.js';
 import { FakeAriServer, type FakeAriOptions } from './fakes/ari-server.js';
 
 type Frame = Record<string, unknown>;
@@ -414,5 +415,30 @@ describe('bench FakeAri (src/bench/e2e/fake-ari.ts): REST over the events WebSoc
     expect(conn.frames).toEqual(texts.map((t) => JSON.parse(t) as Frame));
     expect(conn.frames.map((f) => (f.channel as { id: string }).id)).toEqual(ids);
     expect(fake.channelCount).toBe(3);
+  });
+});
+
+describe('both fakes write events with their keys in Asterisk\'s order (as captured from 22.10.1 and 20.20.1)', () => {
+  it('asteriskEvent: type, timestamp, fields, asterisk_id, application; the three exceptions', () => {
+    const keys = (evt: { type: string; [k: string]: unknown }): string[] => Object.keys(asteriskEvent(evt, 'switchboard', 'id'));
+    expect(keys({ type: 'StasisStart', args: [], channel: {} })).toEqual(['type', 'timestamp', 'args', 'channel', 'asterisk_id', 'application']);
+    expect(keys({ type: 'ChannelDestroyed', cause: 16, cause_txt: 'Normal Clearing', channel: {} })).toEqual(['type', 'timestamp', 'cause', 'cause_txt', 'channel', 'asterisk_id', 'application']);
+    expect(keys({ type: 'ChannelHangupRequest', cause: 32, soft: true, channel: {} })).toEqual(['cause', 'soft', 'type', 'timestamp', 'channel', 'asterisk_id', 'application']);
+    expect(keys({ type: 'ChannelHangupRequest', channel: {} })).toEqual(['type', 'timestamp', 'channel', 'asterisk_id', 'application']);
+    expect(keys({ type: 'ChannelVarset', variable: 'A', value: '1', channel: {} })).toEqual(['variable', 'value', 'type', 'timestamp', 'channel', 'asterisk_id', 'application']);
+    expect(keys({ type: 'DeviceStateChanged', device_state: {} })).toEqual(['type', 'application', 'timestamp', 'device_state', 'asterisk_id']);
+    // An event's own timestamp and asterisk_id are kept; its application is the app's.
+    expect(asteriskEvent({ type: 'X', timestamp: 't', asterisk_id: 'a', application: 'other' }, 'switchboard', 'id')).toEqual({ type: 'X', timestamp: 't', asterisk_id: 'a', application: 'switchboard' });
+  });
+
+  it('on the wire: FakeAriServer\'s and the bench FakeAri\'s StasisStart', async () => {
+    const { fake, conn } = await setup();
+    fake.incomingCall({ channelId: 'c1', callerNumber: '555', dialedExten: '100' });
+    await expect.poll(() => conn.frames.length).toBe(1);
+    expect(Object.keys(conn.frames[0]!)).toEqual(['type', 'timestamp', 'args', 'channel', 'asterisk_id', 'application']);
+    expect(Object.keys(conn.frames[0]!.channel as object)[0]).toBe('id');
+    const bench = new BenchFakeAri({ docsDir: fileURLToPath(new URL('./fakes/ari-docs/', import.meta.url)), username: 'u', password: 'p', app: 'switchboard', endpoints: [] });
+    const text = bench.prepareCall('c2', '+390610000001', '+61400000000');
+    expect(Object.keys(JSON.parse(text) as object)).toEqual(['type', 'timestamp', 'args', 'channel', 'asterisk_id', 'application']);
   });
 });
