@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Agent, Backend, Store } from '../src/model/types.js';
 import { RenderCheckError } from '../src/render/check.js';
 import { Renderer, type RenderedFiles } from '../src/render/render.js';
-import { loadTemplates, type Template, type Templates } from '../src/render/templates.js';
+import { loadTemplates, type Templates } from '../src/render/templates.js';
 import { YamlStore } from '../src/store/yaml-store.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -120,7 +120,7 @@ describe('cold render: checks run on joined blocks', () => {
       lines: fc.array(fc.tuple(fc.nat({ max: 16 }), fc.string({ maxLength: 6 })), { maxLength: 5 }),
       newline: fc.boolean(),
     });
-    fc.assert(fc.property(fc.array(chunk, { minLength: 1, maxLength: 40 }), fc.boolean(), (chunks, withInto) => {
+    fc.assert(fc.property(fc.array(chunk, { minLength: 1, maxLength: 40 }), (chunks) => {
       let hostile = false;
       const textOf = (name: string, v: unknown): string => {
         const id = /agent (\S+)/.exec((v as { comment: string }).comment)![1]!;
@@ -132,13 +132,7 @@ describe('cold render: checks run on joined blocks', () => {
       const t = { ...templates } as Templates;
       for (const name of ['pjsip/agent', 'voicemail/agent', 'extensions/agent', 'extensions/spy', 'extensions/did'] as const) {
         const base = templates[name];
-        const tpl: Template = (v: unknown) => (hostile ? textOf(name, v) : base(v));
-        // With into(), pieces of arbitrary sizes (a line may be split anywhere).
-        if (withInto) tpl.into = (v: unknown, out: string[]) => {
-          const s = tpl(v);
-          for (let i = 0; i < s.length; i += 3) out.push(s.slice(i, i + 3));
-        };
-        t[name] = tpl;
+        t[name] = (v: unknown) => (hostile ? textOf(name, v) : base(v));
       }
       const outcome = (f: () => RenderedFiles): string[] | RenderedFiles => {
         try {

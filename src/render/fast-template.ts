@@ -263,22 +263,13 @@ class Emitter {
   }
 }
 
-/** A compiled template that can also append its output, piece by piece, to an array. */
-export interface FastTemplate {
-  (view: unknown): string;
-  /**
-   * Appends the output to `out` as one string, exactly what the call returns (nothing is
-   * appended when it throws). The string is V8's tree of concatenations, which the caller's one
-   * join of many outputs copies out directly.
-   */
-  into(view: unknown, out: string[]): void;
-}
+/** A compiled template: the view's text. */
+export type FastTemplate = (view: unknown) => string;
 
 /**
  * The fast function for `source`, or undefined when the template uses anything beyond text,
  * fields, `if` and `each` (it then runs on Handlebars only). Where the data needs Handlebars' own
- * handling, the function returns `fallback(view)` (or, without a fallback, throws GiveUp); its
- * `into` then appends that one string instead of its own pieces.
+ * handling, the function returns `fallback(view)` (or, without a fallback, throws GiveUp).
  */
 export function compileFast(hb: typeof Handlebars, source: string, fallback?: (view: unknown) => string): FastTemplate | undefined {
   let ast: hbs.AST.Program;
@@ -302,9 +293,7 @@ export function compileFast(hb: typeof Handlebars, source: string, fallback?: (v
   // the view to it.
   const call = `let t;\nlet s = "";\n${code}\nreturn s;`;
   const whole = `function fastTemplate(c) {\n${fallback ? `try {\n${call}\n} catch {\nreturn fallback(c);\n}` : call}\n}`;
-  // The same code appending its output to the caller's array, as one piece, only once it is complete.
-  const into = `function fastInto(c, o) {\nlet t;\nlet s = "";\ntry {\n${code}\n} catch (e) {\n${fallback ? 'o.push(fallback(c));\nreturn;' : 'throw e;'}\n}\no.push(s);\n}`;
-  const src = `"use strict";\n${whole}\n${into}\nfastTemplate.into = fastInto;\nreturn fastTemplate;`;
+  const src = `"use strict";\n${whole}\nreturn fastTemplate;`;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
   return new Function('lookup', 'field', 'fieldText', 'self', 'selfText', 'param', 'truthy', 'eachArray', 'fallback', 'hasOwn', src)(
     lookup, field, fieldText, self, selfText, param, truthy, eachArray, fallback, hasOwn,

@@ -203,7 +203,7 @@ class FileWriter {
 }
 
 /** A cold render's loop over the agents for one template (see coldLoop). */
-type ColdLoop = (w: FileWriter, agents: readonly Agent[], view: (a: Agent) => unknown, tpl: Template, into: Template['into'], ends: Int32Array, kind: number, block: number) => void;
+type ColdLoop = (w: FileWriter, agents: readonly Agent[], view: (a: Agent) => unknown, tpl: Template, ends: Int32Array, kind: number, block: number) => void;
 
 /**
  * The loop of a cold render over every agent for one template: view, render into the block, queue
@@ -218,7 +218,7 @@ function coldLoop(template: PerAgentTemplate): ColdLoop {
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
   return new Function(`"use strict";
 // the cold loop of ${JSON.stringify(template).slice(1, -1)}
-return function coldLoop(w, agents, view, tpl, into, ends, kind, block) {
+return function coldLoop(w, agents, view, tpl, ends, kind, block) {
   const parts = w.parts;
   const n = agents.length;
   for (let i = 0; i < n; i++) {
@@ -229,19 +229,10 @@ return function coldLoop(w, agents, view, tpl, into, ends, kind, block) {
       const count = items === undefined ? 1 : items.length;
       for (let k = 0; k < count; k++) {
         const x = items === undefined ? v : items[k];
-        if (into !== undefined) {
-          const from = parts.length;
-          into(x, parts);
-          let len = 0;
-          for (let p = from; p < parts.length; p++) len += parts[p].length;
-          w.partsLength += len;
-          w.pos += len;
-        } else {
-          const t = tpl(x);
-          parts.push(t);
-          w.partsLength += t.length;
-          w.pos += t.length;
-        }
+        const t = tpl(x);
+        parts.push(t);
+        w.partsLength += t.length;
+        w.pos += t.length;
       }
     }
     w.queue(s0, w.pos, kind, i);
@@ -347,7 +338,7 @@ export class Renderer {
         const kind = w.kind({ name, rules: rules as (a: Agent | undefined) => ChunkRules, perAgent: true });
         let loop = this.loops.get(name);
         if (!loop) this.loops.set(name, (loop = coldLoop(name)));
-        loop(w, agents, view, tpl, tpl.into, ends, kind, BLOCK);
+        loop(w, agents, view, tpl, ends, kind, BLOCK);
       } else {
         const prevText = w.prev!;
         const oldAgents = old?.agents ?? [];
@@ -385,7 +376,8 @@ export class Renderer {
       segments.push({ template: name, agents, start, ends });
     };
 
-    // Each per-agent rule is one Names instance pointed at each agent in turn (the checker keeps none).
+    // A fixed chunk's rules name one section; each per-agent rule below is one Names instance
+    // pointed at each agent in turn (the checker keeps none).
     const one = (name: string): Names => new Names([name]);
     if (backend === 'pjsip' || backend === 'both') {
       file(OUTPUT_FILES.pjsip, () => {

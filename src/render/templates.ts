@@ -14,9 +14,8 @@ export const TEMPLATE_NAMES = [
 ] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
 
-/** A template: the view's text. `into`, when present, appends the same text to an array instead
- * of returning it (the fast compilation has it; Handlebars-only templates do not). */
-export type Template = ((view: unknown) => string) & { into?: (view: unknown, out: string[]) => void };
+/** A template: the view's text. */
+export type Template = (view: unknown) => string;
 export type Templates = Record<TemplateName, Template> & { sources: Record<TemplateName, string> };
 
 /** `templates/` at the package root (works from src/ under vitest and from dist/). */
