@@ -328,18 +328,14 @@ export class PresenceService extends EventEmitter {
   get(agentIdOrUsername: string): AgentPresence | undefined {
     const agent = this.resolve(agentIdOrUsername);
     if (!agent) return undefined;
-    const p = this.current.get(agent.id);
-    if (!p || !this.expired(p)) return p;
-    this.checkExpired(agent.id);
-    return this.current.get(agent.id);
+    return this.currentOf(agent.id);
   }
 
   /** Every agent, in store order (by id). */
   list(): AgentPresence[] {
     const out: AgentPresence[] = [];
     for (const id of this.agents.keys()) {
-      this.checkExpired(id);
-      const p = this.current.get(id);
+      const p = this.currentOf(id);
       if (p) out.push(copy(p));
     }
     return out;
@@ -519,13 +515,13 @@ export class PresenceService extends EventEmitter {
     return p.detail.pausedBy === 'switchboard' && Boolean(p.until) && Date.parse(p.until!) <= this.now();
   }
 
-  /** Ends a timed switchboard pause that is over but whose timer has not fired yet. */
-  private checkExpired(id: string): void {
+  /** The agent's presence now: a timed switchboard pause that is over but whose timer has not fired yet is ended first. */
+  private currentOf(id: string): AgentPresence | undefined {
     const p = this.current.get(id);
-    if (p && this.expired(p)) {
-      this.recompute([id]);
-      this.scheduleSnapshot();
-    }
+    if (!p || !this.expired(p)) return p;
+    this.recompute([id]);
+    this.scheduleSnapshot();
+    return this.current.get(id);
   }
 
   private scheduleExpiry(id: string): void {
