@@ -6,6 +6,7 @@ import { PeerAuthError, PeerDisconnectedError, PeerRequestError, PeerTimeoutErro
 import { createLogger } from '../src/log.js';
 import { FakeAriServer } from './fakes/ari-server.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
+import { serverFrame } from './helpers/ws-frame.js';
 
 const PASSWORD = 'S3cr3t-Pa55word';
 const WRONG = 'Wr0ng-Pa55word';
@@ -427,17 +428,6 @@ describe('AriClient: choosing the REST transport', () => {
     for (const r of fake.requests().filter((q) => q.via === 'ws')) expect(JSON.stringify(r)).not.toContain(PASSWORD);
   });
 });
-
-/** One unmasked server frame (RFC 6455 §5.2). */
-function serverFrame(opcode: number, payload: Buffer, opts: { fin?: boolean; rsv?: number; mask?: boolean } = {}): Buffer {
-  const n = payload.length;
-  const head = n < 126 ? Buffer.from([0, n]) : Buffer.from([0, 126, n >> 8, n & 0xff]);
-  head[0] = (opts.fin === false ? 0 : 0x80) | (opts.rsv ?? 0) | opcode;
-  if (!opts.mask) return Buffer.concat([head, payload]);
-  head[1]! |= 0x80;
-  const key = Buffer.from([9, 8, 7, 6]);
-  return Buffer.concat([head, key, Buffer.from(payload.map((b, i) => b ^ key[i & 3]!))]);
-}
 
 describe('AriClient: reading the events socket (ServerFrameParser instead of ws@6\'s Receiver)', () => {
   const event = (type: string, extra: Record<string, unknown> = {}): Buffer =>

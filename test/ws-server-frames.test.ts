@@ -9,28 +9,13 @@ import { createRequire } from 'node:module';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ServerFrameParser, type ServerFrameLimits } from '../src/asterisk/ari/ws-frames.js';
+import { serverFrame as frame } from './helpers/ws-frame.js';
 
 const requireFromAri = createRequire(new URL('../node_modules/ari-client/lib/client.js', import.meta.url));
 type WsReceiver = { on(name: string, fn: (...a: unknown[]) => void): void; write(b: Buffer): boolean };
 const Receiver = requireFromAri('ws/lib/receiver.js') as new (binaryType: string, ext: object, maxPayload: number, maxChunks: number, maxFragments: number) => WsReceiver;
 
 type Out = { kind: 'text'; value: string } | { kind: 'binary'; value: string } | { kind: 'control'; opcode: number; payload: string } | { kind: 'handBack'; bytes: string };
-
-/** One server frame: unmasked; `lengthBytes` forces the 16- or 64-bit length form (RFC 6455 §5.2). */
-function frame(opcode: number, payload: Buffer, opts: { fin?: boolean; rsv?: number; lengthBytes?: 0 | 2 | 8; mask?: boolean } = {}): Buffer {
-  const n = payload.length;
-  const lengthBytes = opts.lengthBytes ?? (n < 126 ? 0 : n < 65536 ? 2 : 8);
-  const head = Buffer.alloc(2 + lengthBytes + (opts.mask ? 4 : 0));
-  head[0] = (opts.fin === false ? 0 : 0x80) | (opts.rsv ?? 0) | opcode;
-  if (lengthBytes === 0) head[1] = n;
-  else if (lengthBytes === 2) { head[1] = 126; head.writeUInt16BE(n, 2); } else { head[1] = 127; head.writeUInt32BE(Math.floor(n / 2 ** 32), 2); head.writeUInt32BE(n >>> 0, 6); }
-  if (!opts.mask) return Buffer.concat([head, payload]);
-  head[1] |= 0x80;
-  const key = Buffer.from([1, 2, 3, 4]);
-  key.copy(head, 2 + lengthBytes);
-  const masked = Buffer.from(payload.map((b, i) => b ^ key[i & 3]!));
-  return Buffer.concat([head, masked]);
-}
 
 function parse(chunks: Buffer[], limits: Partial<ServerFrameLimits> = {}): Out[] {
   const out: Out[] = [];

@@ -8,7 +8,7 @@
  * - Asterisk's handler-tree walk for a RESTRequest uri (it stops at the first empty segment);
  * - parsing a RESTRequest frame as `parse_rest_request_msg` of Asterisk's
  *   res/ari/ari_websocket_requests.c does, with its 400 messages;
- * - a RESTResponse frame with Asterisk's keys in Asterisk's order, and its timestamp format.
+ * - a RESTResponse frame, and an event, with their keys in Asterisk's order, and its timestamp format.
  *
  * Nothing here is switchboard code: it describes the peer.
  */

@@ -7,9 +7,9 @@
  * socket read of the end-to-end benchmark), yielding to the event loop between slices, and reports
  * the time per event from the slice's first event to the end of its tick: JSON.parse, presence,
  * the decision, the first request's text, and the slice's frames encoded and written (to the stub)
- * at the end of the tick. The frame parsing (ServerFrameParser) is not included, nor presence's listener for every event
- * (the daemon's `ari.on('event')`: no facts come from a StasisStart). Requests are never answered: the run ends
- * before their timeouts.
+ * at the end of the tick. The frame parsing (ServerFrameParser) is not included, nor presence's
+ * listener for every event (the daemon's `ari.on('event')`: no facts come from a StasisStart).
+ * Requests are never answered: the run ends before their timeouts.
  *
  *   node dist/bench/e2e/did-hotpath.js [store] [calls=500] [rounds=24]
  *
