@@ -71,7 +71,6 @@ export interface RecordedRequest {
   authorized: boolean;
 }
 
-
 export type FakeResponse = { status: number; body?: unknown; headers?: Record<string, string> } | 'hang';
 
 export type OriginateBehavior =
