@@ -267,14 +267,15 @@ class Emitter {
 export type FastTemplate = (view: unknown) => string;
 
 /**
- * The fast function for `source`, or undefined when the template uses anything beyond text,
- * fields, `if` and `each` (it then runs on Handlebars only). Where the data needs Handlebars' own
- * handling, the function returns `fallback(view)` (or, without a fallback, throws GiveUp).
+ * The fast function for `source` (a template's text, or its syntax tree from `hb.parse`), or
+ * undefined when the template uses anything beyond text, fields, `if` and `each` (it then runs on
+ * Handlebars only). Where the data needs Handlebars' own handling, the function returns
+ * `fallback(view)` (or, without a fallback, throws GiveUp).
  */
-export function compileFast(hb: typeof Handlebars, source: string, fallback?: (view: unknown) => string): FastTemplate | undefined {
+export function compileFast(hb: typeof Handlebars, source: string | hbs.AST.Program, fallback?: (view: unknown) => string): FastTemplate | undefined {
   let ast: hbs.AST.Program;
   try {
-    ast = hb.parse(source);
+    ast = typeof source === 'string' ? hb.parse(source) : source;
   } catch {
     return undefined;
   }
