@@ -75,10 +75,11 @@ async function taskLoad(args: { store: string }): Promise<WorkerResult> {
 async function taskRender(args: { store: string }): Promise<WorkerResult> {
   const out = await tempOut();
   try {
+    // The templates first, then the store, as the CLI (render, diff, apply) and the daemon do.
     const t0 = now();
-    const store = valid(await new YamlStore(args.store).loadAll(), args.store);
-    const t1 = now();
     const renderer = new Renderer(loadTemplates());
+    const t1 = now();
+    const store = valid(await new YamlStore(args.store).loadAll(), args.store);
     const c2 = cpu();
     const t2 = now();
     const files = renderer.render(store);
@@ -94,7 +95,7 @@ async function taskRender(args: { store: string }): Promise<WorkerResult> {
     const bytes = [...files.values()].reduce((n, c) => n + Buffer.byteLength(c), 0);
     return {
       task: 'render',
-      timings: { load: t1 - t0, templates: t2 - t1, render: t3 - t2, write: t4 - t3, renderWriteCpu: c4 - c2, rerender: t5 - t4, rewrite: t6 - t5 },
+      timings: { templates: t1 - t0, load: t2 - t1, render: t3 - t2, write: t4 - t3, renderWriteCpu: c4 - c2, rerender: t5 - t4, rewrite: t6 - t5 },
       rssMB: rssMB(),
       detail: { agents: store.agents.length, files: first.length, bytes, rewritten: second.length },
     };
@@ -111,11 +112,12 @@ async function taskRender(args: { store: string }): Promise<WorkerResult> {
 async function taskRenderOnce(args: { store: string }): Promise<WorkerResult> {
   const out = await tempOut();
   try {
+    // The templates first, then the store, as `switchboard render` does.
     const t0 = now();
+    const renderer = new Renderer(loadTemplates());
+    const t1 = now();
     // loadStore, as the CLI: a store read once keeps no per-file drafts.
     const store = valid(await loadStore(args.store), args.store);
-    const t1 = now();
-    const renderer = new Renderer(loadTemplates());
     const c2 = cpu();
     const t2 = now();
     const files = await renderToDir(renderer, store, undefined, out);
@@ -123,7 +125,7 @@ async function taskRenderOnce(args: { store: string }): Promise<WorkerResult> {
     const c3 = cpu();
     return {
       task: 'render-once',
-      timings: { load: t1 - t0, templates: t2 - t1, renderWrite: t3 - t2, renderWriteCpu: c3 - c2 },
+      timings: { templates: t1 - t0, load: t2 - t1, renderWrite: t3 - t2, renderWriteCpu: c3 - c2 },
       rssMB: rssMB(),
       detail: { agents: store.agents.length, files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0) },
     };

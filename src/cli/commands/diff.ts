@@ -20,8 +20,10 @@ export const diffCommand: CommandModule<object, Args> = {
       .option('templates', { type: 'string', describe: 'directory overriding templates' })
       .example('$0 diff --store fixtures/store --out /etc/asterisk', 'review before apply'),
   handler: async (args) => {
+    // Templates first, as render does: a broken --templates fails before the store is read.
+    const renderer = new Renderer(loadTemplates(args.templates));
     const { store } = await loadValidStore(args.store);
-    const files = new Renderer(loadTemplates(args.templates)).render(store, args.backend);
+    const files = renderer.render(store, args.backend);
     const mask = makeSecretMasker();
     let different = false;
     for (const [name, content] of files) {

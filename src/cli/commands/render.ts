@@ -21,8 +21,9 @@ export const renderCommand: CommandModule<object, Args> = {
       .example('$0 render --store /srv/agents --out /etc/asterisk --backend both --templates ./my-templates', ''),
   handler: async (args) => {
     const started = process.hrtime.bigint();
-    const { store, source } = await loadValidStore(args.store);
+    // Templates first, as apply and serve do: a broken --templates fails before the store is read.
     const renderer = new Renderer(loadTemplates(args.templates));
+    const { store, source } = await loadValidStore(args.store);
     // Straight into the directory, a file at a time: a large store's output is never held whole.
     const summary = await renderToDir(renderer, store, args.backend, args.out);
     await source.saveAssignments(store);
