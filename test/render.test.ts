@@ -239,6 +239,24 @@ describe('--templates override', () => {
     }
   });
 
+  it('a refused line that holds a secret is quoted with the secret hidden (SIP password, voicemail PIN)', () => {
+    const pj = readFileSync(path.join(ROOT, 'templates', 'pjsip', 'agent.hbs'), 'utf8').replace('password = {{auth.password}}', 'password = {{auth.password}} ; rotated quarterly');
+    const vm = readFileSync(path.join(ROOT, 'templates', 'voicemail', 'agent.hbs'), 'utf8').replace(',{{options}}', ',{{options}} ; note');
+    const dir = overrideDir({ 'pjsip/agent': pj, 'voicemail/agent': vm });
+    let err: unknown;
+    try {
+      render(store, 'pjsip', loadTemplates(dir));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RenderCheckError);
+    const text = (err as RenderCheckError).problems.join('\n') + (err as Error).message;
+    expect(text).toMatch(/";" inside a value "password = <hidden>"/);
+    expect(text).toMatch(/";" inside a value "1001 => <hidden>,/);
+    expect(text).not.toContain('Str0ng&Secret1');
+    expect(text).not.toContain('4321');
+  });
+
   it('a template that uses an unknown field fails with TEMPLATE_INVALID naming the file', () => {
     const dir = overrideDir({ 'voicemail/agent': '{{mailbox}} => {{pin}},{{fullName}}\n' });
     const t = loadTemplates(dir);

@@ -62,6 +62,16 @@ const SECTION = /^\[([A-Za-z0-9_.+-]+)\](\((\+|!|[A-Za-z0-9_,!-]+)\))?$/;
 const ASSIGN = /^([A-Za-z_][A-Za-z0-9_]*) = (\S.*)$/;
 const ARROW = /^ ?([A-Za-z0-9_+*#-]+) => (\S.*)$/;
 
+/**
+ * A line as a problem message may quote it: the value of a secret (SIP password or digest,
+ * voicemail PIN) is replaced, so that a template mistake never puts secrets into a log.
+ */
+function shown(line: string): string {
+  return line
+    .replace(/^(\s*(?:password|secret|md5secret|md5_cred)\s*=>?\s*).*$/i, '$1<hidden>')
+    .replace(/^(\s*[0-9]+\s*=>\s*)[^,]*/, '$1<hidden>');
+}
+
 export function checkChunk(text: string, rules: ChunkRules, where: string): string[] {
   // Almost every chunk is clean: prove that in one pass, and go line by line only when it is not.
   return chunkIsClean(text, rules) ? [] : checkLines(text, rules, where);
@@ -81,17 +91,17 @@ export function checkLines(text: string, rules: ChunkRules, where: string): stri
     }
     if (line.startsWith('[')) {
       const m = SECTION.exec(line);
-      if (!m) problems.push(`${at(i)}: malformed section header ${JSON.stringify(line)}`);
+      if (!m) problems.push(`${at(i)}: malformed section header ${JSON.stringify(shown(line))}`);
       else if (!rules.sections.has(m[1]!)) problems.push(`${at(i)}: section [${m[1]}] does not belong here`);
       return;
     }
     if (line.trimStart().startsWith('#')) {
-      problems.push(`${at(i)}: directive line ${JSON.stringify(line.slice(0, 80))} (#include, #exec, ...)`);
+      problems.push(`${at(i)}: directive line ${JSON.stringify(shown(line).slice(0, 80))} (#include, #exec, ...)`);
       return;
     }
     if (/\r/.test(line)) problems.push(`${at(i)}: carriage return in line`);
     // Any ";" not written as "\;" starts a comment that would silently cut the value.
-    if (line.includes(';') && /(^|[^\\]);/.test(line)) problems.push(`${at(i)}: ";" inside a value ${JSON.stringify(line)}`);
+    if (line.includes(';') && /(^|[^\\]);/.test(line)) problems.push(`${at(i)}: ";" inside a value ${JSON.stringify(shown(line))}`);
     if (ASSIGN.test(line)) return;
     const r = ARROW.exec(line);
     if (r) {
@@ -103,7 +113,7 @@ export function checkLines(text: string, rules: ChunkRules, where: string): stri
       }
       return;
     }
-    problems.push(`${at(i)}: not a config line ${JSON.stringify(line.slice(0, 80))}`);
+    problems.push(`${at(i)}: not a config line ${JSON.stringify(shown(line).slice(0, 80))}`);
   });
   return problems;
 }
