@@ -308,6 +308,17 @@ describe.each(TRANSPORTS)('AriClient: REST over $transport', ({ transport, setti
     expect((err as AriRequestError).details).toMatchObject({ notFound: true, peer: 'ARI' });
     expect(await client.getChannel('nope')).toBeUndefined();
     expect(await client.getStoredRecording('nope')).toBeUndefined();
+    expect(await client.getPlayback('nope')).toBeUndefined();
+  });
+
+  it('getPlayback: a playback still playing is returned (GET /playbacks/{id}); once it has ended, undefined', async () => {
+    const { fake, client } = await setup({ settings: transportSettings });
+    fake.setPlaybackDelay(null);
+    fake.incomingCall({ callerNumber: '1', dialedExten: '2', channelId: 'c1' });
+    await client.play('c1', ['sound:vm-intro'], 'pb-1');
+    expect(await client.getPlayback('pb-1')).toMatchObject({ id: 'pb-1', media_uri: 'sound:vm-intro', target_uri: 'channel:c1' });
+    fake.finishPlayback('pb-1');
+    expect(await client.getPlayback('pb-1')).toBeUndefined();
   });
 
   it('other errors keep Asterisk\'s message and notFound=false', async () => {

@@ -50,6 +50,7 @@ class RecordingAri extends EventEmitter {
   async getStoredRecordingFile(): Promise<Buffer> { throw new Error('none'); }
   deleteStoredRecording() { return this.op('deleteStored'); }
   async getLiveRecording() { return undefined; }
+  async getPlayback() { return undefined; }
   async getStoredRecording(name: string) { this.log.push(`getStored ${name}`); return undefined; }
   get connected() { return true; }
 }

@@ -2,7 +2,7 @@
  * DID call control end to end: the real AriClient against FakeAriServer, a real SMTP server on
  * loopback, a real SQLite call-records database and a real mail outbox in a temp data dir.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -131,7 +131,10 @@ async function setup(opts: Partial<SetupOptions> = {}): Promise<Harness> {
       ariTimings: { requestTimeoutMs: 1000, reconnectInitialMs: 20, reconnectMaxMs: 100, pingIntervalMs: 0 },
       authRetryMs: 50,
       outboxTimings: { initialDelayMs: 50, maxDelayMs: 100 },
-      workflow: { ringGraceMs: o.ringGraceMs ?? opts.ringGraceMs ?? 0, promptTimeoutMs: 5000, recordingGraceMs: 300, orphanGraceMs: 200 },
+      workflow: {
+        ringGraceMs: o.ringGraceMs ?? opts.ringGraceMs ?? 0, promptTimeoutMs: 5000, recordingGraceMs: 300, orphanGraceMs: 200,
+        saveRetry: { initialMs: 50, maxMs: 200, attempts: 6 }, resyncRetryMs: 50,
+      },
     });
     let stopped = false;
     const stop = cc.stop.bind(cc);
@@ -601,6 +604,68 @@ describe('DID workflow: fail safe', () => {
   });
 });
 
+describe('DID workflow: keeping the message when a step fails', () => {
+  it('Asterisk\'s file cannot be fetched at first: the caller hears "message saved", the message is kept and emailed on a retry', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    const rec = await onlyRecord(h.cc);
+    h.fake.setResponse('GET', '/recordings/stored/{name}/file', { status: 500, body: { message: 'Internal Server Error' } });
+    h.fake.finishRecording(name, { durationSeconds: 4 });
+    const goodbye = await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === `/ari/channels/${inbound}/play` && r.query.playbackId === `${rec.interactionId}-goodbye`, 5000);
+    expect(goodbye.query.media).toBe('sound:vm-msgsaved,sound:vm-goodbye');
+    await waitFor(() => h.logs().some((l) => String(l.msg).includes('the message could not be kept yet: retrying')), 5000);
+    expect(h.fake.storedRecordings().map((r) => r.name)).toEqual([name]); // Asterisk's copy is kept meanwhile
+    h.fake.setResponse('GET', '/recordings/stored/{name}/file', undefined);
+    await waitFor(() => h.cc.records.get(rec.interactionId)?.emailStatus === 'sent', 5000);
+    expect(h.cc.records.get(rec.interactionId)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', durationSeconds: 4 });
+    expect(h.smtp.messages).toHaveLength(1);
+    expect(h.fake.storedRecordings()).toEqual([]);
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/continue`)).toBeUndefined();
+  });
+
+  it('the recordings directory cannot be written at first: retried until it can, the record stays "in progress" meanwhile', async () => {
+    const h = await setup({ minDurationSeconds: 0 }); // the caller hangs up at once
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    await recordingStarted(h);
+    const rec = await onlyRecord(h.cc);
+    const dir = join(h.dataDir, 'recordings');
+    rmSync(dir, { recursive: true, force: true });
+    writeFileSync(dir, 'not a directory'); // mkdir and the write fail
+    h.fake.hangupFromFarEnd(inbound); // the caller hangs up: RecordingFinished follows
+    await waitFor(() => h.logs().filter((l) => String(l.msg).includes('the message could not be kept yet: retrying')).length >= 2, 5000);
+    await noActiveCalls(h);
+    expect(h.cc.records.get(rec.interactionId)?.outcome).toBe('in progress');
+    rmSync(dir);
+    await waitFor(() => h.cc.records.get(rec.interactionId)?.emailStatus === 'sent', 5000);
+    expect(h.cc.records.get(rec.interactionId)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available' });
+    expect(readdirSync(dir)).toHaveLength(1);
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+
+  it('still failing after the last retry: Asterisk keeps the recording, the record says why, and the next start keeps and emails it', async () => {
+    const h = await setup({ minDurationSeconds: 0 }); // the caller hangs up at once
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    const rec = await onlyRecord(h.cc);
+    h.fake.setResponse('GET', '/recordings/stored/{name}/file', { status: 500, body: { message: 'Internal Server Error' } });
+    h.fake.hangupFromFarEnd(inbound);
+    await waitFor(() => h.logs().some((l) => String(l.msg).includes('the message could not be kept: Asterisk keeps the recording')), 10_000);
+    expect(h.cc.records.get(rec.interactionId)).toMatchObject({ outcome: 'in progress', note: expect.stringContaining(`recorded in Asterisk as ${name}`) });
+    expect(h.fake.storedRecordings().map((r) => r.name)).toEqual([name]);
+    await h.cc.stop();
+    h.fake.setResponse('GET', '/recordings/stored/{name}/file', undefined);
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    const cc2 = await h.restart();
+    await waitFor(() => cc2.records.get(rec.interactionId)?.emailStatus === 'sent', 5000);
+    expect(cc2.records.get(rec.interactionId)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available' });
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+});
+
 describe('DID workflow: mail delivery', () => {
   it('SMTP down, then up: the email is delivered once and the record says "sent"', async () => {
     const h = await setup({ smtpDown: true });
@@ -776,6 +841,99 @@ describe('DID workflow: ARI connection', () => {
     await waitFor(() => h.fake.bridgesList().length === 0);
     await waitFor(() => cc2.records.get(rec.interactionId)?.note?.includes('duration unknown'), 5000);
     expect(cc2.records.get(rec.interactionId)).toMatchObject({ outcome: 'answered' });
+  });
+
+  /** ARI goes away (Asterisk keeps its channels, the events are lost), runs `meanwhile`, comes back. */
+  async function ariOutage(h: Harness, meanwhile: () => Promise<void> | void): Promise<void> {
+    const sockets = h.fake.webSocketConnections();
+    const lists = h.fake.requests().filter((r) => r.method === 'GET' && r.path === '/ari/channels').length;
+    await h.fake.stop();
+    await meanwhile();
+    await h.fake.start();
+    await waitFor(() => h.fake.webSocketConnections() > sockets, 5000);
+    await waitFor(() => h.fake.requests().filter((r) => r.method === 'GET' && r.path === '/ari/channels').length > lists, 5000);
+  }
+
+  it('ARI down when the ring time runs out: on reconnect the caller is taken to voicemail, not dropped', async () => {
+    const h = await setup();
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    const id = rec.interactionId;
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    // Our 1 s ring timer fires while ARI is away; the agent's phone still rings in Asterisk.
+    await ariOutage(h, () => new Promise((r) => setTimeout(r, 1300)));
+    const name = await recordingStarted(h);
+    expect(name).toBe(`switchboard-${id}`);
+    expect(findRequest(h.fake, 'DELETE', `/ari/channels/${id}-agent`)?.query).toEqual({ reason: 'no_answer' });
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/play`)?.query.playbackId).toBe(`${id}-greeting`);
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/continue`)).toBeUndefined();
+    expect(h.cc.records.get(id)).toMatchObject({ callType: 'Diverted Call', divertReason: 'no answer', outcome: 'in progress' });
+    h.fake.finishRecording(name, { durationSeconds: 4 });
+    await waitFor(() => h.cc.records.get(id)?.emailStatus === 'sent', 5000);
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+
+  it('ARI lost while the caller is recording and the recording ends meanwhile: the message is taken at once on reconnect', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    const rec = await onlyRecord(h.cc);
+    // The caller pressed '#' while ARI was away: Asterisk stored the message, RecordingFinished went to nobody.
+    await ariOutage(h, () => h.fake.finishRecording(name, { durationSeconds: 5 }));
+    // Well before the overdue timer (180 s + grace): the stored recording is kept and emailed.
+    await waitFor(() => h.cc.records.get(rec.interactionId)?.emailStatus === 'sent', 5000);
+    expect(h.cc.records.get(rec.interactionId)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', durationSeconds: 5 });
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === `/ari/channels/${inbound}/play` && r.query.playbackId === `${rec.interactionId}-goodbye`, 5000);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
+    await noActiveCalls(h);
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+
+  it('ARI lost while the record request is on its way: on reconnect the caller is recorded (again), never left in silence', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.setResponse('POST', '/channels/{id}/record', 'hang');
+    const inbound = await callIn(h);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === `/ari/channels/${inbound}/record`, 5000);
+    h.fake.setResponse('POST', '/channels/{id}/record', undefined);
+    await ariOutage(h, () => undefined);
+    const name = await recordingStarted(h);
+    h.fake.finishRecording(name, { durationSeconds: 3 });
+    const rec = await onlyRecord(h.cc, (r) => r.emailStatus === 'sent');
+    expect(rec).toMatchObject({ outcome: 'voicemail', divertReason: 'paused' });
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/continue`)).toBeUndefined();
+  });
+
+  it('a StasisStart of the agent leg after resync bridged it does not hang the agent up', async () => {
+    const h = await setup({ store: await storeWith((a) => ({ ...a, voice: { ...a.voice, ringTimeoutSeconds: 5 } })) });
+    const inbound = await callIn(h);
+    const rec = await onlyRecord(h.cc);
+    const outbound = `${rec.interactionId}-agent`;
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    await ariOutage(h, () => h.fake.answerOutbound(outbound));
+    await waitFor(() => bridgeSize(h.fake) === 2, 5000);
+    // The leg's StasisStart, read after the list that showed it in our app.
+    h.fake.sendEvent({ type: 'StasisStart', args: ['dialed', rec.interactionId], channel: h.fake.channel(outbound)! });
+    await h.cc.workflow!.settled();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(findRequest(h.fake, 'DELETE', `/ari/channels/${outbound}`)).toBeUndefined();
+    expect(bridgeSize(h.fake)).toBe(2);
+    expect(h.cc.workflow!.activeCalls()[0]).toMatchObject({ state: 'bridged', outboundId: outbound });
+    h.fake.hangupFromFarEnd(inbound);
+    await noActiveCalls(h);
+    expect(h.cc.records.get(rec.interactionId)?.outcome).toBe('answered');
+  });
+
+  it('the channel list fails right after a reconnect: it is retried, and the call is resynchronised', async () => {
+    const { h, inbound, outbound } = await bridged();
+    h.fake.setResponse('GET', '/channels', { status: 500, body: { message: 'Internal Server Error' } });
+    await ariOutage(h, () => h.fake.hangupFromFarEnd(outbound));
+    await waitFor(() => h.logs().some((l) => String(l.msg).includes('could not list the channels in Asterisk: retrying')), 5000);
+    h.fake.setResponse('GET', '/channels', undefined);
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
+    await noActiveCalls(h);
+    expect((await onlyRecord(h.cc)).outcome).toBe('answered');
   });
 
   it('bad ARI password: a clear error is logged, nothing throws, it keeps trying', async () => {

@@ -18,8 +18,14 @@
  *     ends) ─ RecordingFinished (also after the caller hung up) ──> shorter than the minimum:
  *     dropped, "no message"; else fetched, kept as <recordingsDir>/yyyymmdd_hhmm_<id>.wav, emailed
  *     through the durable outbox ("queued"; the wiring sets "sent" on delivery), or "no email".
+ *     A message that cannot be kept at once (Asterisk, the disk, the call records) is retried with
+ *     backoff; Asterisk's copy is deleted only once ours is kept, so the next start takes what this
+ *     process could not.
  *
- * Fail safe: any error while the caller is in our hands is logged and the caller continues in the
+ * ARI lost (a request fails with the connection, or a timer fires while it is down): the call waits
+ * where it is and is picked up from Asterisk's state when ARI is back (see onConnected).
+ *
+ * Fail safe: any other error while the caller is in our hands is logged and the caller continues in the
  * dialplan at the DID's `vm` priority (Asterisk's VoiceMail for the agent's box), or, if even that
  * fails, is hung up cleanly: never left in silence.
  *
@@ -41,8 +47,9 @@ import type { AriPort, BridgeJson, ChannelJson, LiveRecordingJson, PlaybackJson 
 import { AriRequestError, isNotFound } from '../asterisk/ari/errors.js';
 import type { CallRecord, CallRecords, CallType } from '../calls/records.js';
 import { nextInteractionId } from '../calls/interaction-id.js';
-import { errorMessage } from '../errors.js';
+import { PeerDisconnectedError, PeerRequestError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { MailJobInvalidError } from '../mail/errors.js';
 import type { MailJob, MailJobInput } from '../mail/outbox.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { buildVoicemailEmail, localDateTime, recordingFileName, type EmailTemplates } from '../mail/voicemail-email.js';
@@ -99,6 +106,15 @@ export interface DidWorkflowSettings {
    * StasisStart for it arrives within this time (the list and the events race). Default 2000.
    */
   orphanGraceMs?: number;
+  /**
+   * A message that could not be kept at once (Asterisk's file not fetched, the disk, the call
+   * records) is retried: first after `initialMs`, doubling up to `maxMs`, `attempts` times in all
+   * (defaults 1000, 60000, 10: about six minutes). Asterisk's copy is only deleted once ours is kept,
+   * so a message still not kept then is taken again at the next start (sweepStaleRecords).
+   */
+  saveRetry?: { initialMs?: number; maxMs?: number; attempts?: number };
+  /** First wait before a failed check of Asterisk's channels (after a reconnect, or for one call) is tried again; doubles up to 10 s. Default 500. */
+  resyncRetryMs?: number;
 }
 
 export interface Timers {
@@ -168,6 +184,43 @@ interface Call {
   /** The call's timers (made with the first one). */
   timers: Set<unknown> | undefined;
   queue: Promise<void>;
+  /**
+   * The step ARI's connection was lost in (or the timer that fired while it was down): resync()
+   * picks the call up from what Asterisk reports once ARI is back. Undefined otherwise.
+   */
+  interrupted?: string;
+  /** Checks of this call's channels in a row that failed (backoff of scheduleResync). */
+  resyncAttempts?: number;
+  /** The playback Asterisk accepted last (its id): resync asks whether it is still playing. */
+  playing?: string;
+  /** endBridged has begun: hanging up both sides. */
+  ending?: boolean;
+}
+
+/**
+ * A message being kept: what saveMessage needs, and how far it got (a retry goes on from there).
+ * Lives apart from its call: a caller who has heard "message saved" and hung up does not wait for it.
+ */
+interface SaveJob {
+  id: string;
+  agent: Agent;
+  name: string;
+  did: string;
+  callerNumber: string;
+  /** When the message began (the file name and the email use it). */
+  startedAt: Date;
+  recorded: boolean;
+  log: Logger;
+  durationSeconds?: number;
+  bytes?: Buffer;
+  file?: string;
+  /** The call record says "voicemail", recording available. */
+  kept?: boolean;
+  /** The email is in the outbox (or will not be sent: no address, or it cannot be built). */
+  mailDone?: boolean;
+  attempts: number;
+  timer?: unknown;
+  running?: Promise<void>;
 }
 
 /** What `activeCalls()` shows (tests, `status`). */
@@ -212,7 +265,15 @@ export class DidWorkflow {
   private startedAt = new Date(0);
   private swept = false;
   private wasDisconnected = false;
+  /** Between 'disconnected' and 'connected': requests fail at once, timers of calls wait for the resync. */
+  private ariDown = false;
+  /** Every call is to be checked against Asterisk's channels (set by a disconnect; cleared once listed). */
+  private resyncPending = false;
+  /** Counts 'connected' events: a check begun for an earlier connection gives up. */
+  private connection = 0;
   private adopting: Promise<void> | undefined;
+  /** Messages not kept yet, by interaction id (saveMessage retried with backoff). */
+  private readonly pendingSaves = new Map<string, SaveJob>();
 
   constructor(private readonly deps: DidWorkflowDeps) {
     this.log = deps.logger.child({ component: 'did-workflow' });
@@ -240,12 +301,15 @@ export class DidWorkflow {
     on('RecordingFailed', (e: { recording: LiveRecordingJson }) => this.onRecordingEnded(e.recording, false));
     on('disconnected', () => {
       this.wasDisconnected = true;
+      this.ariDown = true;
       this.log.warn({ calls: this.calls.size }, 'ARI events socket lost: calls in progress are resynchronised on reconnect');
     });
     on('connected', () => {
-      const resync = this.wasDisconnected;
+      if (this.wasDisconnected) this.resyncPending = true;
       this.wasDisconnected = false;
-      this.adopting = this.onConnected(resync).catch((err: unknown) => {
+      this.ariDown = false;
+      const connection = ++this.connection;
+      this.adopting = this.onConnected(connection).catch((err: unknown) => {
         this.log.error({ err: errorMessage(err) }, 'after (re)connecting: could not check the channels in Asterisk');
       });
     });
@@ -268,6 +332,13 @@ export class DidWorkflow {
     ]);
     this.timers.clearTimeout(timer);
     for (const call of this.calls) this.clearTimers(call);
+    for (const job of this.pendingSaves.values()) {
+      if (job.timer !== undefined) this.timers.clearTimeout(job.timer);
+      job.timer = undefined;
+      job.log.warn({ recording: job.name, attempts: job.attempts },
+        'stopping with a message not kept yet: Asterisk keeps the recording and the next start takes it');
+    }
+    this.pendingSaves.clear();
   }
 
   activeCalls(): CallSnapshot[] {
@@ -282,7 +353,11 @@ export class DidWorkflow {
 
   /** Resolves once every event received so far has been handled (tests). */
   async settled(): Promise<void> {
-    const snapshot = (): Promise<void>[] => [...[...this.calls].map((c) => c.queue), ...(this.adopting ? [this.adopting] : [])];
+    const snapshot = (): Promise<void>[] => [
+      ...[...this.calls].map((c) => c.queue),
+      ...(this.adopting ? [this.adopting] : []),
+      ...[...this.pendingSaves.values()].flatMap((j) => (j.running ? [j.running] : [])),
+    ];
     for (let round = 0; round < 1000; round++) {
       const pending = snapshot();
       await Promise.all(pending);
@@ -302,7 +377,7 @@ export class DidWorkflow {
       const call = known ?? [...this.calls].find((c) => c.id === args[1]);
       if (!call || call.outboundId !== channel.id) {
         this.log.warn({ channelId: channel.id, args }, 'an agent leg we no longer track entered Stasis: hanging it up');
-        void this.quietly(() => this.deps.ari.hangup(channel.id), this.log, 'hang up the stray agent leg');
+        this.quietly(() => this.deps.ari.hangup(channel.id), this.log, 'hang up the stray agent leg').catch(() => undefined);
         return;
       }
       this.enqueue(call, 'agent answered', () => this.agentAnswered(call, channel.id));
@@ -412,12 +487,21 @@ export class DidWorkflow {
   private enqueue(call: Call, what: string, fn: () => Promise<void>, after: Promise<unknown> = call.queue): void {
     call.queue = after
       .then(() => (call.state === 'done' ? undefined : fn()))
-      .catch((err: unknown) => this.failSafe(call, what, err));
+      .catch((err: unknown) => (isConnectionLoss(err) ? this.interrupt(call, what, err) : this.failSafe(call, what, err)));
   }
 
+  /**
+   * A timer of the call; one that fires while ARI is down does not run (its requests would fail):
+   * the call is resynchronised when ARI is back, and resync() decides from Asterisk's state.
+   */
   private timer(call: Call, what: string, ms: number, fn: () => Promise<void>): unknown {
     const handle = this.timers.setTimeout(() => {
       call.timers?.delete(handle);
+      if (this.ariDown) {
+        if (call.interrupted === undefined) call.log.warn({ step: what }, 'a timer of the call fired while ARI is down: handled when ARI is back');
+        call.interrupted ??= what;
+        return;
+      }
       this.enqueue(call, what, fn);
     }, ms);
     (call.timers ??= new Set()).add(handle);
@@ -492,8 +576,10 @@ export class DidWorkflow {
       call.divertReason = reason;
     }
     // Queued, written with the other calls of this turn in one transaction (CallRecords.insertSoon).
-    this.deps.records.insertSoon(this.initialRecord(call, agent));
-    call.recorded = true;
+    if (!call.recorded) {
+      this.deps.records.insertSoon(this.initialRecord(call, agent));
+      call.recorded = true;
+    }
     if (call.callerGone) return;
     const first = reason ? this.divert(call, reason, true, fast?.sent) : this.ringAgent(call, agent, store, fast?.sent);
     // Logged once the first action has gone (a fast start runs after the whole burst's).
@@ -525,7 +611,8 @@ export class DidWorkflow {
         channelId: outboundId,
       });
     } catch (err) {
-      if (call.callerGone || call.state !== 'ringing') throw err;
+      // A lost connection: resync() sees whether Asterisk made the leg.
+      if (isConnectionLoss(err) || call.callerGone || call.state !== 'ringing') throw err;
       call.log.warn({ err: errorMessage(err), endpoint }, 'originate to the agent failed: voicemail');
       this.dropOutbound(call);
       // A timed-out request may still have created the leg.
@@ -538,12 +625,18 @@ export class DidWorkflow {
     if (call.state !== 'ringing' || !call.outboundId) return;
     const outboundId = call.outboundId;
     call.log.info('the agent did not answer in time: voicemail');
-    this.dropOutbound(call);
+    // Hung up before it is forgotten: a request lost with ARI's connection leaves the leg tracked.
     await this.quietly(() => this.deps.ari.hangup(outboundId, 'no_answer'), call.log, 'hang up the agent leg');
+    this.dropOutbound(call);
     await this.divert(call, 'no answer');
   }
 
   private async agentAnswered(call: Call, outboundId: string): Promise<void> {
+    if (call.outboundId === outboundId && (call.state === 'connecting' || call.state === 'bridged')) {
+      // Bridged already by resync() (it saw the leg in Stasis before this StasisStart was read).
+      call.log.debug({ outboundId }, 'agent answer seen twice: already bridged');
+      return;
+    }
     if (call.state !== 'ringing' || call.outboundId !== outboundId || call.callerGone) {
       call.log.info({ outboundId }, 'the agent answered too late: hanging the agent leg up');
       await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'hang up the late agent leg');
@@ -552,10 +645,18 @@ export class DidWorkflow {
     this.clearTimers(call);
     call.state = 'connecting';
     call.answeredAt = this.now();
+    await this.bridgeCall(call, outboundId, false);
+  }
+
+  /** Answers the caller and bridges the two; `again`: resuming after ARI was lost (parts may be done). */
+  private async bridgeCall(call: Call, outboundId: string, again: boolean): Promise<void> {
     await this.deps.ari.answer(call.inboundId);
-    const bridge = await this.deps.ari.createBridge({ type: 'mixing', bridgeId: `${call.id}-bridge` });
+    const bridgeId = `${call.id}-bridge`;
+    const existing = again ? (await this.deps.ari.listBridges()).find((b) => b.id === bridgeId) : undefined;
+    const bridge = existing ?? await this.deps.ari.createBridge({ type: 'mixing', bridgeId });
     call.bridgeId = bridge.id;
-    await this.deps.ari.addChannel(bridge.id, [call.inboundId, outboundId]);
+    const missing = [call.inboundId, outboundId].filter((id) => !existing?.channels.includes(id));
+    if (missing.length > 0) await this.deps.ari.addChannel(bridge.id, missing);
     call.state = 'bridged';
     this.update(call, { outcome: 'answered', callType: 'Direct Agent Call' });
     call.log.info({ bridgeId: bridge.id }, 'agent answered: caller and agent bridged');
@@ -586,8 +687,8 @@ export class DidWorkflow {
         return;
       case 'ringing': {
         const outboundId = call.outboundId;
-        this.dropOutbound(call);
         if (outboundId) await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'cancel the agent leg');
+        this.dropOutbound(call);
         await this.finish(call, { outcome: 'abandoned', durationSeconds: this.secondsSince(call.startedAt) }, 'caller hung up while the agent was ringing');
         return;
       }
@@ -613,14 +714,17 @@ export class DidWorkflow {
 
   /** Either side of a bridged call hung up: the other goes too, the bridge is destroyed. */
   private async endBridged(call: Call): Promise<void> {
+    // Everything is asked of Asterisk before anything is forgotten: if ARI's connection is lost on
+    // the way, resync() runs this again (`ending`); what is already gone answers 404, ignored.
+    call.ending = true;
     const outboundId = call.outboundId;
-    this.dropOutbound(call);
     if (outboundId) await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'hang up the agent leg');
     if (!call.callerGone) await this.quietly(() => this.deps.ari.hangup(call.inboundId), call.log, 'hang up the caller');
     if (call.bridgeId) {
       const bridgeId = call.bridgeId;
       await this.quietly(() => this.deps.ari.destroyBridge(bridgeId), call.log, 'destroy the bridge');
     }
+    this.dropOutbound(call);
     const answered = call.answeredAt !== undefined;
     await this.finish(call, {
       outcome: answered ? 'answered' : 'abandoned',
@@ -651,6 +755,10 @@ export class DidWorkflow {
       await this.play(call, 'goodbye', ['sound:vm-nobodyavail', 'sound:vm-goodbye']);
       return;
     }
+    await this.playGreeting(call, agent);
+  }
+
+  private async playGreeting(call: Call, agent: Agent): Promise<void> {
     const greeting = await this.deps.ari.getStoredRecording(`greeting-${agent.id}`);
     const media = greeting
       ? [`recording:${greeting.name}`, 'sound:vm-intro']
@@ -704,17 +812,68 @@ export class DidWorkflow {
     this.timer(call, 'recording overdue', maxDurationSeconds * 1000 + (this.deps.settings.recordingGraceMs ?? 15_000), () => this.recordingOverdue(call));
   }
 
+  /**
+   * The message is recorded: keep it (saveMessage). One that cannot be kept at once is retried in
+   * the background (retrySaveLater) while the caller hears "message saved": Asterisk holds the
+   * recording until our copy is kept, and a later start takes it if this process cannot.
+   */
   private async recordingFinished(call: Call, durationSeconds: number | undefined, bytes?: Buffer): Promise<void> {
     if (call.state !== 'recording') return;
     this.clearTimers(call);
     call.state = 'saving';
-    const saved = await this.saveMessage(call, durationSeconds, bytes);
+    const name = call.recordingName!;
+    this.byRecording.delete(name);
+    const job: SaveJob = {
+      id: call.id, agent: call.agent!, name, did: call.did, callerNumber: call.callerNumber,
+      startedAt: call.recordingStartedAt ?? call.startedAt, recorded: call.recorded, log: call.log, attempts: 0,
+      ...(durationSeconds !== undefined ? { durationSeconds } : {}),
+      ...(bytes ? { bytes } : {}),
+    };
+    let outcome: 'kept' | 'dropped' | 'retrying';
+    try {
+      outcome = await this.saveMessage(job);
+    } catch (err) {
+      outcome = 'retrying';
+      this.retrySaveLater(job, err);
+    }
     if (call.callerGone || call.hangupRequested) {
-      await this.finish(call, undefined, saved ? 'message saved' : 'no message');
+      await this.finish(call, undefined, outcome === 'kept' ? 'message saved' : outcome === 'dropped' ? 'no message' : 'message recorded, being kept (retrying)');
       return;
     }
     call.state = 'goodbye';
-    await this.play(call, 'goodbye', saved ? ['sound:vm-msgsaved', 'sound:vm-goodbye'] : ['sound:vm-goodbye']);
+    await this.play(call, 'goodbye', outcome === 'dropped' ? ['sound:vm-goodbye'] : ['sound:vm-msgsaved', 'sound:vm-goodbye']);
+  }
+
+  /** Tries a message again after a backoff; gives up (leaving it to the next start) after the last attempt. */
+  private retrySaveLater(job: SaveJob, err: unknown): void {
+    job.attempts++;
+    const retry = this.deps.settings.saveRetry ?? {};
+    const attempts = retry.attempts ?? 10;
+    if (job.attempts >= attempts || !this.running) {
+      this.pendingSaves.delete(job.id);
+      job.log.error({ err: errorMessage(err), recording: job.name, attempts: job.attempts },
+        'the message could not be kept: Asterisk keeps the recording and the next start of switchboard takes it (or fetch it with ARI GET /recordings/stored/{name}/file)');
+      if (job.kept) {
+        this.emailNotQueued(job, err);
+      } else if (job.recorded) {
+        this.patchRecord(job.id, { note: `message recorded in Asterisk as ${job.name} but not kept yet: ${errorMessage(err)}`.replace(/[\r\n]+/g, ' ').slice(0, 1000) }, job.log);
+      }
+      return;
+    }
+    const delay = Math.min((retry.initialMs ?? 1000) * 2 ** (job.attempts - 1), retry.maxMs ?? 60_000);
+    job.log.warn({ err: errorMessage(err), recording: job.name, attempt: job.attempts, retryInMs: delay },
+      'the message could not be kept yet: retrying (Asterisk keeps the recording meanwhile)');
+    this.pendingSaves.set(job.id, job);
+    job.timer = this.timers.setTimeout(() => {
+      job.timer = undefined;
+      job.running = this.saveMessage(job).then(
+        (outcome) => {
+          this.pendingSaves.delete(job.id);
+          job.log.info({ recording: job.name, attempts: job.attempts + 1, outcome }, 'message kept after retrying');
+        },
+        (err2: unknown) => this.retrySaveLater(job, err2),
+      ).finally(() => { job.running = undefined; });
+    }, delay);
   }
 
   private async recordingFailed(call: Call, recording: LiveRecordingJson): Promise<void> {
@@ -739,63 +898,107 @@ export class DidWorkflow {
     await this.recordingFinished(call, wavDurationSeconds(bytes), bytes);
   }
 
-  /** Keeps (or drops) the message; returns true when kept. */
-  private async saveMessage(call: Call, durationSeconds: number | undefined, fetched?: Buffer): Promise<boolean> {
-    const agent = call.agent!;
-    const name = call.recordingName!;
-    this.byRecording.delete(name);
+  /**
+   * Keeps (or drops) the message, going on from where an earlier attempt stopped: the duration,
+   * the bytes from Asterisk, our file, the call record, the email. Asterisk's copy is deleted only
+   * once ours is kept and recorded. Throws when a step fails (the caller retries).
+   */
+  private async saveMessage(job: SaveJob): Promise<'kept' | 'dropped'> {
+    const { agent, name, log } = job;
     const { minDurationSeconds } = this.deps.settings.voicemail;
-    let bytes = fetched;
-    let duration = durationSeconds;
-    if (duration === undefined) {
-      bytes ??= await this.deps.ari.getStoredRecordingFile(name);
-      duration = wavDurationSeconds(bytes);
+    if (!job.kept) {
+      if (job.durationSeconds === undefined) {
+        job.bytes ??= await this.fetchRecording(job);
+        if (!job.bytes) return 'dropped';
+        job.durationSeconds = wavDurationSeconds(job.bytes);
+      }
+      const duration = job.durationSeconds;
+      if (duration < minDurationSeconds) {
+        log.info({ durationSeconds: duration, minDurationSeconds }, 'message too short: dropped');
+        this.updateRecord(job, { outcome: 'no message', recordingStatus: 'none', durationSeconds: duration });
+        await this.quietly(() => this.deps.ari.deleteStoredRecording(name), log, 'delete the short recording').catch(() => undefined);
+        return 'dropped';
+      }
+      job.bytes ??= await this.fetchRecording(job);
+      if (!job.bytes) return 'dropped';
+      if (!job.file) {
+        let local;
+        try {
+          local = localDateTime(job.startedAt, agent.timezone, agent.id);
+        } catch {
+          local = localDateTime(job.startedAt, 'UTC', agent.id);
+        }
+        const file = join(this.deps.settings.recordingsDir, recordingFileName(local, job.id, 'wav'));
+        await mkdir(this.deps.settings.recordingsDir, { recursive: true });
+        await writeFileAtomic(file, job.bytes, 0o600);
+        job.file = file;
+      }
+      this.updateRecord(job, {
+        outcome: 'voicemail', recordingStatus: 'available', recordingName: name, recordingFile: job.file, durationSeconds: duration,
+        emailStatus: hasEmail(agent) ? 'queued' : 'no email',
+      });
+      job.kept = true;
+      log.info({ file: job.file, durationSeconds: duration, bytes: job.bytes.length }, 'message kept');
+      job.bytes = undefined;
+      // Our copy is the one that counts; Asterisk's is removed so its disk does not fill up.
+      await this.quietly(() => this.deps.ari.deleteStoredRecording(name), log, 'delete the recording from Asterisk').catch(() => undefined);
     }
-    if (duration < minDurationSeconds) {
-      call.log.info({ durationSeconds: duration, minDurationSeconds }, 'message too short: dropped');
-      await this.quietly(() => this.deps.ari.deleteStoredRecording(name), call.log, 'delete the short recording');
-      this.update(call, { outcome: 'no message', recordingStatus: 'none', durationSeconds: duration });
-      return false;
+    if (!job.mailDone) {
+      if (!hasEmail(agent)) {
+        log.warn('the agent has no email address: the message is kept but not emailed');
+      } else {
+        await this.queueEmail(job);
+      }
+      job.mailDone = true;
     }
-    bytes ??= await this.deps.ari.getStoredRecordingFile(name);
-    const startedAt = call.recordingStartedAt ?? call.startedAt;
-    let local;
+    return 'kept';
+  }
+
+  /** Asterisk's recording; undefined when Asterisk has none (recorded as "no message"). */
+  private async fetchRecording(job: SaveJob): Promise<Buffer | undefined> {
     try {
-      local = localDateTime(startedAt, agent.timezone, agent.id);
-    } catch {
-      local = localDateTime(startedAt, 'UTC', agent.id);
+      return await this.deps.ari.getStoredRecordingFile(job.name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      job.log.warn({ recording: job.name }, 'Asterisk stored no recording for the message: "no message"');
+      this.updateRecord(job, { outcome: 'no message', recordingStatus: 'none', note: `Asterisk stored no recording ${job.name}` });
+      return undefined;
     }
-    const fileName = recordingFileName(local, call.id, 'wav');
-    const file = join(this.deps.settings.recordingsDir, fileName);
-    await mkdir(this.deps.settings.recordingsDir, { recursive: true });
-    await writeFileAtomic(file, bytes, 0o600);
-    const hasEmail = Boolean(agent.email && agent.email.trim());
-    this.update(call, {
-      outcome: 'voicemail', recordingStatus: 'available', recordingName: name, recordingFile: file, durationSeconds: duration,
-      emailStatus: hasEmail ? 'queued' : 'no email',
-    });
-    call.log.info({ file, durationSeconds: duration, bytes: bytes.length }, 'message kept');
-    // Our copy is the one that counts; Asterisk's is removed so its disk does not fill up.
-    await this.quietly(() => this.deps.ari.deleteStoredRecording(name), call.log, 'delete the recording from Asterisk');
-    if (!hasEmail) {
-      call.log.warn('the agent has no email address: the message is kept but not emailed');
-      return true;
-    }
+  }
+
+  /** Queues the voicemail email; one that cannot be built or is refused as invalid is not retried. */
+  private async queueEmail(job: SaveJob): Promise<void> {
+    const { agent, log } = job;
+    let input: MailJobInput;
+    let attachmentName: string;
     try {
       const email = buildVoicemailEmail({
         agent: { id: agent.id, username: agent.username, displayName: agent.displayName, email: agent.email!, timezone: agent.timezone },
-        callerNumber: call.callerNumber, did: call.did, interactionId: call.id, startedAt, durationSeconds: duration,
+        callerNumber: job.callerNumber, did: job.did, interactionId: job.id, startedAt: job.startedAt, durationSeconds: job.durationSeconds ?? 0,
       }, this.deps.templates);
-      await this.deps.outbox.enqueue({
-        to: email.to, subject: email.subject, text: email.text, interactionId: call.id,
-        attachment: { filename: email.attachmentName, path: file },
-      });
-      call.log.info({ to: email.to, attachment: email.attachmentName }, 'voicemail email queued');
+      attachmentName = email.attachmentName;
+      input = { to: email.to, subject: email.subject, text: email.text, interactionId: job.id, attachment: { filename: email.attachmentName, path: job.file! } };
     } catch (err) {
-      call.log.error({ err: errorMessage(err) }, 'the voicemail email could not be queued; the message is kept on disk');
-      this.update(call, { emailStatus: 'failed', note: `email not queued: ${errorMessage(err)}`.slice(0, 1000) });
+      this.emailNotQueued(job, err);
+      return;
     }
-    return true;
+    try {
+      await this.deps.outbox.enqueue(input);
+    } catch (err) {
+      if (!(err instanceof MailJobInvalidError)) throw err;
+      this.emailNotQueued(job, err);
+      return;
+    }
+    log.info({ to: input.to, attachment: attachmentName }, 'voicemail email queued');
+  }
+
+  private emailNotQueued(job: SaveJob, err: unknown): void {
+    job.log.error({ err: errorMessage(err) }, 'the voicemail email could not be queued; the message is kept on disk');
+    if (job.recorded) this.patchRecord(job.id, { emailStatus: 'failed', note: `email not queued: ${errorMessage(err)}`.slice(0, 1000) }, job.log);
+  }
+
+  private updateRecord(job: SaveJob, patch: Partial<CallRecord>): void {
+    if (job.recorded) this.deps.records.update(job.id, patch);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -855,6 +1058,11 @@ export class DidWorkflow {
       await this.quietly(() => this.deps.ari.hangup(call.inboundId), log, 'hang up the caller');
       await this.finish(call, messageTaken ? { note: noteOf(what, err) } : { outcome: 'no message', divertReason: call.divertReason ?? 'failed', note: noteOf(what, err) }, 'hung up after an error');
     } catch (fatal) {
+      if (isConnectionLoss(fatal) && call.state !== 'done') {
+        // Asterisk may still hold the caller: resync() looks when ARI is back.
+        this.interrupt(call, `fail safe after "${what}"`, fatal);
+        return;
+      }
       this.log.error({ callId: call.id, err: errorMessage(fatal) }, 'call control: the fail-safe itself failed');
       this.forget(call);
     }
@@ -864,30 +1072,55 @@ export class DidWorkflow {
   // Reconnect
 
   /**
-   * After a (re)connect, compares what we track with `GET /channels`:
-   * - a call whose caller channel is gone: handled as if its StasisEnd had arrived (ringing →
-   *   agent leg cancelled, "abandoned"; bridged → agent leg hung up, bridge destroyed, "answered"
-   *   with its duration; greeting → "no message"; recording → the stored recording is fetched at
-   *   once (Asterisk finished it on hangup) and kept/emailed as usual, or "no message");
-   * - ringing: agent leg gone → voicemail ("no answer": the cause was lost); agent leg `Up` →
-   *   treated as answered (its StasisStart was missed); else keep ringing (our timer still runs);
-   * - bridged: agent leg gone → the caller is hung up and the call recorded as answered;
+   * After a (re)connect, lists `GET /channels` (retried with backoff while this connection lasts)
+   * and compares every call with it (after a disconnect; else the calls a lost request
+   * interrupted). While ARI is down, a step whose request fails with the connection, or a timer
+   * that fires, stops the call where it is (`interrupt`): nothing is decided from a request whose
+   * fate is unknown. Then, per call:
+   * - caller channel gone: handled as if its StasisEnd had arrived (ringing → agent leg
+   *   cancelled, "abandoned"; bridged → agent leg hung up, bridge destroyed, "answered" with its
+   *   duration; greeting → "no message"; recording → the stored recording is fetched at once
+   *   (Asterisk finished it on hangup) and kept/emailed as usual, or "no message");
+   * - new (the first action's fate unknown): started again (one call record);
+   * - ringing: agent leg gone → voicemail ("no answer": the cause was lost); agent leg `Up` in our
+   *   app → answered (its StasisStart was missed; a late one is ignored), `Up` not yet in our app
+   *   → its StasisStart is awaited; ring time over → voicemail; else the ring timer is set again;
+   * - connecting: the bridge is completed (what is already done is not asked twice);
+   * - bridged: agent leg gone, or the hang-up was under way → both hung up, bridge destroyed;
    *   otherwise tracking goes on until either side hangs up;
-   * - greeting: PlaybackFinished may have been missed, so recording starts now (Asterisk runs
-   *   channel operations in order, so it starts after any prompt still playing);
-   * - recording, caller still there: wait for RecordingFinished; the overdue timer (max duration
-   *   + grace) falls back to the stored recording;
+   * - greeting, unknown DID, goodbye: a prompt still playing (`GET /playbacks/{id}`) is awaited; a
+   *   greeting or "not in service" that never started is played; otherwise the next step runs
+   *   (recording, or the caller is hung up);
+   * - recording, caller still there: Asterisk still recording → wait for RecordingFinished (the
+   *   overdue timer falls back to the stored recording); stored meanwhile → kept and emailed now;
+   *   neither (the record request was lost, or failed) → recorded again;
    * - goodbye: the caller is hung up.
    * Channels in our Stasis app that no call here knows (left by an earlier process): see
    * `adoptBridgedOrphans` for calls that were bridged; other callers are handed to the dialplan's
    * voicemail, other agent legs hung up.
    */
-  private async onConnected(resync: boolean): Promise<void> {
-    const channels = await this.deps.ari.listChannels();
+  private async onConnected(connection: number): Promise<void> {
+    let channels: ChannelJson[];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        channels = await this.deps.ari.listChannels();
+        break;
+      } catch (err) {
+        // A later connection starts its own check; while this one lasts, retry with backoff.
+        if (!this.running || connection !== this.connection || this.ariDown) return;
+        const delay = this.backoff(attempt);
+        this.log.warn({ err: errorMessage(err), attempt, retryInMs: delay }, 'after (re)connecting: could not list the channels in Asterisk: retrying');
+        await new Promise<void>((resolve) => { this.timers.setTimeout(resolve, delay); });
+        if (!this.running || connection !== this.connection || this.ariDown) return;
+      }
+    }
     const byId = new Map(channels.map((c) => [c.id, c]));
-    if (resync) {
-      this.log.info({ calls: this.calls.size, channels: channels.length }, 'ARI back: resynchronising calls in progress');
-      for (const call of this.calls) this.enqueue(call, 'resync', () => this.resync(call, byId));
+    const all = this.resyncPending;
+    this.resyncPending = false;
+    const calls = [...this.calls].filter((c) => all || c.interrupted !== undefined);
+    if (calls.length > 0) {
+      this.log.info({ calls: calls.length, channels: channels.length }, 'ARI back: resynchronising calls in progress');
+      for (const call of calls) this.enqueue(call, 'resync', () => this.resync(call, byId));
     }
     await this.adoptOrphans(channels);
     if (!this.swept && this.running) {
@@ -896,15 +1129,59 @@ export class DidWorkflow {
     }
   }
 
+  /** The wait before attempt `attempt + 1` of a check that failed: doubling from resyncRetryMs, at most 10 s. */
+  private backoff(attempt: number): number {
+    return Math.min((this.deps.settings.resyncRetryMs ?? 500) * 2 ** (attempt - 1), 10_000);
+  }
+
+  /**
+   * ARI's connection was lost in a step of the call: nothing is decided from a request whose fate
+   * is unknown. The call stays as it is (timers stopped) until resync() compares it with Asterisk:
+   * on reconnect, or, when ARI is still up (one request lost), after a backoff.
+   */
+  private interrupt(call: Call, what: string, err: unknown): void {
+    if (call.state === 'done') return;
+    this.clearTimers(call);
+    if (call.interrupted === undefined) {
+      call.log.warn({ step: what, state: call.state, err: errorMessage(err) },
+        'ARI connection lost during the call: it is picked up from what Asterisk reports once ARI answers again');
+    }
+    call.interrupted = what;
+    if (!this.ariDown && this.running) {
+      const attempt = (call.resyncAttempts ?? 0) + 1;
+      call.resyncAttempts = attempt;
+      this.timer(call, 'resync', this.backoff(attempt), () => this.resyncOne(call));
+    }
+  }
+
+  /** resync() for one call, from its own channels (GET /channels/{id}). */
+  private async resyncOne(call: Call): Promise<void> {
+    const ids = [call.inboundId, ...(call.outboundId ? [call.outboundId] : [])];
+    const found = await Promise.all(ids.map((id) => this.deps.ari.getChannel(id)));
+    const byId = new Map<string, ChannelJson>();
+    for (const ch of found) if (ch) byId.set(ch.id, ch);
+    await this.resync(call, byId);
+  }
+
   private async resync(call: Call, channels: Map<string, ChannelJson>): Promise<void> {
+    const interrupted = call.interrupted;
+    call.interrupted = undefined;
     const inbound = channels.get(call.inboundId);
     const outbound = call.outboundId ? channels.get(call.outboundId) : undefined;
-    call.log.info({ state: call.state, callerHere: Boolean(inbound), agentLegHere: Boolean(outbound) }, 'resync');
+    call.log.info({ state: call.state, callerHere: Boolean(inbound), agentLegHere: Boolean(outbound), ...(interrupted ? { interrupted } : {}) }, 'resync');
+    // A caller already known to be gone: what runs for it (e.g. the overdue timer of its recording) goes on.
+    if (!inbound && call.callerGone && !interrupted) return;
+    // Otherwise the call's timers are set again from what Asterisk reports.
+    this.clearTimers(call);
+    await this.resyncState(call, inbound, outbound, interrupted !== undefined);
+    call.resyncAttempts = 0;
+  }
+
+  /** See onConnected's summary; `interrupted`: a step of the call was cut short (requests may be lost). */
+  private async resyncState(call: Call, inbound: ChannelJson | undefined, outbound: ChannelJson | undefined, interrupted: boolean): Promise<void> {
     if (!inbound) {
-      if (call.callerGone) return;
       call.callerGone = true;
       if (call.state === 'recording') {
-        this.clearTimers(call);
         await this.recordingOverdue(call);
         return;
       }
@@ -912,19 +1189,70 @@ export class DidWorkflow {
       return;
     }
     switch (call.state) {
-      case 'ringing':
-        if (!call.outboundId) return;
-        if (!outbound) await this.agentLegGone(call, call.outboundId, undefined);
-        else if (outbound.state === 'Up') await this.agentAnswered(call, call.outboundId);
+      case 'new':
+        // Nothing reached the caller for sure: start again (the call record is made once).
+        await this.begin(call);
         return;
+      case 'unknown':
+        if (await this.stillPlaying(call, 'noservice')) return;
+        if (call.playing !== `${call.id}-noservice`) {
+          await this.deps.ari.answer(call.inboundId);
+          await this.play(call, 'noservice', ['sound:ss-noservice']);
+          return;
+        }
+        await this.promptFinished(call, `${call.id}-noservice`);
+        return;
+      case 'ringing': {
+        if (!call.outboundId) {
+          await this.divert(call, 'failed');
+          return;
+        }
+        if (!outbound) {
+          await this.agentLegGone(call, call.outboundId, undefined);
+          return;
+        }
+        if (outbound.state === 'Up') {
+          // In our app: its StasisStart was missed. Not yet: its StasisStart is on its way.
+          if (outbound.dialplan?.app_name === 'Stasis') await this.agentAnswered(call, call.outboundId);
+          return;
+        }
+        const limit = (call.ringTimeoutSeconds ?? 20) * 1000 + (this.deps.settings.ringGraceMs ?? 2000);
+        const rung = call.ringStartedAt ? this.now().getTime() - call.ringStartedAt.getTime() : limit;
+        if (rung >= limit) {
+          await this.ringTimedOut(call);
+          return;
+        }
+        if (interrupted) await this.quietly(() => this.deps.ari.ring(call.inboundId), call.log, 'ring the caller');
+        this.timer(call, 'ring timeout', limit - rung, () => this.ringTimedOut(call));
+        return;
+      }
       case 'connecting':
+        if (!call.outboundId || !outbound) {
+          if (call.outboundId) await this.agentLegGone(call, call.outboundId, undefined);
+          else await this.endBridged(call);
+          return;
+        }
+        await this.bridgeCall(call, call.outboundId, true);
+        return;
       case 'bridged':
-        if (call.outboundId && !outbound) await this.agentLegGone(call, call.outboundId, undefined);
+        if (call.ending || !call.outboundId) await this.endBridged(call);
+        else if (!outbound) await this.agentLegGone(call, call.outboundId, undefined);
         return;
       case 'greeting':
+        if (await this.stillPlaying(call, 'greeting')) return;
+        if (call.playing !== `${call.id}-greeting`) {
+          // The greeting never started: answer (again) and play it.
+          await this.deps.ari.answer(call.inboundId);
+          await this.playGreeting(call, call.agent!);
+          return;
+        }
         await this.startRecording(call);
         return;
+      case 'recording':
+        await this.resyncRecording(call);
+        return;
       case 'goodbye':
+        if (await this.stillPlaying(call, 'goodbye')) return;
         this.dropPlaybacks(call);
         await this.quietly(() => this.deps.ari.hangup(call.inboundId), call.log, 'hang up the caller');
         await this.finish(call, undefined, 'caller hung up by us');
@@ -932,6 +1260,39 @@ export class DidWorkflow {
       default:
         return;
     }
+  }
+
+  /** The call's `kind` prompt is still playing in Asterisk: its overdue timer is set again. */
+  private async stillPlaying(call: Call, kind: 'greeting' | 'goodbye' | 'noservice'): Promise<boolean> {
+    const playbackId = `${call.id}-${kind}`;
+    if (call.playing !== playbackId || !(await this.deps.ari.getPlayback(playbackId))) return false;
+    this.byPlayback.set(playbackId, call);
+    this.promptTimer(call, kind, playbackId);
+    return true;
+  }
+
+  /**
+   * The caller is still there in "recording": Asterisk is recording (wait for RecordingFinished),
+   * has stored it (it ended while ARI was away: keep it now), or has neither (the record request
+   * was lost, or the recording failed: record again, with the beep).
+   */
+  private async resyncRecording(call: Call): Promise<void> {
+    const name = call.recordingName!;
+    const live = await this.deps.ari.getLiveRecording(name);
+    if (live && ['queued', 'recording', 'paused'].includes(live.state)) {
+      this.byRecording.set(name, call);
+      const { maxDurationSeconds } = this.deps.settings.voicemail;
+      const left = (call.recordingStartedAt?.getTime() ?? this.now().getTime()) + maxDurationSeconds * 1000 - this.now().getTime();
+      this.timer(call, 'recording overdue', Math.max(0, left) + (this.deps.settings.recordingGraceMs ?? 15_000), () => this.recordingOverdue(call));
+      return;
+    }
+    if (await this.deps.ari.getStoredRecording(name)) {
+      call.log.info({ recording: name }, 'the recording ended while ARI was away: taking it now');
+      await this.recordingFinished(call, live?.duration);
+      return;
+    }
+    call.log.warn({ recording: name }, 'Asterisk has no recording of the message (the request was lost, or it failed): recording again');
+    await this.startRecording(call);
   }
 
   private async adoptOrphans(channels: ChannelJson[]): Promise<void> {
@@ -952,32 +1313,42 @@ export class DidWorkflow {
     const handled = await this.adoptBridgedOrphans(candidates, ours);
     for (const listed of candidates) {
       if (handled.has(listed.id)) continue;
-      const ch = await this.deps.ari.getChannel(listed.id);
-      if (!ch || !ours(ch)) continue;
-      const first = (ch.dialplan.app_data ?? '').split(',')[1];
-      const log = this.log.child({ channelId: ch.id });
-      if (first === DIALED_MARKER) {
-        log.warn('an agent leg left by an earlier run: hanging it up');
-        await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan agent leg');
-        continue;
-      }
-      const did = first ?? ch.dialplan.exten;
-      const record = this.orphanRecord(ch, did);
-      if (record && (await this.adoptRecordingCaller(record, ch, did))) continue;
-      const context = this.deps.store()?.settings.dialplan.didContext ?? ch.dialplan.context;
-      log.warn({ did, ...(record ? { callId: record.interactionId } : {}) }, 'a caller left in our app by an earlier run: sending it to the dialplan voicemail');
       try {
-        await this.deps.ari.continueInDialplan(ch.id, { context, extension: did, label: DID_VM_LABEL });
-        if (record) {
-          this.patchRecord(record.interactionId, {
-            callType: 'Diverted Call', divertReason: record.divertReason ?? 'failed', outcome: 'voicemail',
-            note: 'switchboard restarted during the call: the caller was handed to the dialplan voicemail',
-          }, log);
-        }
+        await this.adoptOrphan(listed, ours);
       } catch (err) {
-        log.error({ err: errorMessage(err) }, 'could not send the orphan caller to the dialplan: hanging up');
-        await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan caller');
+        // One channel's trouble does not stop the others from being handled.
+        this.log.error({ channelId: listed.id, err: errorMessage(err) }, 'could not deal with a channel left in our app: it stays in Asterisk (checked again at the next connect)');
       }
+    }
+  }
+
+  /** A channel in our app that no call here knows (see adoptOrphans). */
+  private async adoptOrphan(listed: ChannelJson, ours: (ch: ChannelJson) => boolean): Promise<void> {
+    const ch = await this.deps.ari.getChannel(listed.id);
+    if (!ch || !ours(ch)) return;
+    const first = (ch.dialplan.app_data ?? '').split(',')[1];
+    const log = this.log.child({ channelId: ch.id });
+    if (first === DIALED_MARKER) {
+      log.warn('an agent leg left by an earlier run: hanging it up');
+      await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan agent leg');
+      return;
+    }
+    const did = first ?? ch.dialplan.exten;
+    const record = this.orphanRecord(ch, did);
+    if (record && (await this.adoptRecordingCaller(record, ch, did))) return;
+    const context = this.deps.store()?.settings.dialplan.didContext ?? ch.dialplan.context;
+    log.warn({ did, ...(record ? { callId: record.interactionId } : {}) }, 'a caller left in our app by an earlier run: sending it to the dialplan voicemail');
+    try {
+      await this.deps.ari.continueInDialplan(ch.id, { context, extension: did, label: DID_VM_LABEL });
+      if (record) {
+        this.patchRecord(record.interactionId, {
+          callType: 'Diverted Call', divertReason: record.divertReason ?? 'failed', outcome: 'voicemail',
+          note: 'switchboard restarted during the call: the caller was handed to the dialplan voicemail',
+        }, log);
+      }
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'could not send the orphan caller to the dialplan: hanging up');
+      await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan caller');
     }
   }
 
@@ -1272,6 +1643,11 @@ export class DidWorkflow {
     const playbackId = `${call.id}-${kind}`;
     this.byPlayback.set(playbackId, call);
     await this.deps.ari.play(call.inboundId, media, playbackId);
+    call.playing = playbackId;
+    this.promptTimer(call, kind, playbackId);
+  }
+
+  private promptTimer(call: Call, kind: string, playbackId: string): void {
     this.timer(call, `${kind} prompt overdue`, this.deps.settings.promptTimeoutMs ?? 60_000, async () => {
       if (!this.byPlayback.has(playbackId)) return;
       call.log.warn({ playbackId }, 'PlaybackFinished never came: going on');
@@ -1300,7 +1676,8 @@ export class DidWorkflow {
       }
     }
     const record = call.recorded ? this.deps.records.get(call.id) : undefined;
-    if (record?.outcome === 'in progress') {
+    // A message still being kept (retrySaveLater) finishes its record itself.
+    if (record?.outcome === 'in progress' && !this.pendingSaves.has(call.id)) {
       try {
         this.deps.records.update(call.id, { outcome: 'no message' });
       } catch { /* logged above */ }
@@ -1318,10 +1695,16 @@ export class DidWorkflow {
     }
   }
 
+  /**
+   * A request whose failure does not change what happens next (logged; 404 ignored), except a lost
+   * ARI connection: that is thrown, so that the step stops and resync() finishes it from what
+   * Asterisk reports (see interrupt).
+   */
   private async quietly(fn: () => Promise<unknown>, log: Logger, what: string): Promise<void> {
     try {
       await fn();
     } catch (err) {
+      if (isConnectionLoss(err)) throw err;
       if (!isNotFound(err)) log.warn({ err: errorMessage(err) }, `could not ${what}`);
     }
   }
@@ -1350,6 +1733,18 @@ export function callerIdOf(name: string, number: string): string {
   const n = name.trim();
   if (!n || /["<>\u0000-\u001f\u007f]/.test(n) || n === number) return number;
   return `"${n}" <${number}>`;
+}
+
+/**
+ * An ARI failure that says nothing about the call: the request never reached Asterisk, or its
+ * answer was lost with the connection. The call is resynchronised instead of failed.
+ */
+export function isConnectionLoss(err: unknown): boolean {
+  return err instanceof PeerDisconnectedError || (err instanceof PeerRequestError && err.details.unreachable === true);
+}
+
+function hasEmail(agent: Agent): boolean {
+  return Boolean(agent.email && agent.email.trim());
 }
 
 function noteOf(what: string, err: unknown): string {

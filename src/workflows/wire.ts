@@ -42,7 +42,7 @@ export interface CallControlDeps {
   /** Delay before trying again after ARI refused the credentials (default 30000). */
   authRetryMs?: number;
   outboxTimings?: { initialDelayMs?: number; maxDelayMs?: number };
-  workflow?: Partial<Pick<DidWorkflowSettings, 'ringGraceMs' | 'promptTimeoutMs' | 'recordingGraceMs' | 'orphanGraceMs'>>;
+  workflow?: Partial<Pick<DidWorkflowSettings, 'ringGraceMs' | 'promptTimeoutMs' | 'recordingGraceMs' | 'orphanGraceMs' | 'saveRetry' | 'resyncRetryMs'>>;
 }
 
 export interface CallControl {

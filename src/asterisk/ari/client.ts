@@ -44,7 +44,7 @@ import { HttpTransportError, httpGet, peerMessage } from './http.js';
 import { SwaggerGuard } from './swagger-guard.js';
 import { ClientFrameEncoder, ServerFrameParser } from './ws-frames.js';
 import type {
-  AriEvent, AriPort, AriSettings, BridgeJson, ChannelJson, EndpointJson, LiveRecordingJson, OriginateOptions, RecordOptions, StoredRecordingJson,
+  AriEvent, AriPort, AriSettings, BridgeJson, ChannelJson, EndpointJson, LiveRecordingJson, OriginateOptions, PlaybackJson, RecordOptions, StoredRecordingJson,
 } from './types.js';
 
 /** The slice of ws@6's WebSocket that ari-client opens (ari-client 2.2.0 keeps it in `client._ws`). */
@@ -905,6 +905,16 @@ export class AriClient extends EventEmitter implements AriPort {
     try {
       return plain<LiveRecordingJson>(await this.request(`get live recording "${name}"`, { method: 'GET', path: ['recordings', 'live', name] },
         (c) => c.recordings.getLive({ recordingName: name })));
+    } catch (err) {
+      if (err instanceof AriRequestError && err.notFound) return undefined;
+      throw err;
+    }
+  }
+
+  async getPlayback(playbackId: string): Promise<PlaybackJson | undefined> {
+    try {
+      return plain<PlaybackJson>(await this.request(`get playback "${playbackId}"`, { method: 'GET', path: ['playbacks', playbackId] },
+        (c) => c.playbacks.get({ playbackId })));
     } catch (err) {
       if (err instanceof AriRequestError && err.notFound) return undefined;
       throw err;

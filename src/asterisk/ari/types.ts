@@ -212,4 +212,6 @@ export interface AriPort extends EventEmitter {
   getStoredRecording(name: string): Promise<StoredRecordingJson | undefined>;
   /** A recording in progress (GET /recordings/live/{name}); undefined when Asterisk answers 404. */
   getLiveRecording(name: string): Promise<LiveRecordingJson | undefined>;
+  /** A playback still playing or queued (GET /playbacks/{id}); undefined when Asterisk answers 404 (it has ended). */
+  getPlayback(playbackId: string): Promise<PlaybackJson | undefined>;
 }
