@@ -1,4 +1,4 @@
-import { promises as fs, closeSync, constants as fsConstants, fstatSync, fsync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { promises as fs, closeSync, constants as fsConstants, fstatSync, fsync, openSync, readFileSync, readSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +19,8 @@ export function isWritten(st: WrittenStat, written: WrittenStat): boolean {
  * Writes a file so that readers see either the old or the new content, never a part: write a temp
  * file in the same directory, fsync it, rename it over the target, then fsync the directory.
  * Resolves with the written file's inode, size and mtime (taken before the rename), so a caller can
- * later tell whether the file at `file` is still the one it wrote.
+ * later tell whether the file at `file` is still the one it wrote. `mode` is a new file's: a file
+ * that is replaced keeps its owner, group and mode (see takeOwnerAndMode).
  */
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o640): Promise<WrittenStat> {
   const prepared = await prepareFileAtomic(file, data, mode);
@@ -287,10 +288,37 @@ export class StagedFile {
   }
 }
 
-/** Gives a finished temp file its mode and renames it over `target` (removing it if either fails). */
+/**
+ * Gives a finished temp file the owner, group and permission bits of the file it is about to
+ * replace, or `mode` when there is none: a daemon running as root must not turn the operator's
+ * asterisk:asterisk 0640 file into a root:root one that Asterisk (running as `asterisk`) cannot
+ * read. Giving a file away needs privilege: without it (EPERM; EINVAL for an id outside this user
+ * namespace) the temp file stays the writer's, as every file it writes is.
+ */
+async function takeOwnerAndMode(tmp: string, target: string, mode: number): Promise<void> {
+  let replaced: Stats | undefined;
+  try {
+    replaced = await fs.stat(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (replaced) {
+    try {
+      // lchown: a symlink planted at the temp file's name is not followed.
+      await fs.lchown(tmp, replaced.uid, replaced.gid);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EPERM' && code !== 'EINVAL') throw err;
+    }
+  }
+  // After the chown, which may clear set-id bits; those (and the sticky bit) are never kept.
+  await fs.chmod(tmp, replaced ? replaced.mode & 0o777 : mode);
+}
+
+/** Gives a finished temp file its owner and mode (takeOwnerAndMode) and renames it over `target` (removing it if either fails). */
 async function placeTemp(tmp: string, target: string, mode: number): Promise<void> {
   try {
-    await fs.chmod(tmp, mode);
+    await takeOwnerAndMode(tmp, target, mode);
     await fs.rename(tmp, target);
   } catch (err) {
     await fs.rm(tmp, { force: true });
@@ -303,7 +331,7 @@ export async function copyFileAtomic(source: string, target: string, mode = 0o64
   const tmp = tempNameFor(target);
   try {
     await fs.copyFile(source, tmp, fsConstants.COPYFILE_EXCL);
-    await fs.chmod(tmp, mode);
+    await takeOwnerAndMode(tmp, target, mode);
     const handle = await fs.open(tmp, 'r+');
     try {
       await handle.sync();
@@ -363,8 +391,9 @@ export async function fsyncDir(dir: string): Promise<void> {
 /**
  * Removes temp files a crashed writer left behind (`.name.pid.rand.tmp`). With `writerAlive`, a
  * temp file whose writer (the pid in its name) is alive is kept: it may be renamed into place yet.
+ * `writerAlive` is given the temp file's mtime too, to tell a live pid from a reused one.
  */
-export async function removeStaleTemps(dir: string, writerAlive?: (pid: number) => boolean): Promise<string[]> {
+export async function removeStaleTemps(dir: string, writerAlive?: (pid: number, modifiedMs: number) => boolean): Promise<string[]> {
   const removed: string[] = [];
   let names: string[] = [];
   try {
@@ -374,7 +403,11 @@ export async function removeStaleTemps(dir: string, writerAlive?: (pid: number) 
   }
   for (const n of names) {
     const m = TEMP_NAME.exec(n);
-    if (!m || writerAlive?.(Number(m[1]))) continue;
+    if (!m) continue;
+    if (writerAlive) {
+      const st = await fs.lstat(path.join(dir, n)).catch(() => undefined);
+      if (!st || writerAlive(Number(m[1]), st.mtimeMs)) continue;
+    }
     await fs.rm(path.join(dir, n), { force: true });
     removed.push(n);
   }
