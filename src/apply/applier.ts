@@ -23,10 +23,10 @@ import { transportChanges, transportsOf, type Transports } from './conf.js';
 import { ApplyRolledBackError } from './errors.js';
 import { Generations, generationId, generationTime, type GenerationSource } from './generations.js';
 import { KnownFiles, KnownManifests, hashOf, sameContent, textOf, type Content, type KnownFile } from './known.js';
-import { FileLock, Mutex, pidAlive } from './lock.js';
+import { FileLock, Mutex, writerMayBeAlive } from './lock.js';
 import {
-  ABSENT, AgentStateCache, FILE_OF_KIND, KINDS, MANAGED_FILES, agentStates, diffAgents, readManifest, writeManifest,
-  type AgentStates, type Manifest,
+  ABSENT, AgentStateCache, FILE_OF_KIND, KINDS, MANAGED_FILES, agentStates, diffAgents, readManifest, unknownKinds, withUnknownFiles, writeManifest,
+  type AgentStates, type Kind, type Manifest,
 } from './manifest.js';
 import { MODULE_ORDER, reloadModule } from './reload.js';
 import type { AmiPort, ApplyDeps, ApplyReport, GenerationInfo, RefusedOption } from './types.js';
@@ -60,6 +60,8 @@ interface Plan {
   changedFiles: string[];
   modules: string[];
   prevAgents: AgentStates | undefined;
+  /** Kinds whose file the previous manifest marks unknown: every agent of them is verified. */
+  unknownKinds: ReadonlySet<Kind>;
   /** The target's agent states; undefined when unknown (restoring a generation without a manifest). */
   nextAgentsOf: () => AgentStates | undefined;
   /** The files as found before the apply. */
@@ -94,7 +96,7 @@ export class Applier {
   constructor(private readonly deps: ApplyDeps) {
     this.stateDir = deps.stateDir ?? path.join(deps.outDir, '.switchboard');
     this.keep = Math.max(1, Math.floor(deps.generations ?? 5));
-    this.lock = new FileLock(path.join(this.stateDir, 'apply.lock'));
+    this.lock = new FileLock(path.join(this.stateDir, 'apply.lock'), { logger: deps.logger.child({ component: 'apply' }) });
     this.generations = new Generations(path.join(this.stateDir, 'generations'));
     this.manifestFile = path.join(this.stateDir, 'manifest.json');
     this.writtenFile = path.join(this.stateDir, 'written.json');
@@ -279,25 +281,39 @@ export class Applier {
       }
       const kinds = new Set(KINDS.filter((k) => plan.modules.includes(MODULE_OF_FILE[FILE_OF_KIND[k]]!) && !notLoaded.has(MODULE_OF_FILE[FILE_OF_KIND[k]]!)));
       const { nextAgents } = this.details(plan);
-      const vplan = nextAgents ? planVerification(plan.prevAgents, nextAgents, kinds) : emptyPlan();
+      const vplan = nextAgents ? planVerification(plan.prevAgents, nextAgents, kinds, plan.unknownKinds) : emptyPlan();
       log.debug({ objects: planSize(vplan) }, 'verifying');
       refused = await new Verifier(ami, { timeoutMs: this.deps.verifyTimeoutMs ?? 5000 }, log).run(vplan);
     } catch (err) {
       log.error({ err: { code: (err as SwitchboardError).code, message: errorMessage(err) }, reloaded: attempted }, 'apply failed before Asterisk confirmed it: restoring the previous files');
-      await undoFiles();
-      await this.reloadBestEffort(ami, attempted, reloadOpts, log);
+      // A module sent a Reload may run the new files (its answer may be lost) until the restored
+      // ones are reloaded: if that fails too, Asterisk's state for it is unknown.
+      let unsettled = attempted;
+      try {
+        await undoFiles();
+        unsettled = await this.reloadBestEffort(ami, attempted, reloadOpts, log);
+      } finally {
+        await this.recordUnknown(unsettled, prev.manifest, log);
+      }
       throw err;
     }
 
     if (refused.length) {
-      await undoFiles();
-      let reloadedAgain = true;
+      // Asterisk loaded (some of) the new files: until the restored ones are reloaded, unknown.
+      let unsettled = attempted;
       try {
-        for (const m of attempted) await reloadModule(ami, m, reloadOpts, log);
-      } catch (err) {
-        reloadedAgain = false;
-        log.error({ err: { message: errorMessage(err) }, modules: attempted }, 'rollback: reloading the restored files failed; reload them by hand');
+        await undoFiles();
+        let reloaded = 0;
+        try {
+          for (; reloaded < attempted.length; reloaded++) await reloadModule(ami, attempted[reloaded]!, reloadOpts, log);
+        } catch (err) {
+          log.error({ err: { message: errorMessage(err) }, modules: attempted.slice(reloaded) }, 'rollback: reloading the restored files failed; the next apply reloads them (or reload them by hand)');
+        }
+        unsettled = attempted.slice(reloaded);
+      } finally {
+        await this.recordUnknown(unsettled, prev.manifest, log);
       }
+      const reloadedAgain = unsettled.length === 0;
       const report = this.report(id, t0, plan, { modules: attempted, reloadSent: true, rolledBack: true, refused });
       log.error({ ...this.summary(report), refused }, 'Asterisk refused the change: previous files restored and reloaded');
       throw new ApplyRolledBackError(report, reloadedAgain);
@@ -382,7 +398,7 @@ export class Applier {
       (f) => changedFiles.includes(f) || (target.get(f) !== undefined && (!prev || prev.files[f] !== this.targetHash(target.get(f)))),
     );
     const modules = MODULE_ORDER.filter((m) => reloadFiles.some((f) => MODULE_OF_FILE[f] === m));
-    return { target, current, changedFiles, modules, prevAgents: prev?.agents, nextAgentsOf };
+    return { target, current, changedFiles, modules, prevAgents: prev?.agents, unknownKinds: unknownKinds(prev), nextAgentsOf };
   }
 
   /** The rest of the plan (see Plan), worked out once. */
@@ -493,18 +509,43 @@ export class Applier {
     }
   }
 
-  private async reloadBestEffort(ami: AmiPort, modules: string[], opts: { attempts: number; delayMs: number; timeoutMs: number }, log: Logger): Promise<void> {
-    if (!modules.length) return;
+  /** Reloads `modules` (their restored files); resolves with those that could not be reloaded. */
+  private async reloadBestEffort(ami: AmiPort, modules: string[], opts: { attempts: number; delayMs: number; timeoutMs: number }, log: Logger): Promise<string[]> {
+    if (!modules.length) return [];
     if (!ami.connected) {
       log.warn({ modules }, 'AMI is down: the restored files are reloaded by the next apply');
-      return;
+      return modules;
     }
+    const failed: string[] = [];
     for (const m of modules) {
       try {
         await reloadModule(ami, m, { ...opts, attempts: Math.min(opts.attempts, 2) }, log);
       } catch (err) {
+        failed.push(m);
         log.warn({ module: m, err: { message: errorMessage(err) } }, 'reloading the restored file failed; the next apply reloads it');
       }
+    }
+    return failed;
+  }
+
+  /**
+   * Records in the manifest that Asterisk may run either the old or the new files of `modules`
+   * (their Reload went out, and reloading the restored files did not succeed), so that the next
+   * apply reloads and verifies them even when the store is back to what the manifest held: without
+   * this, it would find the files "unchanged" and leave Asterisk on unverified config.
+   */
+  private async recordUnknown(modules: readonly string[], prev: Manifest | undefined, log: Logger): Promise<void> {
+    const files = MANAGED_FILES.filter((f) => modules.includes(MODULE_OF_FILE[f]!));
+    if (!files.length) return;
+    if (!prev) {
+      log.warn({ modules }, 'Asterisk may run the old or the new files of these modules; with no manifest, the next apply reloads and verifies every file anyway');
+      return;
+    }
+    try {
+      await this.writeManifest(this.manifestFile, withUnknownFiles(prev, files));
+      log.warn({ modules, files }, 'Asterisk may run the old or the new files of these modules: recorded as unknown, so the next apply reloads and verifies them');
+    } catch (err) {
+      log.error({ modules, err: { message: errorMessage(err) } }, `could not record that Asterisk may run the old or the new files of these modules: reload them by hand (or remove ${this.manifestFile})`);
     }
   }
 
@@ -513,7 +554,7 @@ export class Applier {
     // Only temp files of dead writers: another process may be writing into /etc/asterisk right now
     // (a `render --out`), and its temp file must survive until its rename.
     const removed = (
-      await Promise.all([removeStaleTemps(this.deps.outDir, pidAlive), removeStaleTemps(this.stateDir, pidAlive), this.generations.removeTemps()])
+      await Promise.all([removeStaleTemps(this.deps.outDir, writerMayBeAlive), removeStaleTemps(this.stateDir, writerMayBeAlive), this.generations.removeTemps()])
     ).flat();
     let names: string[] = [];
     try {
@@ -523,7 +564,9 @@ export class Applier {
     }
     for (const n of names) {
       const m = /^apply\.lock\.(?:stale\.)?(\d+)\./.exec(n);
-      if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) {
+      if (!m) continue;
+      const st = await fs.lstat(path.join(this.stateDir, n)).catch(() => undefined);
+      if (st && !writerMayBeAlive(Number(m[1]), st.mtimeMs)) {
         await fs.rm(path.join(this.stateDir, n), { force: true });
         removed.push(n);
       }

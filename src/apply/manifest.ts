@@ -2,8 +2,9 @@
  * What Asterisk has loaded, as far as switchboard knows: the hash of each managed file at the last
  * verified apply, and per agent a digest of its view models (to tell which agents a new store
  * changes) plus the values verification asks Asterisk about. Kept in `<stateDir>/manifest.json`,
- * written only after a verified reload, so an apply that crashed, rolled back or ran without AMI
- * leaves it describing what Asterisk still runs.
+ * written after a verified reload, so an apply that crashed, rolled back or ran without AMI leaves
+ * it describing what Asterisk still runs; and when a failed apply cannot know what Asterisk runs
+ * for some files (see withUnknownFiles), with those files marked UNKNOWN.
  */
 import { createHash } from 'node:crypto';
 import { readIfExists, writeFileAtomic, type WrittenStat } from '../fsutil.js';
@@ -74,13 +75,19 @@ export interface Manifest {
   /** The apply (or restore) that wrote it. */
   generation: string;
   appliedAt: string;
-  /** Managed file → sha256 of the content Asterisk loaded ('absent' when there was no file). */
+  /** Managed file → sha256 of the content Asterisk loaded ('absent' when there was no file, UNKNOWN when it may run either of two). */
   files: Record<string, string>;
   /** By username. */
   agents: AgentStates;
 }
 
 export const ABSENT = 'absent';
+/**
+ * A file's hash when Asterisk may run either the old or the new content (a Reload's answer was
+ * lost, or reloading the restored file failed). It equals no hash, so the next apply reloads the
+ * file, and verifies every agent of its kind, not only those the store changed (unknownKinds).
+ */
+export const UNKNOWN = 'unknown';
 
 export function hashContent(data: Buffer | string | undefined): string {
   if (data === undefined) return ABSENT;
@@ -175,6 +182,16 @@ function agentState(a: Agent, settings: Settings, backend: Backend): AgentState 
   }
   state.digests.extensions = digest([planExtensionAgent(a, settings), planSpy(a, settings) ?? null, planDids(a, settings)]);
   return state;
+}
+
+/** `manifest` with `files` marked UNKNOWN (see UNKNOWN); the rest stays what was last verified. */
+export function withUnknownFiles(manifest: Manifest, files: readonly string[]): Manifest {
+  return { ...manifest, files: { ...manifest.files, ...Object.fromEntries(files.map((f) => [f, UNKNOWN])) } };
+}
+
+/** The kinds whose file `manifest` marks UNKNOWN. */
+export function unknownKinds(manifest: Manifest | undefined): Set<Kind> {
+  return new Set(manifest ? KINDS.filter((k) => manifest.files[FILE_OF_KIND[k]] === UNKNOWN) : []);
 }
 
 export async function readManifest(file: string): Promise<Manifest | undefined> {

@@ -32,15 +32,16 @@ export function planSize(p: VerifyPlan): number {
  * What to ask about, for the kinds whose module was reloaded: agents whose objects of that kind
  * were added or changed must match, those whose objects went away must be gone. When the file
  * changed but no agent did (templates, a hand edit, transports) or nothing is known about the
- * previous state, every agent of that kind is checked.
+ * previous state (no manifest at all, or, for the kinds in `unknown`, a file it marks unknown),
+ * every agent of that kind is checked.
  */
-export function planVerification(before: AgentStates | undefined, after: AgentStates, reloaded: ReadonlySet<Kind>): VerifyPlan {
+export function planVerification(before: AgentStates | undefined, after: AgentStates, reloaded: ReadonlySet<Kind>, unknown: ReadonlySet<Kind> = new Set()): VerifyPlan {
   const plan = emptyPlan();
   const names = [...new Set([...Object.keys(before ?? {}), ...Object.keys(after)])].sort();
   for (const kind of ['pjsip', 'sip', 'voicemail'] as const) {
     if (!reloaded.has(kind)) continue;
     const changed = names.filter((n) => before?.[n]?.digests[kind] !== after[n]?.digests[kind]);
-    const candidates = !before || changed.length === 0 ? names : changed;
+    const candidates = !before || unknown.has(kind) || changed.length === 0 ? names : changed;
     for (const n of candidates) {
       const next = after[n];
       const prev = before?.[n];
