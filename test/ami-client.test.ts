@@ -2,10 +2,10 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AmiClient, get, type AmiMessage, type AmiSettings } from '../src/asterisk/ami/client.js';
+import { AMI_PEER_UNRESPONSIVE, AmiClient, AmiPeerUnresponsiveError, get, type AmiMessage, type AmiSettings } from '../src/asterisk/ami/client.js';
 import { AmiParser, encodeAction, type ParsedFrame } from '../src/asterisk/ami/protocol.js';
 import { PeerAuthError, PeerDisconnectedError, PeerRequestError, PeerTimeoutError, SwitchboardError } from '../src/errors.js';
-import { FakeAmiServer, type FakeAmiServerOptions } from './fakes/ami-server.js';
+import { FakeAmiServer, type FakeAmiServerOptions, type FakeConnection } from './fakes/ami-server.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 
 const USER = 'switchboard';
@@ -399,6 +399,131 @@ describe('AmiClient', () => {
     expect(events.map((e) => e.Event)).toContain('OriginateResponse');
   });
 
+  describe('stuck peer (socket open, nothing answers)', () => {
+    function pingsAfter(fake: FakeAmiServer, action: string): AmiMessage[] {
+      const all = fake.actions();
+      const at = all.findIndex((a) => a.Action === action);
+      return at === -1 ? [] : all.slice(at + 1).filter((a) => a.Action === 'Ping');
+    }
+
+    function expectUnresponsive(err: unknown, action: string): void {
+      expect(err).toBeInstanceOf(AmiPeerUnresponsiveError);
+      expect(err).toBeInstanceOf(PeerDisconnectedError); // retried and mapped like any lost connection
+      const e = err as AmiPeerUnresponsiveError;
+      expect(e.code).toBe('PEER_DISCONNECTED');
+      expect(e.details).toMatchObject({ reason: AMI_PEER_UNRESPONSIVE, pingTimeoutMs: 60 });
+      expect(e.message).toContain(`action ${action}`);
+      expect(e.message).toContain('stopped answering');
+      expect(e.message).toContain('reconnects');
+    }
+
+    it('a timed-out action sends a Ping; no reply: socket destroyed, pending actions fail typed, reconnect once it answers', async () => {
+      const { fake, client, log } = await setup({ client: { pingTimeoutMs: 60, keepaliveIntervalMs: 0, connectTimeoutMs: 150 } });
+      let first: FakeConnection | undefined;
+      fake.scriptOnce('Getvar', (_msg, { connection }) => {
+        first = connection;
+        return { response: { Variable: 'x', Value: 'before' } };
+      });
+      expect(await client.action('Getvar', { Variable: 'x' })).toMatchObject({ Value: 'before' });
+      let connects = 0;
+      client.on('connected', () => connects++);
+      const disconnected = nextEvent<[string]>(client, 'disconnected');
+
+      fake.setSilent(true);
+      // Long timeouts: only the dead-peer detection can end these two.
+      const waiting = client.action('Getvar', { Variable: 'long' }, { timeoutMs: 60_000 }).catch((e: unknown) => e);
+      const listing = client.listAction('PJSIPShowEndpoints', {}, { timeoutMs: 60_000 }).catch((e: unknown) => e);
+      const short = await client.action('Getvar', { Variable: 'short' }, { timeoutMs: 30 }).catch((e: unknown) => e);
+      expect(short).toBeInstanceOf(PeerTimeoutError);
+      await fake.waitForAction('Ping', (m) => pingsAfter(fake, 'PJSIPShowEndpoints').includes(m));
+
+      expectUnresponsive(await waiting, 'Getvar');
+      expectUnresponsive(await listing, 'PJSIPShowEndpoints');
+      const [reason] = await disconnected;
+      expect(reason).toMatch(/stopped answering/);
+      expect(client.connected).toBe(false);
+      await waitFor(() => first!.closed); // the client destroyed the dead socket
+      const dead = log.records().find((r) => /AMI peer stopped answering/.test(r.msg));
+      expect(dead).toMatchObject({ level: 50, pingTimeoutMs: 60, pendingActions: 2 });
+      expect(dead!.trigger).toMatch(/action Getvar timed out/);
+
+      // Still silent: reconnect attempts get no banner and are retried; actions fail at once.
+      const accepted = fake.acceptedCount;
+      await waitFor(() => fake.acceptedCount >= accepted + 2, 3000);
+      await expect(client.action('Ping', {}, { timeoutMs: 60_000 })).rejects.toBeInstanceOf(PeerDisconnectedError);
+
+      fake.setSilent(false);
+      await client.waitConnected(3000);
+      await waitFor(() => connects === 1); // 'connected' again: callers re-seed their state on it
+      fake.on('Getvar', () => ({ response: { Value: 'after' } }));
+      expect(await client.action('Getvar', { Variable: 'x' })).toMatchObject({ Value: 'after' });
+      expect(actionNames(fake).filter((n) => n === 'Login').length).toBeGreaterThanOrEqual(2);
+      expect(log.text()).not.toContain(SECRET);
+    });
+
+    it('idle keepalive: a silent peer is detected with no action in flight, then reconnected', async () => {
+      const { fake, client, log } = await setup({ client: { pingTimeoutMs: 200, keepaliveIntervalMs: 20, connectTimeoutMs: 150 } });
+      // While healthy, keepalive Pings are answered and the connection stays.
+      await waitFor(() => fake.actions().filter((a) => a.Action === 'Ping').length >= 3);
+      expect(client.connected).toBe(true);
+      expect(fake.acceptedCount).toBe(1);
+
+      const disconnected = nextEvent<[string]>(client, 'disconnected', 3000);
+      fake.setSilent(true);
+      const [reason] = await disconnected;
+      expect(reason).toMatch(/stopped answering/);
+      const dead = log.records().find((r) => /AMI peer stopped answering/.test(r.msg));
+      expect(dead).toMatchObject({ level: 50, trigger: 'idle keepalive', pendingActions: 0 });
+
+      fake.setSilent(false);
+      await client.waitConnected(3000);
+      expect((await client.action('Ping')).Ping).toBe('Pong');
+      expect(actionNames(fake).filter((n) => n === 'Login').length).toBeGreaterThanOrEqual(2);
+      expect(log.text()).not.toContain(SECRET);
+    });
+
+    it('a slow but alive peer (answers the Ping) is kept: timed-out actions, no teardown, later actions work', async () => {
+      const { fake, client, log } = await setup({ client: { pingTimeoutMs: 2000, keepaliveIntervalMs: 15 } });
+      let disconnects = 0;
+      client.on('disconnected', () => disconnects++);
+      const gates: (() => void)[] = [];
+      fake.on('Slow', async () => {
+        await new Promise<void>((resolve) => gates.push(resolve));
+        return { response: { Message: 'done at last' } };
+      });
+      // The Ping itself is slow too, but within pingTimeoutMs.
+      fake.on('Ping', async () => {
+        await sleep(40);
+        return { response: { Response: 'Success', Ping: 'Pong', Timestamp: '1.0' } };
+      });
+
+      // An action in flight with a generous timeout: the idle keepalive leaves it alone.
+      const inFlight = client.action('Slow', {}, { timeoutMs: 60_000 });
+      await fake.waitForAction('Slow');
+      await sleep(60); // several keepalive periods
+      expect(pingsAfter(fake, 'Slow')).toEqual([]);
+      gates.shift()!();
+      expect(await inFlight).toMatchObject({ Message: 'done at last' });
+
+      // Actions that time out trigger a Ping, which is answered: the connection stays.
+      const timedOut = await Promise.all(
+        [1, 2, 3].map((i) => client.action('Slow', { N: String(i) }, { timeoutMs: 20 }).catch((e: unknown) => e)),
+      );
+      for (const err of timedOut) expect(err).toBeInstanceOf(PeerTimeoutError);
+      await waitFor(() => log.records().some((r) => r.msg === 'AMI peer answered the liveness Ping' && /timed out/.test(String(r.trigger))));
+      gates.splice(0).forEach((g) => g()); // late answers, dropped
+      await waitFor(() => log.records().filter((r) => r.msg === 'AMI peer answered the liveness Ping' && r.trigger === 'idle keepalive').length >= 2);
+
+      expect(client.connected).toBe(true);
+      expect(disconnects).toBe(0);
+      expect(fake.acceptedCount).toBe(1);
+      expect(actionNames(fake).filter((n) => n === 'Login')).toHaveLength(1);
+      expect(log.records().some((r) => /stopped answering/.test(r.msg))).toBe(false);
+      fake.on('Getvar', () => ({ response: { Value: 'still here' } }));
+      expect(await client.action('Getvar', { Variable: 'x' })).toMatchObject({ Value: 'still here' });
+    });
+  });
+
   it('stop() logs off, rejects pending actions and stops reconnecting; start() again works', async () => {
     const { fake, client } = await setup();
     fake.on('Hang', () => ({ hang: true }));
@@ -475,5 +600,43 @@ describe('FakeAmiServer', () => {
     await waitFor(() => socket.readableEnded || socket.destroyed);
     expect(received).toContain('Response: Goodbye\r\nActionID: 4\r\n');
     expect(await fake.waitForAction('Login')).toMatchObject({ Username: USER, Secret: SECRET });
+  });
+
+  it('goes silent (reads, never answers, no banner) and comes back', async () => {
+    const fake = new FakeAmiServer({ username: USER, secret: SECRET });
+    const port = await fake.start();
+    cleanups.push(() => fake.stop());
+    const open = (): { socket: net.Socket; received: () => string } => {
+      const socket = net.createConnection({ host: '127.0.0.1', port });
+      cleanups.push(async () => void socket.destroy());
+      socket.setEncoding('utf8');
+      let text = '';
+      socket.on('data', (d: string) => (text += d));
+      return { socket, received: () => text };
+    };
+    const a = open();
+    await waitFor(() => a.received().includes('\r\n'));
+    a.socket.write(`Action: Login\r\nActionID: 1\r\nUsername: ${USER}\r\nSecret: ${SECRET}\r\n\r\n`);
+    await waitFor(() => a.received().includes('FullyBooted'));
+
+    fake.setSilent(true);
+    expect(fake.silent).toBe(true);
+    a.socket.write('Action: Ping\r\nActionID: 2\r\n\r\n');
+    await fake.waitForAction('Ping'); // read and recorded...
+    fake.sendEvent({ Event: 'PeerStatus', Peer: 'PJSIP/1001', PeerStatus: 'Reachable' });
+    const b = open();
+    await waitFor(() => fake.acceptedCount === 2);
+    await sleep(30);
+    expect(a.received()).not.toContain('ActionID: 2'); // ...but never answered
+    expect(a.received()).not.toContain('PeerStatus');
+    expect(b.received()).toBe(''); // no banner either
+    expect(fake.connectionCount).toBe(2); // nothing closed
+
+    fake.setSilent(false);
+    await waitFor(() => b.received() === 'Asterisk Call Manager/9.0.0\r\n');
+    a.socket.write('Action: Ping\r\nActionID: 3\r\n\r\n');
+    await waitFor(() => a.received().includes('ActionID: 3'));
+    expect(a.received()).toContain('Response: Success\r\nActionID: 3\r\nPing: Pong\r\n');
+    expect(a.received()).not.toContain('ActionID: 2');
   });
 });

@@ -9,6 +9,10 @@
  * - Handlers per action (case-insensitive), replaceable with `on()`; one-shot scripted replies with
  *   `scriptOnce()` take precedence (FIFO per action). Defaults: Login, Logoff, Ping; anything
  *   else answers `Invalid/unknown command: X. Use Action: ListCommands to show available commands.`
+ * - `setSilent(true)` plays a stuck peer (Asterisk hung, or a NAT box that silently dropped the
+ *   connection): connections stay open and bytes are read (actions still show in `actions()` and
+ *   `waitForAction()`), but nothing is written, not even a banner or an event; what arrived while
+ *   silent is never answered. `setSilent(false)` answers again (new actions, held banners).
  *
  * Deliberately independent of src/asterisk/ami (its own little parser), so a client bug is not
  * mirrored by the fake.
@@ -42,6 +46,8 @@ export interface FakeConnection {
   readonly id: number;
   readonly authenticated: boolean;
   readonly username: string | undefined;
+  /** True once the socket closed (either side). */
+  readonly closed: boolean;
   /** Sends one message (an event or anything else) on this connection. */
   send(msg: AmiMessage): void;
   sendRaw(text: string): void;
@@ -101,6 +107,7 @@ class Conn implements FakeConnection {
     readonly socket: net.Socket,
     private readonly chunkSize: number | undefined,
     private readonly onMessage: (msg: AmiMessage) => void,
+    private readonly silent: () => boolean = () => false,
   ) {}
 
   feed(text: string): void {
@@ -124,7 +131,7 @@ class Conn implements FakeConnection {
   }
 
   sendRaw(text: string): void {
-    if (this.closed || this.socket.destroyed) return;
+    if (this.closed || this.socket.destroyed || this.silent()) return;
     if (!this.chunkSize) {
       this.socket.write(text);
       return;
@@ -163,6 +170,7 @@ export class FakeAmiServer {
   private scripts = new Map<string, (FakeReply | FakeHandler)[]>();
   private waiters: ActionWaiter[] = [];
   private bannerHeld: boolean;
+  private silentMode = false;
 
   constructor(private readonly options: FakeAmiServerOptions = {}) {
     this.username = options.username ?? 'switchboard';
@@ -224,6 +232,20 @@ export class FakeAmiServer {
   releaseBanner(): void {
     this.bannerHeld = false;
     for (const c of this.conns) this.sendBanner(c);
+  }
+
+  /**
+   * Stuck peer on/off. While on, every connection (open or new) stays open and is read, but gets
+   * no byte: no banner, no response, no event. Actions received meanwhile are recorded and never
+   * answered. Turning it off sends the banner to connections still waiting for one (unless held).
+   */
+  setSilent(on: boolean): void {
+    this.silentMode = on;
+    if (!on && !this.bannerHeld) for (const c of this.conns) this.sendBanner(c);
+  }
+
+  get silent(): boolean {
+    return this.silentMode;
   }
 
   /** Replaces the handler for `action` (case-insensitive). */
@@ -299,7 +321,7 @@ export class FakeAmiServer {
     });
   }
 
-  /** Forgets received actions, scripts and custom handlers; stops refusing. Connections stay. */
+  /** Forgets received actions, scripts and custom handlers; stops refusing and being silent. Connections stay. */
   reset(): void {
     this.received = [];
     this.rawText = '';
@@ -307,6 +329,7 @@ export class FakeAmiServer {
     this.handlers.clear();
     this.installDefaults();
     this.refusing = false;
+    this.silentMode = false;
     this.accepted = 0;
     this.username = this.options.username ?? 'switchboard';
     this.secret = this.options.secret ?? 's3cret';
@@ -334,9 +357,15 @@ export class FakeAmiServer {
     }
     socket.setEncoding('utf8');
     socket.setNoDelay(true);
-    const conn = new Conn(++this.nextConnId, socket, this.options.chunkSize, (msg) => {
-      void this.handle(conn, msg);
-    });
+    const conn = new Conn(
+      ++this.nextConnId,
+      socket,
+      this.options.chunkSize,
+      (msg) => {
+        void this.handle(conn, msg);
+      },
+      () => this.silentMode,
+    );
     this.conns.add(conn);
     socket.on('data', (chunk: string) => {
       this.rawText += chunk;
@@ -350,7 +379,7 @@ export class FakeAmiServer {
   }
 
   private sendBanner(conn: Conn): void {
-    if (conn.bannerSent) return;
+    if (conn.bannerSent || this.silentMode) return;
     conn.bannerSent = true;
     conn.sendRaw(`${this.options.banner ?? 'Asterisk Call Manager/9.0.0'}\r\n`);
   }
@@ -367,6 +396,8 @@ export class FakeAmiServer {
         }
       }
     }
+    // A stuck peer reads the request and never answers it, not even once it is back.
+    if (this.silentMode) return;
     const actionId = header(msg, 'ActionID');
     let reply: FakeReply;
     if (lower === undefined || lower === '') {

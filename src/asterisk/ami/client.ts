@@ -9,6 +9,12 @@
  * - Every action times out (PeerTimeoutError); a disconnect rejects everything pending
  *   (PeerDisconnectedError); `Response: Error` rejects with PeerRequestError.
  * - CR/LF in an action name, header name or value is refused before anything is written.
+ * - A stuck peer (socket open, Asterisk silent: hung, or a NAT box dropped the connection) is
+ *   detected with a liveness `Ping` (own short timeout, `pingTimeoutMs`) sent after any action
+ *   times out, and every `keepaliveIntervalMs` while no action is in flight. No reply: the socket
+ *   is destroyed, pending actions fail with AmiPeerUnresponsiveError, and the usual reconnect
+ *   (backoff, login, 'connected') follows. A peer that answers the Ping, however late its other
+ *   replies, is kept.
  *
  * Events: 'connected' (), 'disconnected' (reason: string), 'authFailed' (PeerAuthError),
  * 'event' (AmiMessage).
@@ -18,9 +24,11 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { PeerAuthError, PeerDisconnectedError, PeerRequestError, PeerTimeoutError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { AmiPeerUnresponsiveError } from './errors.js';
 import { AmiParser, BANNER_PREFIX, encodeAction, get, headerIs, type AmiMessage, type ParsedFrame } from './protocol.js';
 
 export { get, headerIs, type AmiMessage } from './protocol.js';
+export { AMI_PEER_UNRESPONSIVE, AmiPeerUnresponsiveError } from './errors.js';
 
 export interface AmiSettings {
   host: string;
@@ -35,6 +43,13 @@ export interface AmiSettings {
   reconnectInitialMs?: number;
   /** Reconnect delay cap (default 10000); also the delay after a refused login. */
   reconnectMaxMs?: number;
+  /**
+   * While logged in and no action is in flight, send a liveness `Ping` this often (default 30000;
+   * 0 turns the idle keepalive off; a timed-out action still triggers a Ping).
+   */
+  keepaliveIntervalMs?: number;
+  /** A liveness `Ping` unanswered for this long declares the peer dead and reconnects (default 5000). */
+  pingTimeoutMs?: number;
 }
 
 export interface AmiActionOptions {
@@ -59,6 +74,13 @@ interface Connection {
   closed: boolean;
   reason?: string;
   onClosed: (() => void)[];
+  /** Set once destroy() was called: actions are refused at once instead of written to a dead socket. */
+  aborted: boolean;
+  /** A liveness Ping is in flight. */
+  probing: boolean;
+  /** Set when a liveness Ping went unanswered: pending actions fail with AmiPeerUnresponsiveError. */
+  unresponsive: boolean;
+  keepaliveTimer?: NodeJS.Timeout;
 }
 
 interface Pending {
@@ -77,6 +99,8 @@ export class AmiClient extends EventEmitter {
   private readonly actionTimeoutMs: number;
   private readonly reconnectInitialMs: number;
   private readonly reconnectMaxMs: number;
+  private readonly keepaliveIntervalMs: number;
+  private readonly pingTimeoutMs: number;
   private readonly idPrefix = randomBytes(6).toString('hex');
   private idCounter = 0;
   private readonly pending = new Map<string, Pending>();
@@ -99,11 +123,13 @@ export class AmiClient extends EventEmitter {
     this.actionTimeoutMs = settings.actionTimeoutMs ?? 10000;
     this.reconnectInitialMs = Math.max(1, settings.reconnectInitialMs ?? 250);
     this.reconnectMaxMs = Math.max(this.reconnectInitialMs, settings.reconnectMaxMs ?? 10000);
+    this.keepaliveIntervalMs = Math.max(0, settings.keepaliveIntervalMs ?? 30000);
+    this.pingTimeoutMs = Math.max(1, settings.pingTimeoutMs ?? 5000);
   }
 
-  /** True while logged in. */
+  /** True while logged in (false as soon as a dead connection is being torn down). */
   get connected(): boolean {
-    return this.conn?.loggedIn === true;
+    return this.conn?.loggedIn === true && !this.conn.aborted;
   }
 
   /** Connects, logs in, and keeps reconnecting until stop(). Calling it twice is harmless. */
@@ -167,22 +193,80 @@ export class AmiClient extends EventEmitter {
       return Promise.reject(err);
     }
     const conn = this.conn;
-    if (!conn || !conn.loggedIn) return Promise.reject(new PeerDisconnectedError(PEER, `action ${name}`));
+    if (conn?.unresponsive) return Promise.reject(this.unresponsiveError(`action ${name}`));
+    if (!conn || !conn.loggedIn || conn.aborted) return Promise.reject(new PeerDisconnectedError(PEER, `action ${name}`));
     return this.send(conn, name, id, payload, list, timeoutMs ?? this.actionTimeoutMs);
   }
 
-  private send(conn: Connection, name: string, id: string, payload: string, list: boolean, timeoutMs: number): Promise<AmiMessage | AmiListResult> {
+  /**
+   * Writes one action and tracks it until answered, timed out or disconnected. A timeout of a
+   * regular action on a logged-in connection starts a liveness probe; `probe` marks the probe's
+   * own Ping (its timeout is handled by probe()).
+   */
+  private send(conn: Connection, name: string, id: string, payload: string, list: boolean, timeoutMs: number, probe = false): Promise<AmiMessage | AmiListResult> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         if (!this.pending.delete(id)) return;
         this.rememberExpired(id);
-        this.log.warn({ action: name, actionId: id, timeoutMs }, 'AMI action timed out');
+        if (!probe) this.log.warn({ action: name, actionId: id, timeoutMs }, 'AMI action timed out');
         reject(new PeerTimeoutError(PEER, `action ${name}`, timeoutMs));
+        if (!probe && conn.loggedIn) this.probe(conn, `action ${name} timed out after ${timeoutMs} ms`);
       }, timeoutMs);
       this.pending.set(id, { name, list, resolve, reject, timer, events: [] });
       this.log.debug({ action: name, actionId: id }, 'AMI action sent');
       conn.socket.write(payload);
     });
+  }
+
+  /**
+   * Sends a liveness Ping unless one is already out. Any answer (even `Response: Error`) proves the
+   * peer alive; none within pingTimeoutMs declares it dead.
+   */
+  private probe(conn: Connection, trigger: string): void {
+    if (!this.running || this.conn !== conn || conn.closed || conn.aborted || !conn.loggedIn || conn.probing) return;
+    conn.probing = true;
+    const id = this.nextId();
+    this.log.debug({ actionId: id, trigger, timeoutMs: this.pingTimeoutMs }, 'AMI liveness Ping sent');
+    this.send(conn, 'Ping', id, encodeAction('Ping', id), false, this.pingTimeoutMs, true).then(
+      () => {
+        conn.probing = false;
+        this.log.debug({ actionId: id, trigger }, 'AMI peer answered the liveness Ping');
+      },
+      (err: unknown) => {
+        conn.probing = false;
+        if (err instanceof PeerRequestError) return; // it answered: alive
+        if (err instanceof PeerTimeoutError) this.declareDead(conn, trigger);
+        // PeerDisconnectedError: the connection is already going away.
+      },
+    );
+  }
+
+  private declareDead(conn: Connection, trigger: string): void {
+    if (conn.closed || conn.aborted || this.conn !== conn) return;
+    conn.unresponsive = true;
+    const { host, port } = this.settings;
+    this.log.error(
+      { host, port, trigger, pingTimeoutMs: this.pingTimeoutMs, pendingActions: this.pending.size },
+      `AMI peer stopped answering (no reply to Ping within ${this.pingTimeoutMs} ms): dropping the connection; switchboard reconnects`,
+    );
+    this.abort(conn, `AMI peer stopped answering (no reply to Ping within ${this.pingTimeoutMs} ms)`);
+  }
+
+  private unresponsiveError(what: string): AmiPeerUnresponsiveError {
+    const { host, port } = this.settings;
+    return new AmiPeerUnresponsiveError(what, { host, port, pingTimeoutMs: this.pingTimeoutMs });
+  }
+
+  /** Idle keepalive: a liveness Ping every keepaliveIntervalMs while nothing is in flight. */
+  private startKeepalive(conn: Connection): void {
+    if (this.keepaliveIntervalMs <= 0) return;
+    conn.keepaliveTimer = setInterval(() => {
+      // In-flight actions have their own timeouts, and each one that expires sends a Ping. Real
+      // Asterisk runs a session's actions one after another, so a Ping queued behind a slow action
+      // would only measure that action.
+      if (this.pending.size === 0) this.probe(conn, 'idle keepalive');
+    }, this.keepaliveIntervalMs);
+    conn.keepaliveTimer.unref();
   }
 
   private rememberExpired(id: string): void {
@@ -208,7 +292,7 @@ export class AmiClient extends EventEmitter {
     const { host, port, username } = this.settings;
     this.log.info({ host, port, username }, 'AMI connecting');
     const socket = net.createConnection({ host, port });
-    const conn: Connection = { socket, loggedIn: false, authFailed: false, closed: false, onClosed: [] };
+    const conn: Connection = { socket, loggedIn: false, authFailed: false, closed: false, onClosed: [], aborted: false, probing: false, unresponsive: false };
     this.conn = conn;
     socket.setEncoding('utf8');
     socket.setNoDelay(true);
@@ -226,6 +310,7 @@ export class AmiClient extends EventEmitter {
 
   private abort(conn: Connection, reason: string): void {
     conn.reason ??= reason;
+    conn.aborted = true;
     conn.socket.destroy();
   }
 
@@ -264,6 +349,7 @@ export class AmiClient extends EventEmitter {
         this.connectTimer = undefined;
         conn.loggedIn = true;
         this.attempt = 0;
+        this.startKeepalive(conn);
         this.log.info({ host, port, username, version }, 'AMI connected and logged in');
         this.emit('connected');
       },
@@ -340,13 +426,16 @@ export class AmiClient extends EventEmitter {
 
   private onClose(conn: Connection): void {
     conn.closed = true;
+    if (conn.keepaliveTimer) clearInterval(conn.keepaliveTimer);
+    conn.keepaliveTimer = undefined;
     if (this.conn !== conn) return;
     this.conn = undefined;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     const reason = conn.reason ?? 'connection closed by peer';
     for (const [id, p] of [...this.pending]) {
-      this.settle(id, { error: new PeerDisconnectedError(PEER, `action ${p.name} (${reason})`) });
+      const error = conn.unresponsive ? this.unresponsiveError(`action ${p.name}`) : new PeerDisconnectedError(PEER, `action ${p.name} (${reason})`);
+      this.settle(id, { error });
     }
     const { host, port } = this.settings;
     if (conn.loggedIn) {
@@ -372,7 +461,7 @@ export class AmiClient extends EventEmitter {
     const conn = this.conn;
     if (!conn) return;
     conn.reason ??= 'stopped';
-    if (conn.loggedIn) {
+    if (conn.loggedIn && !conn.aborted) {
       const id = this.nextId();
       try {
         await this.send(conn, 'Logoff', id, encodeAction('Logoff', id), false, Math.min(this.actionTimeoutMs, LOGOFF_TIMEOUT_MS));
