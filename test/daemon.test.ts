@@ -462,6 +462,28 @@ describe('buildDaemon: the real wiring (Applier, AmiClient, YamlStore, Renderer)
   });
 });
 
+describe('buildDaemon: AMI keepalive from the settings', () => {
+  it('[asterisk] ami_keepalive_seconds reaches the AMI client: an idle daemon pings at that interval', async () => {
+    const secret = 'Ami-Keepalive-5ecret-3';
+    const { dirs, asterisk, port } = await storeWithFakeAsterisk(cleanups, secret);
+    const settings = loadDaemonSettings({
+      env: { SWITCHBOARD_ASTERISK_AMI_SECRET: secret, SWITCHBOARD_ASTERISK_AMI_KEEPALIVE_SECONDS: '1' },
+      flags: { store: dirs.store, out: dirs.out, amiHost: '127.0.0.1', amiPort: port, amiUser: 'switchboard', debounceMs: 20 },
+    });
+    const { logger, raw } = captureLogger();
+    const app = buildDaemon(settings, logger, { amiStartWaitMs: 0 });
+    cleanups.push(() => app.stop());
+    const applied = nextEvent<[DaemonApplyReport]>(app.daemon, 'applied', 5000);
+    await app.start();
+    await applied;
+    await app.daemon.whenIdle();
+    // With the default (30 s) no Ping would come within this wait.
+    await asterisk.ami.waitForAction('Ping', () => true, 4000);
+    await app.stop();
+    expect(raw()).not.toContain(secret);
+  });
+});
+
 describe('serveUntilSignal', () => {
   it('SIGTERM during an apply: the apply finishes, then it resolves (exit 0); nothing new starts', async () => {
     const s = setup();

@@ -83,6 +83,7 @@ ami_host = 10.0.0.1
 ami_port = 5039
 ami_user = fromfile
 ami_secret = filesecret
+ami_keepalive_seconds = 15
 [apply]
 debounce_ms = 300
 generations = 7
@@ -92,7 +93,7 @@ level = warn
 
   it('the file overrides defaults', () => {
     const s = load({ ini });
-    expect(s.asterisk).toEqual({ host: '10.0.0.1', port: 5039, user: 'fromfile', secret: 'filesecret' });
+    expect(s.asterisk).toEqual({ host: '10.0.0.1', port: 5039, user: 'fromfile', secret: 'filesecret', keepaliveSeconds: 15 });
     expect(s.apply.debounceMs).toBe(300);
     expect(s.apply.generations).toBe(7);
     expect(s.output.backend).toBe('sip');
@@ -120,7 +121,7 @@ level = warn
       flags: { debounceMs: 20, amiUser: 'fromflag', amiHost: '127.0.0.1', amiPort: '6000', backend: 'pjsip', logLevel: 'debug' },
     });
     expect(s.apply.debounceMs).toBe(20);
-    expect(s.asterisk).toEqual({ host: '127.0.0.1', port: 6000, user: 'fromflag', secret: 'filesecret' });
+    expect(s.asterisk).toEqual({ host: '127.0.0.1', port: 6000, user: 'fromflag', secret: 'filesecret', keepaliveSeconds: 15 });
     expect(s.output.backend).toBe('pjsip');
     expect(s.log.level).toBe('debug');
     expect(s.sources['asterisk.ami_user']).toBe('flag');
@@ -309,7 +310,7 @@ describe('the settings table', () => {
     // A setting the table documents but the loader ignores would fail here.
     const samples: Record<string, string> = {
       'store.dir': storeDir, 'output.dir': path.join(dir, 'o'), 'output.backend': 'sip', 'output.templates': storeDir,
-      'asterisk.ami_host': 'pbx.example.com', 'asterisk.ami_port': '5040', 'asterisk.ami_user': 'sb', 'asterisk.ami_secret': 's',
+      'asterisk.ami_host': 'pbx.example.com', 'asterisk.ami_port': '5040', 'asterisk.ami_user': 'sb', 'asterisk.ami_secret': 's', 'asterisk.ami_keepalive_seconds': '12',
       'apply.generations': '3', 'apply.debounce_ms': '3', 'apply.verify_timeout_ms': '300',
       'ari.url': 'http://pbx:8088', 'ari.user': 'sb', 'ari.password': 'p', 'ari.app': 'sbapp', 'ari.rest_over_websocket': 'off',
       'smtp.host': 'mail', 'smtp.port': '25', 'smtp.secure': 'true', 'smtp.user': 'u', 'smtp.password': 'p', 'smtp.from': 'a@b.cd',
@@ -326,7 +327,7 @@ describe('the settings table', () => {
       expect(Object.keys(s.sources).sort()).toEqual(Object.keys(samples).sort());
       expect(s).toMatchObject({
         store: { dir: storeDir }, output: { dir: path.join(dir, 'o'), backend: 'sip', templates: storeDir },
-        asterisk: { host: 'pbx.example.com', port: 5040, user: 'sb', secret: 's' },
+        asterisk: { host: 'pbx.example.com', port: 5040, user: 'sb', secret: 's', keepaliveSeconds: 12 },
         apply: { generations: 3, debounceMs: 3, verifyTimeoutMs: 300 },
         ari: { url: 'http://pbx:8088', user: 'sb', password: 'p', app: 'sbapp', restOverWebSocket: 'off' },
         smtp: { host: 'mail', port: 25, secure: true, user: 'u', password: 'p', from: 'a@b.cd' },

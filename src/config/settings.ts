@@ -35,7 +35,7 @@ export interface DaemonSettings {
     readonly templates?: string;
   };
   /** Undefined: no AMI configured, render-only mode (files are written, no reload is sent). */
-  readonly asterisk?: { readonly host: string; readonly port: number; readonly user: string; readonly secret: string };
+  readonly asterisk?: { readonly host: string; readonly port: number; readonly user: string; readonly secret: string; readonly keepaliveSeconds: number };
   readonly apply: { readonly generations: number; readonly debounceMs: number; readonly verifyTimeoutMs: number };
   /** Undefined: ARI not configured (no DID routing). */
   readonly ari?: { readonly url: string; readonly user: string; readonly password: string; readonly app: string; readonly restOverWebSocket?: 'auto' | 'off' };
@@ -129,6 +129,7 @@ const SPECS: Spec[] = [
   { section: 'asterisk', key: 'ami_port', kind: { type: 'int', min: 1, max: 65535 }, dflt: 5038, flag: 'amiPort', description: 'AMI TCP port (manager.conf `port`).', fix: 'use the port from manager.conf, usually 5038' },
   { section: 'asterisk', key: 'ami_user', kind: { type: 'string', re: NAME_RE, rule: 'must be a manager.conf user name (letters, digits, "_", "." and "-")' }, flag: 'amiUser', description: 'AMI user (a section of manager.conf).', fix: 'use the [user] section name from manager.conf' },
   { section: 'asterisk', key: 'ami_secret', kind: { type: 'string', re: SINGLE_LINE_RE, rule: 'must be one line' }, secret: true, description: 'AMI secret. Only in the settings file or the environment, never a flag; never logged.', fix: 'use the user\'s `secret` from manager.conf (quote it if it holds ; or #)' },
+  { section: 'asterisk', key: 'ami_keepalive_seconds', kind: { type: 'int', min: 0, max: 3600 }, dflt: 30, description: 'While no AMI action is in flight, send a Ping this often; no answer within 5 s (Asterisk hung, or a NAT box or firewall dropped the idle connection) drops the connection and reconnects. 0: only after an action times out.', fix: 'use a whole number of seconds from 0 to 3600 (below the idle timeout of any NAT box or firewall between switchboard and Asterisk)' },
   { section: 'apply', key: 'generations', kind: { type: 'int', min: 1, max: 100 }, dflt: 5, description: 'How many applied generations to keep for rollback.', fix: 'use a whole number from 1 to 100' },
   { section: 'apply', key: 'debounce_ms', kind: { type: 'int', min: 0, max: 60000 }, dflt: 150, flag: 'debounceMs', description: 'Quiet time after the last store edit before applying (bursts are coalesced).', fix: 'use a whole number of milliseconds from 0 to 60000' },
   { section: 'apply', key: 'verify_timeout_ms', kind: { type: 'int', min: 100, max: 120000 }, dflt: 5000, description: 'How long to wait for Asterisk to confirm the objects after a reload.', fix: 'use a whole number of milliseconds from 100 to 120000' },
@@ -346,7 +347,7 @@ export function loadDaemonSettings(opts: LoadSettingsOptions): DaemonSettings {
         `set ami_secret in the [asterisk] section of switchboard.ini or in ${envName('asterisk', 'ami_secret')} (never on the command line)`);
     }
     if (amiHost !== undefined && amiUser !== undefined && amiSecret !== undefined) {
-      asterisk = { host: stripBrackets(amiHost), port: num('asterisk', 'ami_port')!, user: amiUser, secret: amiSecret };
+      asterisk = { host: stripBrackets(amiHost), port: num('asterisk', 'ami_port')!, user: amiUser, secret: amiSecret, keepaliveSeconds: num('asterisk', 'ami_keepalive_seconds')! };
     }
   } else if (amiSecret !== undefined) {
     problems.add(where('asterisk', 'ami_secret'), 'asterisk', 'ami_secret', undefined, 'is set but ami_host and ami_user are not, so AMI stays off',
@@ -441,7 +442,7 @@ export function redactedSettings(s: DaemonSettings): Record<string, unknown> {
     configFile: s.configFile ?? null,
     store: { ...s.store },
     output: { ...s.output },
-    asterisk: s.asterisk ? { host: s.asterisk.host, port: s.asterisk.port, user: s.asterisk.user, secret: R } : null,
+    asterisk: s.asterisk ? { host: s.asterisk.host, port: s.asterisk.port, user: s.asterisk.user, secret: R, keepaliveSeconds: s.asterisk.keepaliveSeconds } : null,
     apply: { ...s.apply },
     ari: s.ari ? { url: redactUrl(s.ari.url), user: s.ari.user, password: R, app: s.ari.app } : null,
     smtp: s.smtp ? { host: s.smtp.host, port: s.smtp.port, secure: s.smtp.secure, user: s.smtp.user ?? null, password: s.smtp.password !== undefined ? R : null, from: s.smtp.from } : null,

@@ -64,6 +64,7 @@ export function buildDaemon(settings: DaemonSettings, logger: Logger, opts: Buil
           port: settings.asterisk.port,
           username: settings.asterisk.user,
           secret: settings.asterisk.secret,
+          keepaliveIntervalMs: settings.asterisk.keepaliveSeconds * 1000,
           ...(opts.amiReconnect ? { reconnectInitialMs: opts.amiReconnect.initialMs, reconnectMaxMs: opts.amiReconnect.maxMs } : {}),
         },
         logger,
