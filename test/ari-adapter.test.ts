@@ -1,9 +1,10 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AriClient, AriRequestError, type AriEvent, type AriSettings } from '../src/asterisk/ari/index.js';
+import { AriClient, AriRequestError, toAriError, type AriEvent, type AriSettings } from '../src/asterisk/ari/index.js';
 import { PeerAuthError, PeerDisconnectedError, PeerRequestError, PeerTimeoutError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
+import { isConnectionLoss } from '../src/workflows/did.js';
 import { FakeAriServer } from './fakes/ari-server.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 import { serverFrame } from './helpers/ws-frame.js';
@@ -437,6 +438,61 @@ describe('AriClient: choosing the REST transport', () => {
     fake.incomingCall({ callerNumber: '1', dialedExten: '2', channelId: 'c1' });
     await client.ring('c1');
     for (const r of fake.requests().filter((q) => q.via === 'ws')) expect(JSON.stringify(r)).not.toContain(PASSWORD);
+  });
+});
+
+describe('AriClient: a lost connection is told from an answer', () => {
+  it('over HTTP, a request in flight when the events socket drops fails with PeerDisconnectedError (its answer went with the connection), not PeerTimeoutError', async () => {
+    const { fake, client } = await setup({ settings: { restOverWebSocket: 'off', requestTimeoutMs: 300 } });
+    fake.setResponse('POST', '/channels/{channelId}/answer', 'hang');
+    const pending = client.answer('c1').catch((e: unknown) => e);
+    await fake.waitForRequest((r) => r.operation === 'channels.answer');
+    fake.dropWebSockets();
+    const err = await pending;
+    expect(err).toBeInstanceOf(PeerDisconnectedError);
+    expect((err as Error).message).toContain('answer channel c1');
+    expect(isConnectionLoss(err)).toBe(true);
+    // A request that merely gets no answer, the socket staying up, is still a timeout.
+    fake.setResponse('POST', '/channels/{channelId}/answer', undefined);
+    await waitFor(() => client.connected, 3000);
+    fake.setResponse('POST', '/channels/{channelId}/ring', 'hang');
+    const slow = await client.ring('c1').catch((e: unknown) => e);
+    expect(slow).toBeInstanceOf(PeerTimeoutError);
+    expect(isConnectionLoss(slow)).toBe(false);
+  });
+
+  it('a recording download in flight when the events socket drops fails with PeerDisconnectedError', async () => {
+    const { fake, client } = await setup({ settings: { requestTimeoutMs: 300 } });
+    fake.setResponse('GET', '/recordings/stored/{name}/file', 'hang');
+    const pending = client.getStoredRecordingFile('vm-1').catch((e: unknown) => e);
+    await fake.waitForRequest((r) => r.path === '/ari/recordings/stored/vm-1/file');
+    fake.dropWebSockets();
+    const err = await pending;
+    expect(err).toBeInstanceOf(PeerDisconnectedError);
+    expect(isConnectionLoss(err)).toBe(true);
+  });
+
+  it('transport errors of a request (ECONNRESET, ECONNREFUSED, socket hang up, EPIPE) are a lost connection, not an answer from Asterisk', () => {
+    const errno = (message: string, code: string): Error => Object.assign(new Error(message), { code });
+    for (const raw of [
+      errno('read ECONNRESET', 'ECONNRESET'),
+      errno('connect ECONNREFUSED 127.0.0.1:8088', 'ECONNREFUSED'),
+      Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+      new Error('socket hang up'),
+      errno('write EPIPE', 'EPIPE'),
+      new Error('connect ECONNREFUSED 127.0.0.1:8088'),
+    ]) {
+      const mapped = toAriError('answer channel c1', raw);
+      expect(mapped).toBeInstanceOf(AriRequestError);
+      expect((mapped as AriRequestError).notFound).toBe(false);
+      expect(mapped.details.unreachable).toBe(true);
+      expect(mapped.message).toContain('cannot reach Asterisk');
+      expect(isConnectionLoss(mapped)).toBe(true);
+    }
+    // Asterisk's own answers are not.
+    expect(isConnectionLoss(toAriError('get channel x', new Error('{"message":"Channel not found"}')))).toBe(false);
+    expect(isConnectionLoss(toAriError('answer channel x', new Error('{"message":"Internal Server Error"}')))).toBe(false);
+    expect(isConnectionLoss(toAriError('x', 'channelId is a required path param.'))).toBe(false);
   });
 });
 

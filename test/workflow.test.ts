@@ -8,7 +8,9 @@ import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AriClient } from '../src/asterisk/ari/index.js';
 import type { CallRecord } from '../src/calls/records.js';
+import { PeerDisconnectedError } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { localDateTime, recordingFileName } from '../src/mail/voicemail-email.js';
 import type { Agent, Store } from '../src/model/types.js';
@@ -91,6 +93,10 @@ interface SetupOptions {
   waitConnected: boolean;
   /** Our ring timer's grace after the agent's ring time (default 0 here; 2000 in production). */
   ringGraceMs: number;
+  /** How long a channel found in our app on connect is given before it counts as left behind (default 200 here). */
+  orphanGraceMs: number;
+  /** Sees (and may wrap methods of) the ARI client before it connects. */
+  ariHook: (ari: AriClient) => void;
 }
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -118,6 +124,13 @@ async function setup(opts: Partial<SetupOptions> = {}): Promise<Harness> {
   const start = async (o: Partial<SetupOptions> = {}): Promise<CallControl> => {
     const lists = (): number => fake.requests().filter((r) => r.method === 'GET' && r.path === '/ari/channels').length;
     const listsBefore = lists();
+    const ariTimings = { requestTimeoutMs: 1000, reconnectInitialMs: 20, reconnectMaxMs: 100, pingIntervalMs: 0 };
+    const hook = o.ariHook ?? opts.ariHook;
+    let ari: AriClient | undefined;
+    if (hook) {
+      ari = new AriClient({ url: fake.url, username: 'asterisk', password: o.password ?? opts.password ?? PASSWORD, app: 'switchboard', ...ariTimings }, { logger });
+      hook(ari);
+    }
     const cc = await startCallControl({
       settings: {
         ari: { url: fake.url, user: 'asterisk', password: o.password ?? opts.password ?? PASSWORD, app: 'switchboard' },
@@ -128,11 +141,12 @@ async function setup(opts: Partial<SetupOptions> = {}): Promise<Harness> {
       presence: opts.presence ?? presence,
       logger,
       dataDir,
-      ariTimings: { requestTimeoutMs: 1000, reconnectInitialMs: 20, reconnectMaxMs: 100, pingIntervalMs: 0 },
+      ariTimings,
+      ...(ari ? { ari } : {}),
       authRetryMs: 50,
       outboxTimings: { initialDelayMs: 50, maxDelayMs: 100 },
       workflow: {
-        ringGraceMs: o.ringGraceMs ?? opts.ringGraceMs ?? 0, promptTimeoutMs: 5000, recordingGraceMs: 300, orphanGraceMs: 200,
+        ringGraceMs: o.ringGraceMs ?? opts.ringGraceMs ?? 0, promptTimeoutMs: 5000, recordingGraceMs: 300, orphanGraceMs: o.orphanGraceMs ?? opts.orphanGraceMs ?? 200,
         saveRetry: { initialMs: 50, maxMs: 200, attempts: 6 }, resyncRetryMs: 50,
       },
     });
@@ -664,6 +678,111 @@ describe('DID workflow: keeping the message when a step fails', () => {
     expect(cc2.records.get(rec.interactionId)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available' });
     expect(h.smtp.messages).toHaveLength(1);
   });
+  it('caller gone while recording, RecordingFinished lost, Asterisk\'s file not fetched at first: retried and kept, never closed as "no message"', async () => {
+    const h = await setup({ minDurationSeconds: 1 });
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    const id = (await onlyRecord(h.cc)).interactionId;
+    // Asterisk stored the message, but only StasisEnd reaches us; its file cannot be fetched yet.
+    h.fake.addStoredRecording(name, 'wav', makeWav(3 * 16000));
+    h.fake.setResponse('GET', '/recordings/stored/{name}/file', { status: 500, body: { message: 'Internal Server Error' } });
+    h.fake.sendEvent({ type: 'StasisEnd', channel: h.fake.channel(inbound)! });
+    await waitFor(() => h.logs().some((l) => l.callId === id && String(l.msg).includes('the message could not be kept yet: retrying')), 5000);
+    expect(h.cc.records.get(id)?.outcome).toBe('in progress');
+    h.fake.setResponse('GET', '/recordings/stored/{name}/file', undefined);
+    await waitFor(() => h.cc.records.get(id)?.emailStatus === 'sent', 5000);
+    expect(h.cc.records.get(id)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', durationSeconds: 3 });
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+
+  it('caller gone while recording, RecordingFinished lost, Asterisk fails to say whether it stored the message: the fail safe hands it to the save, kept and emailed', async () => {
+    const h = await setup({ minDurationSeconds: 1 });
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    const id = (await onlyRecord(h.cc)).interactionId;
+    h.fake.addStoredRecording(name, 'wav', makeWav(3 * 16000));
+    h.fake.setResponse('GET', '/recordings/stored/{name}', { status: 500, body: { message: 'Internal Server Error' } });
+    h.fake.sendEvent({ type: 'StasisEnd', channel: h.fake.channel(inbound)! });
+    await waitFor(() => h.cc.records.get(id)?.emailStatus === 'sent', 5000);
+    expect(h.cc.records.get(id)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', durationSeconds: 3 });
+    expect(h.logs().some((l) => l.callId === id && String(l.msg).includes('call control error'))).toBe(true);
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+
+  it('stopped while the outbox cannot take the email: the record never says "queued" for it, the stop says so, and the next start queues it', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    const id = (await onlyRecord(h.cc)).interactionId;
+    h.fake.setPlaybackDelay(null); // the caller is still hearing "message saved" when the daemon stops
+    const pending = join(h.dataDir, 'outbox', 'pending');
+    rmSync(pending, { recursive: true, force: true });
+    writeFileSync(pending, 'not a directory'); // the outbox cannot store a job
+    h.fake.finishRecording(name, { durationSeconds: 4 });
+    await waitFor(() => h.logs().some((l) => l.callId === id && String(l.msg).includes('the message could not be kept yet: retrying')), 5000);
+    const kept = h.cc.records.get(id)!;
+    expect(kept).toMatchObject({ recordingStatus: 'available', outcome: 'in progress' });
+    expect(existsSync(kept.recordingFile!)).toBe(true);
+    expect(kept.emailStatus).not.toBe('queued');
+    await h.cc.stop();
+    expect(h.logs().some((l) => l.callId === id && l.interactionId === id && String(l.msg).includes('stopping before the voicemail email was queued'))).toBe(true);
+    expect(h.logs().some((l) => String(l.msg).includes('stopping with a message not kept yet'))).toBe(false);
+    rmSync(pending);
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    const cc2 = await h.restart();
+    await waitFor(() => cc2.records.get(id)?.emailStatus === 'sent', 5000);
+    // The caller left in our app was hung up, not sent to a second voicemail.
+    await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/continue`)).toBeUndefined();
+    expect(cc2.records.get(id)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', durationSeconds: 4 });
+    expect(cc2.records.get(id)?.note).toBeUndefined();
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+
+  it('the sweep at start: Asterisk failing to say whether it stored a message leaves the record in progress, asked again, and the message is kept', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    const id = (await onlyRecord(h.cc)).interactionId;
+    await h.cc.stop();
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    h.fake.finishRecording(name, { durationSeconds: 4 }); // stored in Asterisk; nobody listens
+    h.fake.hangupFromFarEnd(inbound);
+    h.fake.setResponse('GET', '/recordings/stored/{name}', { status: 500, body: { message: 'Internal Server Error' } });
+    const cc2 = await h.restart();
+    await waitFor(() => h.logs().some((l) => l.callId === id && String(l.msg).includes('could not ask Asterisk for the message')), 5000);
+    expect(cc2.records.get(id)?.outcome).toBe('in progress');
+    h.fake.setResponse('GET', '/recordings/stored/{name}', undefined);
+    await waitFor(() => cc2.records.get(id)?.emailStatus === 'sent', 5000);
+    expect(cc2.records.get(id)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', durationSeconds: 4 });
+    expect(h.smtp.messages).toHaveLength(1);
+  });
+
+  it('a save given up on (the file keeps failing) is taken up again at the next reconnect to ARI, not only at the next start', async () => {
+    const h = await setup({ minDurationSeconds: 0 });
+    h.presence.set('1001', 'paused');
+    const inbound = await callIn(h);
+    const name = await recordingStarted(h);
+    const id = (await onlyRecord(h.cc)).interactionId;
+    h.fake.setResponse('GET', '/recordings/stored/{name}/file', { status: 500, body: { message: 'Internal Server Error' } });
+    h.fake.hangupFromFarEnd(inbound);
+    await waitFor(() => h.logs().some((l) => String(l.msg).includes('the message could not be kept: Asterisk keeps the recording')), 10_000);
+    const gaveUp = h.logs().find((l) => String(l.msg).includes('the message could not be kept: Asterisk keeps the recording'))!;
+    expect(gaveUp).toMatchObject({ level: 50, interactionId: id, recording: name });
+    expect(h.cc.records.get(id)?.outcome).toBe('in progress');
+    h.fake.setResponse('GET', '/recordings/stored/{name}/file', undefined);
+    const sockets = h.fake.webSocketConnections();
+    h.fake.dropWebSockets();
+    await waitFor(() => h.fake.webSocketConnections() > sockets, 5000);
+    await waitFor(() => h.cc.records.get(id)?.emailStatus === 'sent', 5000);
+    expect(h.cc.records.get(id)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available' });
+    expect(h.smtp.messages).toHaveLength(1);
+    expect(h.fake.storedRecordings()).toEqual([]);
+  });
 });
 
 describe('DID workflow: mail delivery', () => {
@@ -934,6 +1053,125 @@ describe('DID workflow: ARI connection', () => {
     await h.fake.waitForRequest((r) => r.method === 'DELETE' && r.path === `/ari/channels/${inbound}`, 5000);
     await noActiveCalls(h);
     expect((await onlyRecord(h.cc)).outcome).toBe('answered');
+  });
+
+  it('ARI lost while a message cannot be fetched: the tries while ARI is down do not count, the save is re-armed on reconnect and kept', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    await callIn(h);
+    const name = await recordingStarted(h);
+    const id = (await onlyRecord(h.cc)).interactionId;
+    h.fake.setResponse('GET', '/recordings/stored/{name}/file', 'hang');
+    h.fake.finishRecording(name, { durationSeconds: 4 });
+    await h.fake.waitForRequest((r) => r.path === `/ari/recordings/stored/${name}/file`, 5000);
+    await ariOutage(h, async () => {
+      h.fake.setResponse('GET', '/recordings/stored/{name}/file', undefined);
+      // Longer than this harness's whole retry budget (6 attempts from 50 ms, at most 200 ms apart).
+      await new Promise((r) => setTimeout(r, 1500));
+    });
+    await waitFor(() => h.cc.records.get(id)?.emailStatus === 'sent', 5000);
+    expect(h.cc.records.get(id)).toMatchObject({ outcome: 'voicemail', recordingStatus: 'available', durationSeconds: 4 });
+    expect(h.logs().some((l) => String(l.msg).includes('the message could not be kept:'))).toBe(false);
+    expect(h.smtp.messages).toHaveLength(1);
+    expect(h.fake.storedRecordings()).toEqual([]);
+  });
+
+  it('ARI lost just as the fail safe sends the caller to the dialplan voicemail (done, its answer lost): the caller is left there, not hung up', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.setResponse('POST', '/channels/{id}/record', { status: 500, body: { message: 'Internal Server Error' } });
+    h.fake.setResponse('POST', '/channels/{id}/continue', 'lost');
+    const sockets = h.fake.webSocketConnections();
+    const inbound = await callIn(h);
+    await h.fake.waitForRequest((r) => r.path === `/ari/channels/${inbound}/continue`, 5000);
+    h.fake.setResponse('POST', '/channels/{id}/record', undefined);
+    h.fake.setResponse('POST', '/channels/{id}/continue', undefined);
+    await waitFor(() => h.fake.webSocketConnections() > sockets, 5000);
+    await noActiveCalls(h);
+    // Asterisk runs the caller in the dialplan's VoiceMail now: nothing was asked of that channel since.
+    expect(h.fake.continuedTo(inbound)).toEqual({ context: 'switchboard-dids', extension: ALICE_DID, label: DID_VM_LABEL });
+    expect(h.fake.channel(inbound)).toMatchObject({ dialplan: { app_name: '' } });
+    expect(findRequest(h.fake, 'DELETE', `/ari/channels/${inbound}`)).toBeUndefined();
+    expect(rest(h.fake).filter((r) => r.path.startsWith(`/ari/channels/${inbound}/`) && r.method === 'POST').map((r) => r.path.split('/').pop()))
+      .toEqual(['answer', 'play', 'record', 'continue']);
+    const rec = await onlyRecord(h.cc);
+    expect(rec).toMatchObject({ outcome: 'voicemail', divertReason: 'failed', callType: 'Diverted Call', note: expect.stringContaining('dialplan voicemail') });
+  });
+
+  it('ARI lost while the originate to the agent is on its way and Asterisk never made the leg: the agent is rung again (same channel id), not sent to voicemail', async () => {
+    const h = await setup({ store: await storeWith((a) => ({ ...a, voice: { ...a.voice, ringTimeoutSeconds: 5 } })) });
+    h.fake.setResponse('POST', '/channels', 'hang');
+    const inbound = await callIn(h);
+    const originates = (): RecordedRequest[] => rest(h.fake).filter((r) => r.method === 'POST' && r.path === '/ari/channels');
+    await waitFor(() => originates().length === 1, 5000);
+    const id = (await onlyRecord(h.cc)).interactionId;
+    const outbound = `${id}-agent`;
+    await ariOutage(h, () => h.fake.setResponse('POST', '/channels', undefined));
+    await waitFor(() => originates().length === 2, 5000);
+    expect(originates()[1]!.query).toEqual(originates()[0]!.query);
+    expect(originates()[1]!.query).toMatchObject({ channelId: outbound, endpoint: 'PJSIP/alice.smith', appArgs: `dialed,${id}` });
+    h.fake.answerOutbound(outbound);
+    await waitFor(() => bridgeSize(h.fake) === 2, 5000);
+    expect(h.cc.records.get(id)).toMatchObject({ outcome: 'answered', callType: 'Direct Agent Call' });
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/play`)).toBeUndefined();
+    h.fake.hangupFromFarEnd(inbound);
+    await noActiveCalls(h);
+  });
+
+  it('a request lost while destroying an empty bridge an earlier run left does not stop the rest of the check: its other caller is still sent to voicemail', async () => {
+    const h = await setup();
+    const inbound = await callIn(h);
+    const first = (await onlyRecord(h.cc)).interactionId;
+    const outbound = `${first}-agent`;
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === '/ari/channels');
+    h.fake.answerOutbound(outbound);
+    await waitFor(() => bridgeSize(h.fake) === 2);
+    // A second caller, diverted and hearing the greeting, when the daemon stops.
+    h.presence.set('1001', 'paused');
+    h.fake.setPlaybackDelay(null);
+    const second = h.fake.incomingCall({ callerNumber: '+61400999888', dialedExten: ALICE_DID }).id as string;
+    await h.fake.waitForRequest((r) => r.path === `/ari/channels/${second}/play`, 5000);
+    const secondRec = await waitFor(() => h.cc.records.query({ from: new Date(0), to: new Date(Date.now() + 60_000) }).find((r) => r.callerNumber === '+61400999888'));
+    await h.cc.stop();
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    h.fake.hangupFromFarEnd(inbound);
+    h.fake.hangupFromFarEnd(outbound); // the bridge is left empty
+    let destroys = 0;
+    const cc2 = await h.restart({
+      ariHook: (ari) => {
+        const destroy = ari.destroyBridge.bind(ari);
+        ari.destroyBridge = async (bridgeId: string) => {
+          if (destroys++ === 0) throw new PeerDisconnectedError('ARI', `destroy bridge ${bridgeId} (the events socket closed before Asterisk answered)`);
+          return destroy(bridgeId);
+        };
+      },
+    });
+    await h.fake.waitForRequest((r) => r.path === `/ari/channels/${second}/continue`, 5000);
+    await waitFor(() => cc2.records.get(secondRec.interactionId)?.outcome === 'voicemail', 5000);
+    expect(destroys).toBe(1);
+    expect(h.fake.bridgesList()).toHaveLength(1);
+    // The bridge is dealt with at the next connect.
+    const sockets = h.fake.webSocketConnections();
+    h.fake.dropWebSockets();
+    await waitFor(() => h.fake.webSocketConnections() > sockets, 5000);
+    await waitFor(() => h.fake.bridgesList().length === 0, 5000);
+    await waitFor(() => cc2.records.get(first)?.note?.includes('duration unknown'), 5000);
+  });
+
+  it('stop() does not wait out the grace given on connect to channels found in our app', async () => {
+    const h = await setup();
+    h.presence.set('1001', 'paused');
+    h.fake.setPlaybackDelay(null);
+    const inbound = await callIn(h);
+    await h.fake.waitForRequest((r) => r.method === 'POST' && r.path === `/ari/channels/${inbound}/play`);
+    await h.cc.stop();
+    await waitFor(() => !h.fake.connectedApps().includes('switchboard'));
+    const cc2 = await h.restart({ orphanGraceMs: 60_000 });
+    // onConnected now waits 60 s before dealing with the caller: stop() (allowed 60 s to finish the
+    // work under way) returns without that wait; the test's own timeout is 20 s.
+    await cc2.workflow!.stop(60_000);
+    expect(findRequest(h.fake, 'POST', `/ari/channels/${inbound}/continue`)).toBeUndefined();
+    expect(h.fake.channel(inbound)).toBeDefined(); // left to the next start
   });
 
   it('bad ARI password: a clear error is logged, nothing throws, it keeps trying', async () => {

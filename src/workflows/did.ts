@@ -17,13 +17,15 @@
  *     extension digits + vm-isunavail) + vm-intro, record with beep (`switchboard-<id>`, wav, '#'
  *     ends) ─ RecordingFinished (also after the caller hung up) ──> shorter than the minimum:
  *     dropped, "no message"; else fetched, kept as <recordingsDir>/yyyymmdd_hhmm_<id>.wav, emailed
- *     through the durable outbox ("queued"; the wiring sets "sent" on delivery), or "no email".
- *     A message that cannot be kept at once (Asterisk, the disk, the call records) is retried with
- *     backoff; Asterisk's copy is deleted only once ours is kept, so the next start takes what this
- *     process could not.
+ *     through the durable outbox ("voicemail", "queued" once the outbox has it; the wiring sets
+ *     "sent" on delivery), or "no email". A message that cannot be kept (or whose email cannot be
+ *     queued) at once is retried with backoff, waiting for ARI while it is down; Asterisk's copy is
+ *     deleted only once ours is kept, and the call record stays "in progress" until the email is
+ *     queued, so the sweep of the next connect or start takes what this process could not.
  *
  * ARI lost (a request fails with the connection, or a timer fires while it is down): the call waits
- * where it is and is picked up from Asterisk's state when ARI is back (see onConnected).
+ * where it is and is picked up from Asterisk's state when ARI is back (see onConnected); messages
+ * being kept wait for ARI too and are tried again on reconnect.
  *
  * Fail safe: any other error while the caller is in our hands is logged and the caller continues in the
  * dialplan at the DID's `vm` priority (Asterisk's VoiceMail for the agent's box), or, if even that
@@ -43,7 +45,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AriPort, BridgeJson, ChannelJson, LiveRecordingJson, PlaybackJson } from '../asterisk/ari/types.js';
+import type { AriPort, BridgeJson, ChannelJson, LiveRecordingJson, PlaybackJson, StoredRecordingJson } from '../asterisk/ari/types.js';
 import { AriRequestError, isNotFound } from '../asterisk/ari/errors.js';
 import type { CallRecord, CallRecords, CallType } from '../calls/records.js';
 import { nextInteractionId } from '../calls/interaction-id.js';
@@ -108,9 +110,12 @@ export interface DidWorkflowSettings {
   orphanGraceMs?: number;
   /**
    * A message that could not be kept at once (Asterisk's file not fetched, the disk, the call
-   * records) is retried: first after `initialMs`, doubling up to `maxMs`, `attempts` times in all
-   * (defaults 1000, 60000, 10: about six minutes). Asterisk's copy is only deleted once ours is kept,
-   * so a message still not kept then is taken again at the next start (sweepStaleRecords).
+   * records, the outbox) is retried: first after `initialMs`, doubling up to `maxMs` (defaults
+   * 1000, 60000). Tries that fail because ARI's connection was lost, or while ARI is down, do not
+   * count: the message waits for ARI and is tried again when it is back. After `attempts` failures
+   * of another kind (default 10: about four minutes) this process gives up: the call record stays
+   * "in progress" with a note, and the sweep of the next connect or start takes the message
+   * (sweepStaleRecords). Asterisk's copy is only deleted once ours is kept.
    */
   saveRetry?: { initialMs?: number; maxMs?: number; attempts?: number };
   /** First wait before a failed check of Asterisk's channels (after a reconnect, or for one call) is tried again; doubles up to 10 s. Default 500. */
@@ -195,6 +200,13 @@ interface Call {
   playing?: string;
   /** endBridged has begun: hanging up both sides. */
   ending?: boolean;
+  /**
+   * Asterisk answered the originate to the agent. False while the request is on its way: if ARI's
+   * connection is lost before the answer and resync finds no agent leg, the originate is sent again.
+   */
+  originateAcked?: boolean;
+  /** The message went to a SaveJob (recordingFinished): its call record is the job's to finish. */
+  handedToSave?: boolean;
 }
 
 /**
@@ -218,7 +230,16 @@ interface SaveJob {
   kept?: boolean;
   /** The email is in the outbox (or will not be sent: no address, or it cannot be built). */
   mailDone?: boolean;
+  /** The email status the call record gets once the email step is over ('queued', or 'failed' when it cannot be built). */
+  emailStatus?: 'queued' | 'failed';
+  /** The note the call record gets with that status (why the email was not queued). */
+  emailNote?: string;
+  /** The call record says "voicemail" with its email status: nothing is left to do. */
+  closed?: boolean;
+  /** Failures that count towards giving up (not those of a lost ARI connection). */
   attempts: number;
+  /** Tries that failed in a row, whatever the cause (the backoff). */
+  tries: number;
   timer?: unknown;
   running?: Promise<void>;
 }
@@ -263,7 +284,6 @@ export class DidWorkflow {
   private running = false;
   /** When start() ran: call records still "in progress" from before are an earlier run's. */
   private startedAt = new Date(0);
-  private swept = false;
   private wasDisconnected = false;
   /** Between 'disconnected' and 'connected': requests fail at once, timers of calls wait for the resync. */
   private ariDown = false;
@@ -274,6 +294,12 @@ export class DidWorkflow {
   private adopting: Promise<void> | undefined;
   /** Messages not kept yet, by interaction id (saveMessage retried with backoff). */
   private readonly pendingSaves = new Map<string, SaveJob>();
+  /** The sweep of call records left in progress (sweepStaleRecords) under way, and its retry timer. */
+  private sweeping: Promise<void> | undefined;
+  private sweepTimer: unknown;
+  private sweepAttempts = 0;
+  /** Waits of onConnected and of the sweep (backoff, orphan grace): stop() ends them at once. */
+  private readonly sleepers = new Map<unknown, () => void>();
 
   constructor(private readonly deps: DidWorkflowDeps) {
     this.log = deps.logger.child({ component: 'did-workflow' });
@@ -309,6 +335,8 @@ export class DidWorkflow {
       this.wasDisconnected = false;
       this.ariDown = false;
       const connection = ++this.connection;
+      // Messages whose saving waited for ARI (or was backing off) are tried again now.
+      this.rearmSaves();
       this.adopting = this.onConnected(connection).catch((err: unknown) => {
         this.log.error({ err: errorMessage(err) }, 'after (re)connecting: could not check the channels in Asterisk');
       });
@@ -325,6 +353,14 @@ export class DidWorkflow {
     for (const [name, fn] of this.listeners) this.deps.ari.off(name, fn);
     this.listeners.length = 0;
     for (const call of this.calls) this.clearTimers(call);
+    // onConnected and the sweep do not wait out their backoff or grace: they see `running` and stop.
+    for (const [handle, wake] of this.sleepers) {
+      this.timers.clearTimeout(handle);
+      wake();
+    }
+    this.sleepers.clear();
+    if (this.sweepTimer !== undefined) this.timers.clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
     let timer: unknown;
     await Promise.race([
       this.settled(),
@@ -335,8 +371,8 @@ export class DidWorkflow {
     for (const job of this.pendingSaves.values()) {
       if (job.timer !== undefined) this.timers.clearTimeout(job.timer);
       job.timer = undefined;
-      job.log.warn({ recording: job.name, attempts: job.attempts },
-        'stopping with a message not kept yet: Asterisk keeps the recording and the next start takes it');
+      // One still trying says itself how it ended (retrySaveLater: 'stopping').
+      if (!job.running) this.leaveForLater(job, undefined, 'stopping');
     }
     this.pendingSaves.clear();
   }
@@ -356,6 +392,7 @@ export class DidWorkflow {
     const snapshot = (): Promise<void>[] => [
       ...[...this.calls].map((c) => c.queue),
       ...(this.adopting ? [this.adopting] : []),
+      ...(this.sweeping ? [this.sweeping] : []),
       ...[...this.pendingSaves.values()].flatMap((j) => (j.running ? [j.running] : [])),
     ];
     for (let round = 0; round < 1000; round++) {
@@ -601,15 +638,27 @@ export class DidWorkflow {
     await (sent ?? this.deps.ari.ring(call.inboundId));
     this.timer(call, 'ring timeout', timeoutSeconds * 1000 + (this.deps.settings.ringGraceMs ?? 2000), () => this.ringTimedOut(call));
     call.log.info({ endpoint, timeoutSeconds, outboundId }, 'ringing the agent');
+    await this.originateAgent(call, endpoint, this.app(store), timeoutSeconds);
+  }
+
+  /**
+   * Originates the agent leg (`call.outboundId`). `originateAcked` says whether Asterisk answered:
+   * a request lost with ARI's connection is thrown (resync() originates again, with the same
+   * channel id, when it finds no leg); any other failure sends the caller to voicemail.
+   */
+  private async originateAgent(call: Call, endpoint: string, app: string, timeoutSeconds: number): Promise<void> {
+    const outboundId = call.outboundId!;
+    call.originateAcked = false;
     try {
       await this.deps.ari.originate({
         endpoint,
-        app: this.app(store),
+        app,
         appArgs: `${DIALED_MARKER},${call.id}`,
         callerId: callerIdOf(call.callerName, call.callerNumber),
         timeoutSeconds,
         channelId: outboundId,
       });
+      call.originateAcked = true;
     } catch (err) {
       // A lost connection: resync() sees whether Asterisk made the leg.
       if (isConnectionLoss(err) || call.callerGone || call.state !== 'ringing') throw err;
@@ -815,19 +864,20 @@ export class DidWorkflow {
   /**
    * The message is recorded: keep it (saveMessage). One that cannot be kept at once is retried in
    * the background (retrySaveLater) while the caller hears "message saved": Asterisk holds the
-   * recording until our copy is kept, and a later start takes it if this process cannot.
+   * recording until our copy is kept, and a later run (the sweep at the next connect or start)
+   * takes it if this one cannot. `durationSeconds` undefined: measured from the file.
    */
-  private async recordingFinished(call: Call, durationSeconds: number | undefined, bytes?: Buffer): Promise<void> {
+  private async recordingFinished(call: Call, durationSeconds: number | undefined): Promise<void> {
     if (call.state !== 'recording') return;
     this.clearTimers(call);
     call.state = 'saving';
+    call.handedToSave = true;
     const name = call.recordingName!;
     this.byRecording.delete(name);
     const job: SaveJob = {
       id: call.id, agent: call.agent!, name, did: call.did, callerNumber: call.callerNumber,
-      startedAt: call.recordingStartedAt ?? call.startedAt, recorded: call.recorded, log: call.log, attempts: 0,
+      startedAt: call.recordingStartedAt ?? call.startedAt, recorded: call.recorded, log: call.log, attempts: 0, tries: 0,
       ...(durationSeconds !== undefined ? { durationSeconds } : {}),
-      ...(bytes ? { bytes } : {}),
     };
     let outcome: 'kept' | 'dropped' | 'retrying';
     try {
@@ -844,36 +894,100 @@ export class DidWorkflow {
     await this.play(call, 'goodbye', outcome === 'dropped' ? ['sound:vm-goodbye'] : ['sound:vm-msgsaved', 'sound:vm-goodbye']);
   }
 
-  /** Tries a message again after a backoff; gives up (leaving it to the next start) after the last attempt. */
+  /** Tries a message (again) now, in the background; a failure goes to retrySaveLater. */
+  private runSave(job: SaveJob): void {
+    if (job.timer !== undefined) this.timers.clearTimeout(job.timer);
+    job.timer = undefined;
+    if (job.running) return;
+    this.pendingSaves.set(job.id, job);
+    const retried = job.tries > 0;
+    job.running = this.saveMessage(job).then(
+      (outcome) => {
+        this.pendingSaves.delete(job.id);
+        if (retried) job.log.info({ recording: job.name, tries: job.tries + 1, outcome }, 'message kept after retrying');
+      },
+      (err: unknown) => this.retrySaveLater(job, err),
+    ).finally(() => { job.running = undefined; });
+  }
+
+  /**
+   * Tries a message again after a backoff. A try that failed because ARI's connection was lost, or
+   * while ARI is down, does not count: the message waits for ARI (re-armed on reconnect). Only
+   * `saveRetry.attempts` failures of another kind (the disk, the call records, Asterisk refusing)
+   * make this process give up, leaving the message to the next connect or start (leaveForLater).
+   */
   private retrySaveLater(job: SaveJob, err: unknown): void {
-    job.attempts++;
-    const retry = this.deps.settings.saveRetry ?? {};
-    const attempts = retry.attempts ?? 10;
-    if (job.attempts >= attempts || !this.running) {
+    if (!this.running) {
       this.pendingSaves.delete(job.id);
-      job.log.error({ err: errorMessage(err), recording: job.name, attempts: job.attempts },
-        'the message could not be kept: Asterisk keeps the recording and the next start of switchboard takes it (or fetch it with ARI GET /recordings/stored/{name}/file)');
-      if (job.kept) {
-        this.emailNotQueued(job, err);
-      } else if (job.recorded) {
-        this.patchRecord(job.id, { note: `message recorded in Asterisk as ${job.name} but not kept yet: ${errorMessage(err)}`.replace(/[\r\n]+/g, ' ').slice(0, 1000) }, job.log);
-      }
+      this.leaveForLater(job, err, 'stopping');
       return;
     }
-    const delay = Math.min((retry.initialMs ?? 1000) * 2 ** (job.attempts - 1), retry.maxMs ?? 60_000);
-    job.log.warn({ err: errorMessage(err), recording: job.name, attempt: job.attempts, retryInMs: delay },
-      'the message could not be kept yet: retrying (Asterisk keeps the recording meanwhile)');
+    const retry = this.deps.settings.saveRetry ?? {};
+    const attempts = retry.attempts ?? 10;
+    // Asterisk's copy is only needed until ours is kept: once kept, ARI's state does not matter.
+    const waitsForAri = this.ariDown && !job.kept;
+    if (!isConnectionLoss(err) && !waitsForAri) job.attempts++;
+    job.tries++;
+    if (job.attempts >= attempts) {
+      this.pendingSaves.delete(job.id);
+      this.leaveForLater(job, err, 'gave up');
+      return;
+    }
     this.pendingSaves.set(job.id, job);
-    job.timer = this.timers.setTimeout(() => {
-      job.timer = undefined;
-      job.running = this.saveMessage(job).then(
-        (outcome) => {
-          this.pendingSaves.delete(job.id);
-          job.log.info({ recording: job.name, attempts: job.attempts + 1, outcome }, 'message kept after retrying');
-        },
-        (err2: unknown) => this.retrySaveLater(job, err2),
-      ).finally(() => { job.running = undefined; });
-    }, delay);
+    if (waitsForAri) {
+      job.log.warn({ interactionId: job.id, err: errorMessage(err), recording: job.name },
+        'the message could not be kept yet (ARI is not connected): tried again when ARI is back (Asterisk keeps the recording meanwhile)');
+      return;
+    }
+    const delay = Math.min((retry.initialMs ?? 1000) * 2 ** Math.min(job.tries - 1, 30), retry.maxMs ?? 60_000);
+    job.log.warn({ interactionId: job.id, err: errorMessage(err), recording: job.name, attempt: job.attempts, retryInMs: delay },
+      'the message could not be kept yet: retrying (Asterisk keeps the recording meanwhile)');
+    job.timer = this.timers.setTimeout(() => this.runSave(job), delay);
+  }
+
+  /** ARI is back: every message waiting (for ARI, or in its backoff) is tried again now. */
+  private rearmSaves(): void {
+    for (const job of this.pendingSaves.values()) {
+      if (job.running) continue;
+      job.tries = 0;
+      this.runSave(job);
+    }
+  }
+
+  /**
+   * A message this process stops trying to keep (it is stopping, or a failure persisted): its call
+   * record stays "in progress" with a note saying why, and the sweep of the next connect or start
+   * takes it up: from Asterisk's stored recording while ours is not kept, else from our file (the
+   * email is queued then). Logged with the interaction id.
+   */
+  private leaveForLater(job: SaveJob, err: unknown, why: 'stopping' | 'gave up'): void {
+    const fields = { interactionId: job.id, recording: job.name, attempts: job.attempts, ...(err !== undefined ? { err: errorMessage(err) } : {}) };
+    const cause = err !== undefined ? `: ${errorMessage(err)}` : '';
+    if (!job.kept) {
+      if (why === 'stopping') {
+        job.log.warn(fields, 'stopping with a message not kept yet: Asterisk keeps the recording and the next start takes it');
+      } else {
+        job.log.error(fields,
+          'the message could not be kept: Asterisk keeps the recording and switchboard takes it at the next reconnect to ARI or start (or fetch it with ARI GET /recordings/stored/{name}/file)');
+      }
+      this.notePending(job, `message recorded in Asterisk as ${job.name} but not kept yet${cause}`);
+    } else if (!job.mailDone) {
+      if (why === 'stopping') {
+        job.log.warn({ ...fields, file: job.file },
+          'stopping before the voicemail email was queued: the message is kept on disk, its call record stays in progress and the next start queues the email');
+      } else {
+        job.log.error({ ...fields, file: job.file },
+          'the voicemail email could not be queued: the message is kept on disk, its call record stays in progress and the email is queued at the next reconnect to ARI or start');
+      }
+      this.notePending(job, `message kept as ${job.file ?? '?'} but its email not queued yet${cause}`);
+    } else if (!job.closed) {
+      job.log.error({ ...fields, emailStatus: job.emailStatus },
+        'the voicemail email is queued but the call record could not be finished: it stays in progress');
+    }
+  }
+
+  private notePending(job: SaveJob, note: string): void {
+    if (job.recorded) this.patchRecord(job.id, { note: note.replace(/[\r\n]+/g, ' ').slice(0, 1000) }, job.log);
   }
 
   private async recordingFailed(call: Call, recording: LiveRecordingJson): Promise<void> {
@@ -882,7 +996,10 @@ export class DidWorkflow {
     throw new Error(`recording ${recording.name} failed${recording.cause ? `: ${recording.cause}` : ''}`);
   }
 
-  /** No RecordingFinished came: take what Asterisk stored, if anything. */
+  /**
+   * No RecordingFinished came: take what Asterisk stored, if anything. Only whether it exists is
+   * asked here; the file is fetched by the SaveJob (recordingFinished), whose failures are retried.
+   */
   private async recordingOverdue(call: Call): Promise<void> {
     if (call.state !== 'recording' || !call.recordingName) return;
     const name = call.recordingName;
@@ -893,15 +1010,17 @@ export class DidWorkflow {
       await this.finish(call, { outcome: 'no message', recordingStatus: 'none' }, 'no recording was stored');
       return;
     }
-    const bytes = await this.deps.ari.getStoredRecordingFile(name);
     call.log.warn({ recording: name }, 'RecordingFinished never came: using the stored recording');
-    await this.recordingFinished(call, wavDurationSeconds(bytes), bytes);
+    await this.recordingFinished(call, undefined);
   }
 
   /**
    * Keeps (or drops) the message, going on from where an earlier attempt stopped: the duration,
-   * the bytes from Asterisk, our file, the call record, the email. Asterisk's copy is deleted only
-   * once ours is kept and recorded. Throws when a step fails (the caller retries).
+   * the bytes from Asterisk, our file, the call record, the email, the record's final state.
+   * Asterisk's copy is deleted only once ours is kept and recorded. The record says "voicemail"
+   * only once the email is in the outbox (or will not be sent): until then it stays "in progress",
+   * so that a later run takes up an email this one could not queue. Throws when a step fails (the
+   * caller retries).
    */
   private async saveMessage(job: SaveJob): Promise<'kept' | 'dropped'> {
     const { agent, name, log } = job;
@@ -933,10 +1052,7 @@ export class DidWorkflow {
         await writeFileAtomic(file, job.bytes, 0o600);
         job.file = file;
       }
-      this.updateRecord(job, {
-        outcome: 'voicemail', recordingStatus: 'available', recordingName: name, recordingFile: job.file, durationSeconds: duration,
-        emailStatus: hasEmail(agent) ? 'queued' : 'no email',
-      });
+      this.updateRecord(job, { recordingStatus: 'available', recordingName: name, recordingFile: job.file, durationSeconds: duration });
       job.kept = true;
       log.info({ file: job.file, durationSeconds: duration, bytes: job.bytes.length }, 'message kept');
       job.bytes = undefined;
@@ -947,9 +1063,20 @@ export class DidWorkflow {
       if (!hasEmail(agent)) {
         log.warn('the agent has no email address: the message is kept but not emailed');
       } else {
-        await this.queueEmail(job);
+        job.emailStatus = await this.queueEmail(job);
       }
       job.mailDone = true;
+    }
+    if (!job.closed) {
+      const current = job.recorded ? this.recordOf(job.id) : undefined;
+      let emailStatus: CallRecord['emailStatus'] = hasEmail(agent) ? job.emailStatus ?? 'queued' : 'no email';
+      // The outbox may have delivered it (or given up on it) before this update, when the update
+      // failed at first and is retried: its word stands.
+      if (emailStatus === 'queued' && (current?.emailStatus === 'sent' || current?.emailStatus === 'failed')) emailStatus = current.emailStatus;
+      // A note saying the message was still being kept (leaveForLater) is no longer true.
+      const staleNote = current?.note !== undefined && PENDING_NOTE.test(current.note);
+      this.updateRecord(job, { outcome: 'voicemail', emailStatus, ...(job.emailNote ? { note: job.emailNote } : staleNote ? { note: undefined } : {}) });
+      job.closed = true;
     }
     return 'kept';
   }
@@ -966,8 +1093,12 @@ export class DidWorkflow {
     }
   }
 
-  /** Queues the voicemail email; one that cannot be built or is refused as invalid is not retried. */
-  private async queueEmail(job: SaveJob): Promise<void> {
+  /**
+   * Queues the voicemail email: 'queued' once the outbox has it on disk; 'failed' (logged, with a
+   * note for the record) for an email that cannot be built or that the outbox refuses as invalid,
+   * which no retry would change. Any other failure (the outbox's disk) is thrown: retried.
+   */
+  private async queueEmail(job: SaveJob): Promise<'queued' | 'failed'> {
     const { agent, log } = job;
     let input: MailJobInput;
     let attachmentName: string;
@@ -979,22 +1110,22 @@ export class DidWorkflow {
       attachmentName = email.attachmentName;
       input = { to: email.to, subject: email.subject, text: email.text, interactionId: job.id, attachment: { filename: email.attachmentName, path: job.file! } };
     } catch (err) {
-      this.emailNotQueued(job, err);
-      return;
+      return this.emailNotQueued(job, err);
     }
     try {
       await this.deps.outbox.enqueue(input);
     } catch (err) {
       if (!(err instanceof MailJobInvalidError)) throw err;
-      this.emailNotQueued(job, err);
-      return;
+      return this.emailNotQueued(job, err);
     }
     log.info({ to: input.to, attachment: attachmentName }, 'voicemail email queued');
+    return 'queued';
   }
 
-  private emailNotQueued(job: SaveJob, err: unknown): void {
-    job.log.error({ err: errorMessage(err) }, 'the voicemail email could not be queued; the message is kept on disk');
-    if (job.recorded) this.patchRecord(job.id, { emailStatus: 'failed', note: `email not queued: ${errorMessage(err)}`.slice(0, 1000) }, job.log);
+  private emailNotQueued(job: SaveJob, err: unknown): 'failed' {
+    job.log.error({ interactionId: job.id, err: errorMessage(err) }, 'the voicemail email could not be queued (it would not be accepted on a retry either); the message is kept on disk');
+    job.emailNote = `email not queued: ${errorMessage(err)}`.replace(/[\r\n]+/g, ' ').slice(0, 1000);
+    return 'failed';
   }
 
   private updateRecord(job: SaveJob, patch: Partial<CallRecord>): void {
@@ -1007,7 +1138,10 @@ export class DidWorkflow {
   /**
    * Any error in a call's handling ends here. While the caller is still ours and no message has
    * been taken, the caller continues in the dialplan at the DID's `vm` priority (Asterisk's own
-   * VoiceMail), else is hung up; the agent leg and bridge are cleaned up. Never throws.
+   * VoiceMail), else is hung up; the agent leg and bridge are cleaned up. A caller gone while
+   * recording may have left a message: it goes to the SaveJob (kept, or "no message" only once
+   * Asterisk says it has no recording), never closed as "no message" here. A continue whose answer
+   * is lost with ARI's connection hangs nobody up: resync() finds where the caller is. Never throws.
    */
   private async failSafe(call: Call, what: string, err: unknown): Promise<void> {
     try {
@@ -1015,14 +1149,21 @@ export class DidWorkflow {
       const log = call.log;
       this.clearTimers(call);
       let callerHere = !call.callerGone;
+      let inbound: ChannelJson | undefined;
       if (callerHere) {
         try {
-          callerHere = (await this.deps.ari.getChannel(call.inboundId)) !== undefined;
+          inbound = await this.deps.ari.getChannel(call.inboundId);
+          callerHere = inbound !== undefined;
         } catch {
           // unknown: assume the caller is still there
         }
       }
       log.error({ err: errorMessage(err), step: what, state: call.state, callerHere }, 'call control error');
+      if (inbound && !this.inOurApp(inbound)) {
+        // Already in the dialplan (a continue whose answer was lost): not ours to touch any more.
+        await this.leftToDialplan(call, inbound);
+        return;
+      }
       if (call.outboundId) {
         const outboundId = call.outboundId;
         this.dropOutbound(call);
@@ -1031,6 +1172,14 @@ export class DidWorkflow {
       if (call.bridgeId) {
         const bridgeId = call.bridgeId;
         await this.quietly(() => this.deps.ari.destroyBridge(bridgeId), log, 'destroy the bridge');
+      }
+      if (!callerHere && call.state === 'recording' && call.recordingName && call.agent) {
+        // Asterisk finishes (and stores) a recording when the caller hangs up: the SaveJob takes
+        // it, retrying what fails; only Asterisk answering "no such recording" means "no message".
+        call.callerGone = true;
+        log.warn({ recording: call.recordingName }, 'the caller has gone while recording: the message is taken from Asterisk\'s stored recording, if any');
+        await this.recordingFinished(call, undefined);
+        return;
       }
       if (!callerHere) {
         const patch: Partial<CallRecord> | undefined = call.state === 'ringing' || call.state === 'new'
@@ -1051,6 +1200,9 @@ export class DidWorkflow {
             }, 'handed to the dialplan');
             return;
           } catch (err2) {
+            // The continue may have reached Asterisk (its answer lost): the caller may be in the
+            // dialplan's VoiceMail now. resync() looks at where it is before doing anything.
+            if (isConnectionLoss(err2)) throw err2;
             log.error({ err: errorMessage(err2) }, 'continue in the dialplan failed: hanging up');
           }
         }
@@ -1094,10 +1246,16 @@ export class DidWorkflow {
    * - recording, caller still there: Asterisk still recording → wait for RecordingFinished (the
    *   overdue timer falls back to the stored recording); stored meanwhile → kept and emailed now;
    *   neither (the record request was lost, or failed) → recorded again;
-   * - goodbye: the caller is hung up.
+   * - goodbye: the caller is hung up;
+   * - caller still there but no longer in our Stasis app (a continue to the dialplan's voicemail
+   *   whose answer was lost): left alone, the call finished as handed to the dialplan;
+   * - ringing, no agent leg in Asterisk and the originate never answered (lost with the
+   *   connection): originated again with the same channel id while ring time is left.
    * Channels in our Stasis app that no call here knows (left by an earlier process): see
    * `adoptBridgedOrphans` for calls that were bridged; other callers are handed to the dialplan's
-   * voicemail, other agent legs hung up.
+   * voicemail, other agent legs hung up. Then, at every connect, call records left in progress are
+   * swept (sweepStaleRecords). Each bridge and channel is dealt with on its own: one that fails
+   * does not stop the rest.
    */
   private async onConnected(connection: number): Promise<void> {
     let channels: ChannelJson[];
@@ -1107,11 +1265,11 @@ export class DidWorkflow {
         break;
       } catch (err) {
         // A later connection starts its own check; while this one lasts, retry with backoff.
-        if (!this.running || connection !== this.connection || this.ariDown) return;
+        if (!this.current(connection)) return;
         const delay = this.backoff(attempt);
         this.log.warn({ err: errorMessage(err), attempt, retryInMs: delay }, 'after (re)connecting: could not list the channels in Asterisk: retrying');
-        await new Promise<void>((resolve) => { this.timers.setTimeout(resolve, delay); });
-        if (!this.running || connection !== this.connection || this.ariDown) return;
+        await this.sleep(delay);
+        if (!this.current(connection)) return;
       }
     }
     const byId = new Map(channels.map((c) => [c.id, c]));
@@ -1122,11 +1280,29 @@ export class DidWorkflow {
       this.log.info({ calls: calls.length, channels: channels.length }, 'ARI back: resynchronising calls in progress');
       for (const call of calls) this.enqueue(call, 'resync', () => this.resync(call, byId));
     }
-    await this.adoptOrphans(channels);
-    if (!this.swept && this.running) {
-      this.swept = true;
-      await this.sweepStaleRecords();
-    }
+    const unresolved = await this.adoptOrphans(channels);
+    if (!this.current(connection)) return;
+    // Every connect: what an earlier run left, and what this one left while ARI was away or after
+    // a save it gave up on (see sweepStaleRecords).
+    this.sweepAttempts = 0;
+    await this.sweep(connection, unresolved);
+  }
+
+  /** This connection is still the current one, ARI is up and we are running. */
+  private current(connection: number): boolean {
+    return this.running && connection === this.connection && !this.ariDown;
+  }
+
+  /** Waits `ms` (a backoff, a grace period); stop() ends the wait at once. */
+  private sleep(ms: number): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const handle = this.timers.setTimeout(() => {
+        this.sleepers.delete(handle);
+        resolve();
+      }, ms);
+      this.sleepers.set(handle, resolve);
+    });
   }
 
   /** The wait before attempt `attempt + 1` of a check that failed: doubling from resyncRetryMs, at most 10 s. */
@@ -1179,6 +1355,10 @@ export class DidWorkflow {
 
   /** See onConnected's summary; `interrupted`: a step of the call was cut short (requests may be lost). */
   private async resyncState(call: Call, inbound: ChannelJson | undefined, outbound: ChannelJson | undefined, interrupted: boolean): Promise<void> {
+    if (inbound && !this.inOurApp(inbound)) {
+      await this.leftToDialplan(call, inbound);
+      return;
+    }
     if (!inbound) {
       call.callerGone = true;
       if (call.state === 'recording') {
@@ -1207,17 +1387,31 @@ export class DidWorkflow {
           await this.divert(call, 'failed');
           return;
         }
+        const limit = (call.ringTimeoutSeconds ?? 20) * 1000 + (this.deps.settings.ringGraceMs ?? 2000);
+        const rung = call.ringStartedAt ? this.now().getTime() - call.ringStartedAt.getTime() : limit;
         if (!outbound) {
+          // The originate was lost with the connection before Asterisk answered it, and Asterisk
+          // has no such leg: the agent was never rung. Ring time left: originate again (same id).
+          const store = this.deps.store();
+          const ringMs = (call.ringTimeoutSeconds ?? 20) * 1000 - rung;
+          if (call.originateAcked === false && ringMs > 0 && store && call.agent) {
+            call.log.warn({ outboundId: call.outboundId, ringLeftMs: ringMs }, 'the originate to the agent was lost with ARI\'s connection and Asterisk has no agent leg: ringing the agent again');
+            await this.quietly(() => this.deps.ari.ring(call.inboundId), call.log, 'ring the caller');
+            this.timer(call, 'ring timeout', limit - rung, () => this.ringTimedOut(call));
+            await this.originateAgent(call, dialTarget(call.agent, store.settings.backend), this.app(store), Math.max(1, Math.ceil(ringMs / 1000)));
+            return;
+          }
           await this.agentLegGone(call, call.outboundId, undefined);
           return;
         }
         if (outbound.state === 'Up') {
-          // In our app: its StasisStart was missed. Not yet: its StasisStart is on its way.
+          // Answered: no ring timer may hang it up (resync() cleared the call's timers; said again
+          // here because this case sets none). In our app: its StasisStart was missed. Not yet:
+          // its StasisStart is on its way.
+          this.clearTimers(call);
           if (outbound.dialplan?.app_name === 'Stasis') await this.agentAnswered(call, call.outboundId);
           return;
         }
-        const limit = (call.ringTimeoutSeconds ?? 20) * 1000 + (this.deps.settings.ringGraceMs ?? 2000);
-        const rung = call.ringStartedAt ? this.now().getTime() - call.ringStartedAt.getTime() : limit;
         if (rung >= limit) {
           await this.ringTimedOut(call);
           return;
@@ -1262,6 +1456,43 @@ export class DidWorkflow {
     }
   }
 
+  /**
+   * The caller's channel is in our Stasis app. Asterisk reports the application a channel runs
+   * (`dialplan.app_name`, `app_data` = `<app>,<args>` for Stasis); without them (an older
+   * Asterisk), the channel is taken to be ours.
+   */
+  private inOurApp(ch: ChannelJson): boolean {
+    const appName = ch.dialplan?.app_name;
+    if (appName === undefined) return true;
+    if (appName !== 'Stasis') return false;
+    const app = this.deps.settings.app ?? this.deps.store()?.settings.dialplan.stasisApp;
+    return app === undefined || (ch.dialplan.app_data ?? '').split(',')[0] === app;
+  }
+
+  /**
+   * The caller is still there but no longer in our app: it runs the dialplan (our continue reached
+   * Asterisk; its answer was lost with ARI's connection). It is not touched: the call is finished
+   * as handed to the dialplan (its voicemail), our agent leg and bridge, if any, cleaned up.
+   */
+  private async leftToDialplan(call: Call, inbound: ChannelJson): Promise<void> {
+    call.log.warn({ app: inbound.dialplan.app_name, context: inbound.dialplan.context, extension: inbound.dialplan.exten, state: call.state },
+      'the caller has left our Stasis app for the dialplan (a continue whose answer was lost): left there, the call is finished');
+    if (call.outboundId) {
+      const outboundId = call.outboundId;
+      this.dropOutbound(call);
+      await this.quietly(() => this.deps.ari.hangup(outboundId), call.log, 'hang up the agent leg');
+    }
+    if (call.bridgeId) {
+      const bridgeId = call.bridgeId;
+      await this.quietly(() => this.deps.ari.destroyBridge(bridgeId), call.log, 'destroy the bridge');
+    }
+    const note = 'the caller was handed to the dialplan voicemail (ARI\'s connection was lost meanwhile)';
+    const messageTaken = call.state === 'saving' || call.state === 'goodbye' || call.handedToSave;
+    await this.finish(call, messageTaken
+      ? { note }
+      : { callType: 'Diverted Call', divertReason: 'failed', outcome: 'voicemail', note }, 'handed to the dialplan');
+  }
+
   /** The call's `kind` prompt is still playing in Asterisk: its overdue timer is set again. */
   private async stillPlaying(call: Call, kind: 'greeting' | 'goodbye' | 'noservice'): Promise<boolean> {
     const playbackId = `${call.id}-${kind}`;
@@ -1295,31 +1526,40 @@ export class DidWorkflow {
     await this.startRecording(call);
   }
 
-  private async adoptOrphans(channels: ChannelJson[]): Promise<void> {
+  /**
+   * Channels in our app that no call here knows (see onConnected). Returns the interaction ids of
+   * the call records of callers that could not be dealt with (they stay in progress: the sweep
+   * leaves them to the next connect).
+   */
+  private async adoptOrphans(channels: ChannelJson[]): Promise<Set<string>> {
+    const unresolved = new Set<string>();
     const store = this.deps.store();
     const app = this.deps.settings.app ?? store?.settings.dialplan.stasisApp;
-    if (!app) return;
+    if (!app) return unresolved;
     const ours = (ch: ChannelJson): boolean =>
       !this.byChannel.has(ch.id) && ch.dialplan?.app_name === 'Stasis' && (ch.dialplan.app_data ?? '').split(',')[0] === app;
     let candidates = channels.filter(ours);
     if (candidates.length > 0) {
       // A call that arrives while the list is on its way shows up in it before its StasisStart.
-      await new Promise<void>((resolve) => {
-        this.timers.setTimeout(resolve, this.deps.settings.orphanGraceMs ?? 2000);
-      });
-      if (!this.running) return;
+      await this.sleep(this.deps.settings.orphanGraceMs ?? 2000);
+      if (!this.running) return unresolved;
       candidates = candidates.filter(ours);
     }
     const handled = await this.adoptBridgedOrphans(candidates, ours);
     for (const listed of candidates) {
+      if (!this.running) return unresolved;
       if (handled.has(listed.id)) continue;
       try {
         await this.adoptOrphan(listed, ours);
       } catch (err) {
         // One channel's trouble does not stop the others from being handled.
         this.log.error({ channelId: listed.id, err: errorMessage(err) }, 'could not deal with a channel left in our app: it stays in Asterisk (checked again at the next connect)');
+        const args = (listed.dialplan?.app_data ?? '').split(',');
+        const record = args[1] !== DIALED_MARKER ? this.orphanRecord(listed, args[1] ?? listed.dialplan?.exten ?? '') : undefined;
+        if (record) unresolved.add(record.interactionId);
       }
     }
+    return unresolved;
   }
 
   /** A channel in our app that no call here knows (see adoptOrphans). */
@@ -1335,6 +1575,13 @@ export class DidWorkflow {
     }
     const did = first ?? ch.dialplan.exten;
     const record = this.orphanRecord(ch, did);
+    if (record?.recordingStatus === 'available') {
+      // Its message was kept: the caller was hearing "message saved, goodbye". Hung up, not sent to
+      // a second voicemail; the record is the sweep's (it queues the email if it was not).
+      log.warn({ callId: record.interactionId }, 'a caller whose message an earlier run kept was left in our app: hanging up');
+      await this.quietly(() => this.deps.ari.hangup(ch.id), log, 'hang up the orphan caller');
+      return;
+    }
     if (record && (await this.adoptRecordingCaller(record, ch, did))) return;
     const context = this.deps.store()?.settings.dialplan.didContext ?? ch.dialplan.context;
     log.warn({ did, ...(record ? { callId: record.interactionId } : {}) }, 'a caller left in our app by an earlier run: sending it to the dialplan voicemail');
@@ -1426,41 +1673,113 @@ export class DidWorkflow {
   }
 
   /**
-   * Call records an earlier run left "in progress" whose caller has gone: a message Asterisk
-   * recorded meanwhile (stored recording `switchboard-<id>`) is kept and emailed as usual; otherwise
-   * the record is closed ("abandoned" for a call that never reached voicemail, else "no message")
-   * with a note. Runs once, after the first connect.
+   * Runs sweepStaleRecords for this connection, after any sweep still under way (one at a time).
+   * `exclude`: records of callers left in our app that could not be dealt with.
    */
-  private async sweepStaleRecords(): Promise<void> {
+  private sweep(connection: number, exclude: ReadonlySet<string> = new Set()): Promise<void> {
+    if (this.sweepTimer !== undefined) this.timers.clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    const run: Promise<void> = (this.sweeping ?? Promise.resolve())
+      .then(() => (this.current(connection) ? this.sweepStaleRecords(connection, exclude) : undefined))
+      .catch((err: unknown) => {
+        this.log.error({ err: errorMessage(err) }, 'could not check the call records left in progress');
+      })
+      .finally(() => { if (this.sweeping === run) this.sweeping = undefined; });
+    this.sweeping = run;
+    return run;
+  }
+
+  /**
+   * Call records left "in progress" (by an earlier run, or by this one: ARI lost during the call,
+   * a save given up) that no call or message here is working on. Runs at every connect:
+   * - kept on disk, its email not queued (recording available): the email is queued now;
+   * - a message Asterisk stored (`switchboard-<id>`): kept and emailed as usual (a SaveJob);
+   * - Asterisk has none (it answers 404): the record is closed ("abandoned" for a call that never
+   *   reached voicemail, else "no message") with a note.
+   * Any other answer leaves the record in progress: the sweep runs again after a backoff while
+   * this connection lasts (a lost connection: at the next connect).
+   */
+  private async sweepStaleRecords(connection: number, exclude: ReadonlySet<string>): Promise<void> {
     let stale: CallRecord[];
     try {
-      stale = this.deps.records.query({ from: new Date(this.startedAt.getTime() - 7 * 24 * 3600_000), to: this.startedAt })
-        .filter((r) => r.outcome === 'in progress' && ![...this.calls].some((c) => c.id === r.interactionId));
+      stale = this.deps.records.query({ from: new Date(this.startedAt.getTime() - 7 * 24 * 3600_000), to: this.now() })
+        .filter((r) => r.outcome === 'in progress');
     } catch (err) {
-      this.log.warn({ err: errorMessage(err) }, 'could not look for call records left in progress by an earlier run');
+      this.log.warn({ err: errorMessage(err) }, 'could not look for call records left in progress');
+      this.sweepAgain(connection, exclude, 1);
       return;
     }
+    let left = 0;
     for (const record of stale) {
-      if (!this.running) return;
-      const log = this.log.child({ callId: record.interactionId });
+      if (!this.current(connection)) return;
+      const id = record.interactionId;
+      if (exclude.has(id) || this.busyWith(id)) continue;
+      const log = this.log.child({ callId: id });
       const agent = this.deps.store()?.agents.find((a) => a.id === record.agentId);
-      const name = `switchboard-${record.interactionId}`;
-      const stored = agent ? await this.deps.ari.getStoredRecording(name).catch(() => undefined) : undefined;
-      if (agent && stored) {
-        log.warn({ recording: name }, 'a message recorded while switchboard was away: keeping and emailing it');
-        const call = this.adoptedCall(record, { id: `gone-${record.interactionId}` } as ChannelJson, record.calledNumber, agent, 'recording');
-        call.callerGone = true;
-        call.recordingName = name;
-        this.byRecording.set(name, call);
-        this.enqueue(call, 'recording finished (earlier run)', () => this.recordingFinished(call, undefined));
+      const job = (over: Partial<SaveJob>): SaveJob => ({
+        id, agent: agent!, name: record.recordingName ?? `switchboard-${id}`, did: record.calledNumber, callerNumber: record.callerNumber,
+        startedAt: new Date(record.startedAt), recorded: true, log, attempts: 0, tries: 0, ...over,
+      });
+      if (record.recordingStatus === 'available' && record.recordingFile) {
+        if (!agent) {
+          log.warn({ agentId: record.agentId }, 'a message kept without its email queued, for an agent no longer in the store: not emailed');
+          this.patchRecord(id, { outcome: 'voicemail', emailStatus: 'failed', note: `agent ${record.agentId} is no longer in the store: the message was not emailed` }, log);
+          continue;
+        }
+        log.warn({ file: record.recordingFile }, 'a message kept on disk whose email was not queued: queueing it now');
+        this.runSave(job({ kept: true, file: record.recordingFile, durationSeconds: record.durationSeconds }));
         continue;
       }
-      log.warn('a call left in progress by an earlier run: closing its record');
-      this.patchRecord(record.interactionId, {
+      const name = `switchboard-${id}`;
+      let stored: StoredRecordingJson | undefined;
+      if (agent) {
+        try {
+          // undefined only when Asterisk answers 404: it has no such recording.
+          stored = await this.deps.ari.getStoredRecording(name);
+        } catch (err) {
+          if (isConnectionLoss(err)) return; // the next connect sweeps again
+          log.warn({ recording: name, err: errorMessage(err) },
+            'could not ask Asterisk for the message of a call left in progress: its record stays in progress (asked again)');
+          left++;
+          continue;
+        }
+        if (!this.current(connection)) return;
+        if (this.busyWith(id)) continue;
+      }
+      if (agent && stored) {
+        log.warn({ recording: name }, 'a message recorded while switchboard was away: keeping and emailing it');
+        this.runSave(job({ name }));
+        continue;
+      }
+      const earlierRun = Date.parse(record.startedAt) < this.startedAt.getTime();
+      log.warn(earlierRun ? 'a call left in progress by an earlier run: closing its record' : 'a call left in progress (ARI was lost during it): closing its record');
+      this.patchRecord(id, {
         outcome: record.callType === 'Direct Agent Call' && !record.divertReason ? 'abandoned' : 'no message',
-        note: 'switchboard was stopped during the call and the caller had gone when it came back',
+        note: earlierRun
+          ? 'switchboard was stopped during the call and the caller had gone when it came back'
+          : 'ARI was lost during the call and the caller had gone when switchboard could look again',
       }, log);
     }
+    if (left > 0) this.sweepAgain(connection, exclude, left);
+    else this.sweepAttempts = 0;
+  }
+
+  /** Some records could not be checked: the sweep runs again after a backoff, while this connection lasts. */
+  private sweepAgain(connection: number, exclude: ReadonlySet<string>, records: number): void {
+    if (!this.current(connection)) return;
+    const delay = this.backoff(++this.sweepAttempts);
+    this.log.warn({ records, retryInMs: delay }, 'call records left in progress could not all be checked: checking them again');
+    this.sweepTimer = this.timers.setTimeout(() => {
+      this.sweepTimer = undefined;
+      void this.sweep(connection, exclude);
+    }, delay);
+  }
+
+  /** A call here, or a message being kept, is working on this call record. */
+  private busyWith(id: string): boolean {
+    if (this.pendingSaves.has(id)) return true;
+    for (const c of this.calls) if (c.id === id) return true;
+    return false;
   }
 
   private patchRecord(id: string, patch: Partial<CallRecord>, log: Logger): void {
@@ -1487,40 +1806,54 @@ export class DidWorkflow {
       this.log.warn({ err: errorMessage(err) }, 'could not list the bridges: calls bridged by an earlier run are treated as unbridged');
       return handled;
     }
-    const argsOf = (ch: ChannelJson): string[] => (ch.dialplan?.app_data ?? '').split(',').slice(1);
     for (const bridge of bridges) {
+      if (!this.running) return handled;
       const m = /^(\d+)-bridge$/.exec(bridge.id);
       if (!m) continue;
       const id = m[1]!;
       if ([...this.calls].some((c) => c.id === id)) continue;
-      const log = this.log.child({ callId: id, bridgeId: bridge.id });
-      const answeredAt = asteriskTime(bridge.creationtime) ?? this.now();
-      if (bridge.channels.length === 0) {
-        // Both sides hung up while we were away: Asterisk keeps a Stasis bridge until it is destroyed.
-        log.warn('an empty bridge left by an earlier run: destroying it');
-        await this.quietly(() => this.deps.ari.destroyBridge(bridge.id), log, 'destroy the bridge');
-        this.finishOrphanRecord(id, undefined, log);
-        continue;
+      try {
+        await this.adoptBridgedOrphan(bridge, id, candidates, ours, handled);
+      } catch (err) {
+        // One bridge's trouble (a request lost with the connection too) does not stop the rest of
+        // the check: the other bridges, the other channels, the sweep. This one is looked at again
+        // at the next connect.
+        this.log.error({ callId: id, bridgeId: bridge.id, err: errorMessage(err) },
+          'could not deal with a bridge left by an earlier run: it stays in Asterisk (checked again at the next connect)');
       }
-      const members = candidates.filter((c) => bridge.channels.includes(c.id) && !handled.has(c.id));
-      const agentLeg = members.find((c) => argsOf(c)[0] === DIALED_MARKER && argsOf(c)[1] === id);
-      const caller = members.find((c) => argsOf(c)[0] !== DIALED_MARKER);
-      if (!agentLeg && !caller) continue;
-      for (const c of [agentLeg, caller]) if (c) handled.add(c.id);
-      if (agentLeg && caller) {
-        this.adoptBridged(id, bridge, caller, agentLeg, answeredAt, log);
-        continue;
-      }
-      // One side hung up while we were away: the other goes too.
-      const left = (agentLeg ?? caller)!;
-      log.warn({ channelId: left.id, side: agentLeg ? 'agent' : 'caller' },
-        'a call bridged by an earlier run lost one side while switchboard was away: hanging up the other');
-      const current = await this.deps.ari.getChannel(left.id).catch(() => undefined);
-      if (current && ours(current)) await this.quietly(() => this.deps.ari.hangup(left.id), log, 'hang up the remaining side');
-      await this.quietly(() => this.deps.ari.destroyBridge(bridge.id), log, 'destroy the bridge');
-      this.finishOrphanRecord(id, answeredAt, log);
     }
     return handled;
+  }
+
+  /** One bridge of adoptBridgedOrphans (`id`: its interaction id); adds the channels it dealt with to `handled`. */
+  private async adoptBridgedOrphan(bridge: BridgeJson, id: string, candidates: ChannelJson[], ours: (ch: ChannelJson) => boolean, handled: Set<string>): Promise<void> {
+    const argsOf = (ch: ChannelJson): string[] => (ch.dialplan?.app_data ?? '').split(',').slice(1);
+    const log = this.log.child({ callId: id, bridgeId: bridge.id });
+    const answeredAt = asteriskTime(bridge.creationtime) ?? this.now();
+    if (bridge.channels.length === 0) {
+      // Both sides hung up while we were away: Asterisk keeps a Stasis bridge until it is destroyed.
+      log.warn('an empty bridge left by an earlier run: destroying it');
+      await this.quietly(() => this.deps.ari.destroyBridge(bridge.id), log, 'destroy the bridge');
+      this.finishOrphanRecord(id, undefined, log);
+      return;
+    }
+    const members = candidates.filter((c) => bridge.channels.includes(c.id) && !handled.has(c.id));
+    const agentLeg = members.find((c) => argsOf(c)[0] === DIALED_MARKER && argsOf(c)[1] === id);
+    const caller = members.find((c) => argsOf(c)[0] !== DIALED_MARKER);
+    if (!agentLeg && !caller) return;
+    for (const c of [agentLeg, caller]) if (c) handled.add(c.id);
+    if (agentLeg && caller) {
+      this.adoptBridged(id, bridge, caller, agentLeg, answeredAt, log);
+      return;
+    }
+    // One side hung up while we were away: the other goes too.
+    const left = (agentLeg ?? caller)!;
+    log.warn({ channelId: left.id, side: agentLeg ? 'agent' : 'caller' },
+      'a call bridged by an earlier run lost one side while switchboard was away: hanging up the other');
+    const current = await this.deps.ari.getChannel(left.id).catch(() => undefined);
+    if (current && ours(current)) await this.quietly(() => this.deps.ari.hangup(left.id), log, 'hang up the remaining side');
+    await this.quietly(() => this.deps.ari.destroyBridge(bridge.id), log, 'destroy the bridge');
+    this.finishOrphanRecord(id, answeredAt, log);
   }
 
   private adoptBridged(id: string, bridge: BridgeJson, caller: ChannelJson, agentLeg: ChannelJson, answeredAt: Date, log: Logger): void {
@@ -1675,9 +2008,9 @@ export class DidWorkflow {
         call.log.error({ err: errorMessage(err) }, 'could not update the call record');
       }
     }
-    const record = call.recorded ? this.deps.records.get(call.id) : undefined;
-    // A message still being kept (retrySaveLater) finishes its record itself.
-    if (record?.outcome === 'in progress' && !this.pendingSaves.has(call.id)) {
+    const record = call.recorded ? this.recordOf(call.id) : undefined;
+    // A message handed to a SaveJob finishes its record itself (or leaves it to a later run).
+    if (record?.outcome === 'in progress' && !call.handedToSave && !this.pendingSaves.has(call.id)) {
       try {
         this.deps.records.update(call.id, { outcome: 'no message' });
       } catch { /* logged above */ }
@@ -1779,6 +2112,9 @@ interface FirstAction extends Decision {
   agent: Agent;
   sent: Promise<void>;
 }
+
+/** The notes leaveForLater writes while a message is still to be kept or emailed. */
+const PENDING_NOTE = /^message (recorded in Asterisk as \S+ but not kept yet|kept as .* but its email not queued yet)/;
 
 /** Call starts resumed per turn of the event loop (~50-80 µs each: ~1 ms per turn). */
 const LATER_PER_TURN = 16;

@@ -71,7 +71,13 @@ export interface RecordedRequest {
   authorized: boolean;
 }
 
-export type FakeResponse = { status: number; body?: unknown; headers?: Record<string, string> } | 'hang';
+/**
+ * An override of a route (setResponse). `'hang'`: never answered. `'lost'`: carried out as usual,
+ * but its answer is lost with the connection: every events WebSocket is dropped (and an HTTP
+ * request's connection destroyed) instead of answering, so the events the request causes reach
+ * nobody (a reply lost when ARI's connection goes).
+ */
+export type FakeResponse = { status: number; body?: unknown; headers?: Record<string, string> } | 'hang' | 'lost';
 
 export type OriginateBehavior =
   /**
@@ -147,6 +153,7 @@ interface Incoming {
 
 type Outcome =
   | { kind: 'hang' }
+  | { kind: 'lost'; after?: () => void }
   | { kind: 'docs' }
   | { kind: 'reply'; status: number; body?: unknown; headers?: Record<string, string>; contentType?: string; after?: () => void };
 
@@ -650,6 +657,7 @@ export class FakeAriServer {
         authorized: this.authorized(req, url), via: 'http',
       });
       if (out.kind === 'hang') { this.hung.add(res); res.on('close', () => this.hung.delete(res)); return; }
+      if (out.kind === 'lost') { this.dropWebSockets(); res.socket?.destroy(); out.after?.(); return; }
       if (out.kind === 'docs') { this.serveDocs(req, res, url.pathname); return; }
       if (Buffer.isBuffer(out.body)) {
         res.writeHead(out.status, { 'Content-Type': out.contentType ?? 'application/octet-stream', 'Content-Length': out.body.length, ...out.headers });
@@ -680,11 +688,18 @@ export class FakeAriServer {
     this.bus.emit('request', record);
 
     const override = this.overrides.find((o) => o.method === method && o.regex.test(path));
-    if (override) {
+    if (override && override.response !== 'lost') {
       if (override.response === 'hang') return { kind: 'hang' };
       const { status, body: b, headers } = override.response;
       return { kind: 'reply', status, body: b, headers };
     }
+    const out = this.carryOut(inc, route);
+    return override && out.kind === 'reply' ? { kind: 'lost', after: out.after } : out;
+  }
+
+  /** dispatch() past the overrides: authorisation, routing, parameters, the simulation. */
+  private carryOut(inc: Incoming, route: ReturnType<typeof findRoute>): Outcome {
+    const { method, path, query, body } = inc;
     if (!inc.authorized) {
       return { kind: 'reply', status: 401, body: { message: 'Authentication required' }, headers: { 'WWW-Authenticate': 'Basic realm="Asterisk REST Interface"' } };
     }
@@ -756,6 +771,8 @@ export class FakeAriServer {
     const override = this.overrides.find((o) => o.method === 'GET' && o.regex.test(url.pathname));
     if (override) {
       if (override.response === 'hang') { this.hung.add(socket); socket.on('close', () => this.hung.delete(socket)); return; }
+      // 'lost' on the upgrade itself: the connection goes before any answer.
+      if (override.response === 'lost') { socket.destroy(); return; }
       refuse(override.response.status, 'Refused');
       return;
     }
@@ -815,6 +832,7 @@ export class FakeAriServer {
       via: 'ws',
       ws: { transactionId, requestId },
     });
+    if (out.kind === 'lost') { this.dropWebSockets(); out.after?.(); return; }
     if (out.kind !== 'reply') return; // 'hang': never answered ('docs' is HTTP only)
     const head = { transactionId, requestId, uri: request.uri };
     if (Buffer.isBuffer(out.body)) {

@@ -6,8 +6,11 @@
  *   password ari-client's connect() would throw an uncaught exception. A SwaggerGuard also contains
  *   that exception (and swagger-client's stdout notice) for the rare race it does not cover.
  * - A timeout on every REST call and connect step (ari-client's promises never settle when
- *   Asterisk is gone): PeerTimeoutError.
- * - Errors mapped to AriRequestError (a PeerRequestError with `notFound`) / PeerAuthError.
+ *   Asterisk is gone): PeerTimeoutError, or PeerDisconnectedError for a request that was in flight
+ *   when the events socket was lost (its answer went with the connection).
+ * - Errors mapped to AriRequestError (a PeerRequestError with `notFound`; `details.unreachable`
+ *   for a transport failure such as ECONNRESET, ECONNREFUSED, "socket hang up", EPIPE) /
+ *   PeerAuthError.
  * - A supervisor that reconnects for ever with capped exponential backoff. ari-client's own event
  *   socket reconnect gives up after 10 tries (only a `WebSocketMaxRetries` event) and cannot be
  *   cancelled once a retry is scheduled (its stop() during a retry still reconnects, and a second
@@ -158,6 +161,13 @@ export class AriClient extends EventEmitter implements AriPort {
   /** Frames written at the end of this tick (writeFrame): their texts and request ids. */
   private outgoing: { ws: WsLike; socket: RawSocket; texts: string[]; ids: string[] } | undefined;
   private abort?: AbortController;
+  /**
+   * Counts the times the events socket was lost (and stop()): an HTTP request that was in flight
+   * across one of them and then times out gets PeerDisconnectedError, not PeerTimeoutError. With
+   * the connection gone, ari-client's HTTP requests never settle (swagger-client drops transport
+   * errors), so their timeout is how a lost connection shows up.
+   */
+  private disconnects = 0;
   private firstStart?: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void; failFast: boolean };
 
   constructor(settings: AriSettings, deps: AriClientDeps) {
@@ -235,6 +245,7 @@ export class AriClient extends EventEmitter implements AriPort {
   async stop(): Promise<void> {
     const wasConnected = this.state === 'connected';
     this.generation++;
+    this.disconnects++;
     this.state = 'stopped';
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -381,6 +392,7 @@ export class AriClient extends EventEmitter implements AriPort {
   private onSocketClosed(ws: WsLike, code: number): void {
     if (ws !== this.ws || this.state !== 'connected') return;
     this.log.warn({ code }, 'ARI events socket closed');
+    this.disconnects++;
     this.dropClient();
     this.state = 'backoff';
     this.safeEmit('disconnected', { reason: 'socket closed', code });
@@ -763,12 +775,13 @@ export class AriClient extends EventEmitter implements AriPort {
 
   private async get(url: string, what: string, signal?: AbortSignal) {
     const ms = this.settings.requestTimeoutMs;
+    const disconnects = this.disconnects;
     try {
       return await httpGet(url, { username: this.settings.username, password: this.settings.password, timeoutMs: ms, ...(signal ? { signal } : {}) });
     } catch (err) {
       if (err instanceof HttpTransportError) {
         const f = err.failure;
-        if (f.kind === 'timeout') throw new PeerTimeoutError(ARI_PEER, what, ms);
+        if (f.kind === 'timeout') throw this.timeoutError(what, ms, disconnects);
         if (f.kind === 'aborted') throw new PeerDisconnectedError(ARI_PEER, `${what} (stopped)`);
         throw new PeerRequestError(ARI_PEER, what, `cannot reach Asterisk at ${this.origin} (${f.code})`, { unreachable: true, errno: f.code });
       }
@@ -781,11 +794,24 @@ export class AriClient extends EventEmitter implements AriPort {
     const lib = this.lib;
     if (!lib || this.state !== 'connected') throw new PeerDisconnectedError(ARI_PEER, what);
     const ms = this.settings.requestTimeoutMs;
+    const disconnects = this.disconnects;
     try {
-      return await withTimeout(Promise.resolve().then(() => fn(lib)), ms, () => new PeerTimeoutError(ARI_PEER, what, ms));
+      return await withTimeout(Promise.resolve().then(() => fn(lib)), ms, () => this.timeoutError(what, ms, disconnects));
     } catch (err) {
       throw toAriError(what, err, (s) => this.scrub(s));
     }
+  }
+
+  /**
+   * A request that got no answer in time: PeerTimeoutError, or PeerDisconnectedError when the
+   * events socket was lost (or stop() came) while it was in flight, i.e. since `disconnects` was
+   * read: the answer went with the connection, the request's fate is unknown.
+   */
+  private timeoutError(what: string, ms: number, disconnects: number): SwitchboardError {
+    if (this.disconnects !== disconnects) {
+      return new PeerDisconnectedError(ARI_PEER, `${what} (the events socket was lost while it was in flight; no answer within ${ms} ms)`);
+    }
+    return new PeerTimeoutError(ARI_PEER, what, ms);
   }
 
   // -------------------------------------------------------------------------------------------

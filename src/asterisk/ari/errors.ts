@@ -4,11 +4,16 @@
  * swagger-client such as "channelId is a required path param.") to switchboard's error classes.
  */
 import { PeerAuthError, PeerRequestError, SwitchboardError, errorMessage } from '../../errors.js';
-import { peerMessage } from './http.js';
+import { isTransportFailure, peerMessage } from './http.js';
 
 export const ARI_PEER = 'ARI';
 
-/** Asterisk answered an ARI request with an error. `notFound`: the object (channel, recording, ...) does not exist. */
+/**
+ * Asterisk answered an ARI request with an error. `notFound`: the object (channel, recording, ...)
+ * does not exist. `details.unreachable`: no answer came from Asterisk at all (the connection was
+ * refused, reset or hung up: ECONNRESET, ECONNREFUSED, "socket hang up", EPIPE, ...), so the
+ * request's fate is unknown; the workflow treats it as a lost connection.
+ */
 export class AriRequestError extends PeerRequestError {
   readonly notFound: boolean;
   /** HTTP status when known (ari-client drops it; our own requests keep it). */
@@ -16,9 +21,12 @@ export class AriRequestError extends PeerRequestError {
   /** Asterisk's own message, e.g. 'Channel not found'. */
   readonly peerMessage: string;
 
-  constructor(what: string, message: string, opts: { status?: number; notFound?: boolean } = {}) {
-    const notFound = opts.notFound ?? (opts.status === 404 || /\bnot found\b/i.test(message));
-    super(ARI_PEER, what, message || '(empty error response)', { notFound, status: opts.status, peerMessage: message });
+  constructor(what: string, message: string, opts: { status?: number; notFound?: boolean; unreachable?: boolean } = {}) {
+    const unreachable = opts.unreachable === true;
+    const notFound = !unreachable && (opts.notFound ?? (opts.status === 404 || /\bnot found\b/i.test(message)));
+    super(ARI_PEER, what, message || '(empty error response)', {
+      notFound, status: opts.status, peerMessage: message, ...(unreachable ? { unreachable: true } : {}),
+    });
     this.notFound = notFound;
     this.status = opts.status;
     this.peerMessage = message;
@@ -34,6 +42,10 @@ export function toAriError(what: string, err: unknown, scrub: (s: string) => str
   if (err instanceof SwitchboardError) return err;
   let message: string;
   let status: number | undefined;
+  // No answer from Asterisk at all (a transport error of the HTTP request): the request's fate is unknown.
+  if (isTransportFailure(err)) {
+    return new AriRequestError(what, `cannot reach Asterisk (${scrub(errorMessage(err))})`, { unreachable: true });
+  }
   if (err instanceof Error) {
     message = peerMessage(err.message);
   } else if (typeof err === 'string') {

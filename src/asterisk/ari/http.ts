@@ -61,6 +61,28 @@ export function httpGet(url: string, opts: { username: string; password: string;
   });
 }
 
+/** Error codes of a request that got no HTTP answer because the connection failed. */
+const TRANSPORT_CODES: ReadonlySet<string> = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'ENOTCONN', 'ERR_STREAM_DESTROYED',
+]);
+/** The same, as Node words them in a message (`connect ECONNREFUSED 127.0.0.1:8088`, `socket hang up`, `write EPIPE`). */
+const TRANSPORT_TEXT = /\b(ECONNRESET|ECONNREFUSED|ECONNABORTED|EPIPE|EHOSTUNREACH|ENETUNREACH|ENETDOWN|EHOSTDOWN)\b|^socket hang up$|^read ETIMEDOUT$|^connect ETIMEDOUT/;
+
+/**
+ * True when `err` is a transport failure of an HTTP request (the connection was refused, reset,
+ * hung up, or the write failed): Asterisk's answer, if it sent one, never arrived. Node's errors
+ * carry the code (`err.code`); libraries that rewrap them keep at least the message.
+ */
+export function isTransportFailure(err: unknown): boolean {
+  if (err instanceof HttpTransportError) return err.failure.kind === 'network';
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === 'string' && TRANSPORT_CODES.has(code)) return true;
+  // An answer's body (ari-client's errors carry it as the message) is never a transport failure.
+  const text = err.message.trim();
+  return !text.startsWith('{') && TRANSPORT_TEXT.test(text);
+}
+
 /** `{"message":"Channel not found"}` → 'Channel not found'; anything else → the trimmed text. */
 export function peerMessage(body: Buffer | string): string {
   const text = (typeof body === 'string' ? body : body.toString('utf8')).trim();

@@ -15,7 +15,10 @@ export interface AriSettings {
   password: string;
   /** Stasis application name, e.g. 'switchboard'. */
   app: string;
-  /** Every REST call (and each connect step) fails with PeerTimeoutError after this long (default 5000). */
+  /**
+   * Every REST call (and each connect step) fails with PeerTimeoutError after this long (default
+   * 5000); with PeerDisconnectedError instead when the events socket was lost while it was in flight.
+   */
   requestTimeoutMs?: number;
   /** First reconnect delay (default 500 ms); doubles per failure... */
   reconnectInitialMs?: number;
