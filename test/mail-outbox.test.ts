@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SwitchboardError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
-import type { MailSendError } from '../src/mail/errors.js';
-import { MailOutbox, type MailJob, type MailOutboxOptions } from '../src/mail/outbox.js';
+import type { MailJobUnreadableError, MailSendError } from '../src/mail/errors.js';
+import { MailOutbox, type MailJob, type MailOutboxOptions, type UnreadableMailJob } from '../src/mail/outbox.js';
 import { createSmtpTransport, type MailTransport } from '../src/mail/transport.js';
 import { buildVoicemailEmail, loadEmailTemplates, type VoicemailEmailInput } from '../src/mail/voicemail-email.js';
 import { parseMessage, startSmtpServer, type TestSmtpServer } from './helpers/smtp.js';
@@ -33,7 +33,7 @@ afterEach(async () => {
 interface Events {
   delivered: MailJob[];
   attempts: { job: MailJob; err: MailSendError; delay: number | null }[];
-  failed: { job: MailJob; err: MailSendError }[];
+  failed: { job: MailJob | UnreadableMailJob; err: MailSendError | MailJobUnreadableError }[];
 }
 
 function makeOutbox(overrides: Partial<MailOutboxOptions> = {}, server: TestSmtpServer = smtp): { outbox: MailOutbox; events: Events } {
@@ -192,7 +192,7 @@ describe('MailOutbox', () => {
     expect(events.attempts[0]?.err.details.smtpCode).toBe(550);
     expect(events.attempts[0]?.err.message).toContain('No such user here');
     expect(events.failed).toHaveLength(1);
-    expect(events.failed[0]?.job.attempts).toBe(3);
+    expect((events.failed[0]?.job as MailJob).attempts).toBe(3);
     expect(smtp.messages).toHaveLength(0);
     smtp.setReject(null);
     await outbox.drain();
@@ -283,14 +283,312 @@ describe('MailOutbox', () => {
     const { outbox } = makeOutbox();
     await outbox.enqueue(job()); // creates the directories
     const lock = join(dir, 'outbox', 'outbox.lock');
+    // Locks as switchboards before lock tokens wrote them: a pid, no host, never refreshed.
     writeFileSync(lock, JSON.stringify({ pid: process.ppid }));
     expect(codeOf(await outbox.start().catch((e: unknown) => e))).toBe('MAIL_OUTBOX_LOCKED');
-    writeFileSync(lock, JSON.stringify({ pid: 2 ** 22 + 12345 })); // above Linux's pid_max: not running
+    // A pid not running here may be a live daemon in another container: held while recent...
+    writeFileSync(lock, JSON.stringify({ pid: 2 ** 22 + 12345, since: new Date().toISOString() })); // above Linux's pid_max: not running
+    expect(codeOf(await outbox.start().catch((e: unknown) => e))).toBe('MAIL_OUTBOX_LOCKED');
+    writeFileSync(lock, JSON.stringify({ pid: process.pid }));
+    expect(codeOf(await outbox.start().catch((e: unknown) => e))).toBe('MAIL_OUTBOX_LOCKED');
+    // ...and taken over once an hour old.
+    utimesSync(lock, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
     await outbox.start();
     await outbox.drain();
     expect(smtp.messages).toHaveLength(1);
     await outbox.stop();
     expect(existsSync(lock)).toBe(false);
+  });
+});
+
+const outboxDir = () => join(dir, 'outbox');
+const lockPath = () => join(dir, 'outbox', 'outbox.lock');
+/** Above Linux's pid_max: no such process, here or anywhere. */
+const DEAD_PID = 2 ** 22 + 12345;
+
+async function rejection(p: Promise<unknown>): Promise<SwitchboardError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  if (!(err instanceof SwitchboardError)) throw new Error(`expected a SwitchboardError, got ${String(err)}`);
+  return err;
+}
+
+function memoryLog(): { logger: ReturnType<typeof createLogger>; lines: () => Record<string, unknown>[] } {
+  let text = '';
+  const logger = createLogger({ level: 'debug', destination: new Writable({ write: (chunk, _enc, cb) => ((text += String(chunk)), cb()) }) });
+  return { logger, lines: () => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+/** A lock file as another switchboard writes it; `ageMs`: how long ago it was last refreshed. */
+function writeForeignLock(fields: Record<string, unknown>, ageMs = 0): string {
+  mkdirSync(outboxDir(), { recursive: true });
+  const body = JSON.stringify({ pid: 1, host: 'other-host', pidNs: 'pid:[4026531836]', processStartedAt: Date.now() - 60_000, acquiredAt: new Date().toISOString(), leaseMs: 120_000, refreshMs: 10_000, token: 'f0f0f0f0f0f0f0f0', ...fields }) + '\n';
+  writeFileSync(lockPath(), body);
+  const t = new Date(Date.now() - ageMs);
+  utimesSync(lockPath(), t, t);
+  return body;
+}
+
+const messageIds = (server: TestSmtpServer = smtp): string[] => server.messages.map((m) => String(parseMessage(m.raw).headers['message-id']));
+
+describe('MailOutbox: one running outbox per directory', () => {
+  it('refuses a second outbox on the directory while the first runs, even with the same pid (two containers, both pid 1): each mail is sent once', async () => {
+    const a = makeOutbox().outbox;
+    const b = makeOutbox().outbox;
+    const queued = [await a.enqueue(job('1')), await a.enqueue(job('2')), await a.enqueue(job('3'))];
+    await a.start();
+    const err = await rejection(b.start());
+    expect(err.code).toBe('MAIL_OUTBOX_LOCKED');
+    expect(err.message).toContain(lockPath());
+    expect(err.message).toContain(`pid ${process.pid}`);
+    expect(err.details).toMatchObject({ lockFile: lockPath(), pid: process.pid, host: hostname() });
+    await a.drain();
+    await b.stop(); // must not remove a's lock
+    expect(JSON.parse(readFileSync(lockPath(), 'utf8'))).toMatchObject({ pid: process.pid, host: hostname() });
+    await a.stop();
+    expect(messageIds().sort()).toEqual(queued.map((q) => q.messageId).sort());
+    expect(existsSync(lockPath())).toBe(false);
+  });
+
+  it('does not take over a fresh lock of another host whose pid looks dead here; does once its lease has run out', async () => {
+    const { logger, lines } = memoryLog();
+    const { outbox } = makeOutbox({ logger });
+    await outbox.enqueue(job());
+    writeForeignLock({ pid: DEAD_PID, host: 'other-host' }, 1000);
+    const err = await rejection(outbox.start());
+    expect(err.code).toBe('MAIL_OUTBOX_LOCKED');
+    expect(err.details).toMatchObject({ lockFile: lockPath(), pid: DEAD_PID, host: 'other-host' });
+    expect(err.message).toContain(`pid ${DEAD_PID} on host other-host`);
+    expect(err.message).toContain(`delete ${lockPath()}`);
+    expect(err.details.takeoverInMs).toBeGreaterThan(100_000);
+    expect(smtp.messages).toHaveLength(0);
+
+    writeForeignLock({ pid: DEAD_PID, host: 'other-host' }, 121_000); // not refreshed for longer than its lease
+    await outbox.start();
+    await outbox.drain();
+    expect(smtp.messages).toHaveLength(1);
+    const lock = JSON.parse(readFileSync(lockPath(), 'utf8')) as Record<string, unknown>;
+    expect(lock).toMatchObject({ pid: process.pid, host: hostname(), token: expect.any(String) });
+    expect(lock.token).not.toBe('f0f0f0f0f0f0f0f0');
+    expect(lines().find((l) => String(l.msg).includes('took over a stale lock') && (l.holder as { host?: string })?.host === 'other-host')).toBeDefined();
+  });
+
+  it('under this host name in another pid namespace: held while its holder refreshes it, taken over once it stops', async () => {
+    const { outbox } = makeOutbox({ lockLeaseMs: 1200 });
+    await outbox.enqueue(job());
+    // Another container with the same host name (or this one before a restart), also pid 1 maybe.
+    const foreign = { pid: process.pid, host: hostname(), pidNs: 'pid:[1]', leaseMs: 60_000, refreshMs: 400 };
+    writeForeignLock(foreign);
+    const refresher = setInterval(() => {
+      const now = new Date();
+      utimesSync(lockPath(), now, now);
+    }, 20);
+    try {
+      expect((await rejection(outbox.start())).code).toBe('MAIL_OUTBOX_LOCKED');
+    } finally {
+      clearInterval(refresher);
+    }
+    expect(JSON.parse(readFileSync(lockPath(), 'utf8'))).toMatchObject({ token: 'f0f0f0f0f0f0f0f0' });
+    expect(smtp.messages).toHaveLength(0);
+    // The holder stops refreshing (it crashed): taken over after a few missed refreshes.
+    await outbox.start();
+    await outbox.drain();
+    expect(smtp.messages).toHaveLength(1);
+    expect(JSON.parse(readFileSync(lockPath(), 'utf8'))).toMatchObject({ pid: process.pid, pidNs: expect.not.stringMatching(/^pid:\[1\]$/) });
+  });
+
+  it('several outboxes taking over one stale lock at once: exactly one wins', async () => {
+    for (let round = 0; round < 10; round++) {
+      writeForeignLock({ pid: DEAD_PID, host: 'gone-host' }, 10 * 60_000);
+      const contenders = [makeOutbox().outbox, makeOutbox().outbox, makeOutbox().outbox];
+      const results = await Promise.allSettled(contenders.map((o) => o.start()));
+      const winners = contenders.filter((_, i) => results[i]!.status === 'fulfilled');
+      expect(winners).toHaveLength(1);
+      for (const r of results) if (r.status === 'rejected') expect(codeOf(r.reason)).toBe('MAIL_OUTBOX_LOCKED');
+      const token = (JSON.parse(readFileSync(lockPath(), 'utf8')) as { token: string }).token;
+      for (const loser of contenders.filter((o) => o !== winners[0])) await loser.stop();
+      expect((JSON.parse(readFileSync(lockPath(), 'utf8')) as { token: string }).token).toBe(token);
+      await winners[0]!.stop();
+      expect(existsSync(lockPath())).toBe(false);
+    }
+  });
+
+  it('stops sending once another process took its lock over, and stop() leaves that lock alone', async () => {
+    const { logger, lines } = memoryLog();
+    const { outbox } = makeOutbox({ logger });
+    await outbox.start();
+    // Another daemon took the lock (this one was stalled for longer than the lease, say).
+    const theirs = writeForeignLock({ pid: 7, host: 'other-host' });
+    const queued = await outbox.enqueue(job());
+    await outbox.waitIdle();
+    expect(smtp.messages).toHaveLength(0);
+    expect(files('pending')).toEqual([`${queued.id}.json`]); // left for the new holder
+    await outbox.stop();
+    expect(readFileSync(lockPath(), 'utf8')).toBe(theirs);
+    expect(lines().find((l) => l.level === 50 && String(l.msg).includes('took the outbox lock over'))).toBeDefined();
+  });
+  it('removes lock debris a crash left (temp and moved-aside lock files) once an hour old', async () => {
+    mkdirSync(outboxDir(), { recursive: true });
+    const old = ['outbox.lock.4242.0123456789abcdef.tmp', 'outbox.lock.stale.4242.89abcdef'];
+    const young = 'outbox.lock.stale.4243.01234567';
+    for (const name of [...old, young]) writeFileSync(join(outboxDir(), name), '{}');
+    for (const name of old) utimesSync(join(outboxDir(), name), new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
+    const { outbox } = makeOutbox();
+    await outbox.start();
+    expect(readdirSync(outboxDir()).filter((n) => n.startsWith('outbox.lock')).sort()).toEqual(['outbox.lock', young]);
+  });
+
+  it('stop() does not remove a lock another process took over', async () => {
+    const { outbox } = makeOutbox();
+    await outbox.start();
+    const theirs = writeForeignLock({ pid: 7, host: 'other-host' });
+    await outbox.stop();
+    expect(readFileSync(lockPath(), 'utf8')).toBe(theirs);
+  });
+});
+
+describe('MailOutbox: jobs that cannot be sent', () => {
+  it('moves an unreadable job to failed/ with its attachment and reports it through onFailed', async () => {
+    const first = makeOutbox().outbox;
+    const queued = await first.enqueue(job('1700000000000000001', { attachment: { filename: 'x.wav', content: Buffer.alloc(100) } }));
+    // Damaged, hand-edited, or written by a newer switchboard before a downgrade.
+    const file = join(outboxDir(), 'pending', `${queued.id}.json`);
+    writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), version: 2 }));
+
+    const second = makeOutbox();
+    await second.outbox.start();
+    await second.outbox.waitIdle();
+    expect(files('pending')).toEqual([]);
+    expect(files('failed')).toEqual([`${queued.id}.att`, `${queued.id}.json`]);
+    expect(second.events.failed).toHaveLength(1);
+    expect(second.events.failed[0]!.job).toEqual({ unreadable: true, id: queued.id, interactionId: '1700000000000000001', file: join(outboxDir(), 'failed', `${queued.id}.json`) });
+    expect(codeOf(second.events.failed[0]!.err)).toBe('MAIL_JOB_UNREADABLE');
+    await second.outbox.stop();
+
+    // Later starts leave failed/ alone and report nothing again.
+    const third = makeOutbox();
+    await third.outbox.start();
+    await third.outbox.waitIdle();
+    expect(files('failed')).toEqual([`${queued.id}.att`, `${queued.id}.json`]);
+    expect(third.events.failed).toEqual([]);
+    expect(smtp.messages).toHaveLength(0);
+  });
+
+  it('takes the interaction id from the file name when the job is not even JSON', async () => {
+    const first = makeOutbox().outbox;
+    const queued = await first.enqueue(job('1700000000000000002'));
+    writeFileSync(join(outboxDir(), 'pending', `${queued.id}.json`), '\0\0\0garbage');
+    // A job named as earlier versions named them (no interaction id in the name): its content tells.
+    const legacyId = '1700000000000-0123456789ab';
+    writeFileSync(join(outboxDir(), 'pending', `${legacyId}.json`), '{"version":3,"id":"1700000000000-0123456789ab","interactionId":"1700000000000000003","to":');
+    const { outbox, events } = makeOutbox();
+    await outbox.start();
+    await outbox.waitIdle();
+    expect(events.failed.map((f) => [f.job.id, f.job.interactionId]).sort()).toEqual([[legacyId, '1700000000000000003'], [queued.id, '1700000000000000002']]);
+    expect(files('failed')).toEqual([`${legacyId}.json`, `${queued.id}.json`]);
+  });
+
+  it('reports a job whose attachment is missing through onFailed', async () => {
+    const first = makeOutbox().outbox;
+    const queued = await first.enqueue(job('1700000000000000004', { attachment: { filename: 'x.wav', content: Buffer.from('x') } }));
+    rmSync(join(outboxDir(), 'pending', `${queued.id}.att`));
+    const { outbox, events } = makeOutbox();
+    await outbox.start();
+    await outbox.waitIdle();
+    expect(events.failed.map((f) => [f.job.id, f.job.interactionId, codeOf(f.err)])).toEqual([[queued.id, '1700000000000000004', 'MAIL_JOB_UNREADABLE']]);
+    expect(files('failed')).toEqual([`${queued.id}.json`]);
+    expect(smtp.messages).toHaveLength(0);
+  });
+});
+
+describe('MailOutbox: after delivery', () => {
+  it('removes a delivered job from pending/ when it cannot be moved to sent/, so a restart does not send it again', async () => {
+    const { logger, lines } = memoryLog();
+    const first = makeOutbox({ logger });
+    await first.outbox.start();
+    // sent/ cannot take the job (a full disk says ENOSPC; here it is not a directory: ENOTDIR).
+    const sentDir = join(outboxDir(), 'sent');
+    rmSync(sentDir, { recursive: true });
+    writeFileSync(sentDir, '');
+    const queued = await first.outbox.enqueue(job('5', { attachment: { filename: 'a.wav', content: Buffer.from('AAAA') } }));
+    await first.outbox.drain();
+    expect(messageIds()).toEqual([queued.messageId]);
+    expect(first.events.delivered).toHaveLength(1);
+    expect(files('pending')).toEqual([]);
+    expect(lines().find((l) => l.level === 50 && l.jobId === queued.id && String(l.msg).includes('removed from pending/'))).toBeDefined();
+    await first.outbox.stop();
+
+    rmSync(sentDir);
+    mkdirSync(sentDir);
+    const second = makeOutbox();
+    await second.outbox.start();
+    await second.outbox.waitIdle();
+    expect(second.outbox.pending()).toEqual([]);
+    expect(smtp.messages).toHaveLength(1);
+  });
+
+  it('prunes sent/ of records older than sentRetentionMs', async () => {
+    mkdirSync(join(outboxDir(), 'sent'), { recursive: true });
+    const record = (name: string, ageDays: number): string => {
+      const file = join(outboxDir(), 'sent', name);
+      writeFileSync(file, '{}\n');
+      const t = new Date(Date.now() - ageDays * 86_400_000);
+      utimesSync(file, t, t);
+      return name;
+    };
+    record('1600000000000-aaaaaaaaaaaa.1.json', 40);
+    const recent = record('1700000000000-bbbbbbbbbbbb.2.json', 5);
+    const keptLonger = record('1650000000000-cccccccccccc.3.json', 8);
+    const { outbox } = makeOutbox({ sentRetentionMs: 10 * 86_400_000 });
+    await outbox.start();
+    expect(files('sent')).toEqual([keptLonger, recent].sort());
+    await outbox.stop();
+    const strict = makeOutbox({ sentRetentionMs: 7 * 86_400_000 }).outbox;
+    await strict.start();
+    expect(files('sent')).toEqual([recent]);
+  });
+
+  it('keeps sent/ records for 30 days by default', async () => {
+    mkdirSync(join(outboxDir(), 'sent'), { recursive: true });
+    for (const [name, ageDays] of [['1600000000000-aaaaaaaaaaaa.1.json', 31], ['1700000000000-bbbbbbbbbbbb.2.json', 29]] as const) {
+      writeFileSync(join(outboxDir(), 'sent', name), '{}\n');
+      const t = new Date(Date.now() - ageDays * 86_400_000);
+      utimesSync(join(outboxDir(), 'sent', name), t, t);
+    }
+    const { outbox } = makeOutbox();
+    await outbox.start();
+    expect(files('sent')).toEqual(['1700000000000-bbbbbbbbbbbb.2.json']);
+  });
+
+  it('at least once: a crash between the 250 and the move to sent/ sends the mail again, with the same Message-ID and Date', async () => {
+    const real = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, ignoreTLS: true, from: FROM });
+    const pendingDir = join(outboxDir(), 'pending');
+    let snapshot: { name: string; data: Buffer }[] = [];
+    const transport: MailTransport = {
+      sendMail: async (mail) => {
+        const info = await real.sendMail(mail);
+        // What the disk holds when the 250 arrives: a crash now would leave exactly this.
+        snapshot = readdirSync(pendingDir).map((name) => ({ name, data: readFileSync(join(pendingDir, name)) }));
+        return info;
+      },
+    };
+    const first = makeOutbox({ transport });
+    await first.outbox.start();
+    const queued = await first.outbox.enqueue(job('6', { attachment: { filename: 'a.wav', content: Buffer.from('AAAA') } }));
+    await first.outbox.drain();
+    await first.outbox.stop();
+    // The "crash": the move to sent/ never reached the disk.
+    for (const { name, data } of snapshot) writeFileSync(join(pendingDir, name), data);
+    rmSync(join(outboxDir(), 'sent', `${queued.id}.json`));
+
+    const second = makeOutbox();
+    await second.outbox.start();
+    await second.outbox.drain();
+    expect(smtp.messages).toHaveLength(2);
+    const [one, two] = smtp.messages.map((m) => parseMessage(m.raw).headers);
+    expect(one!['date']).toMatch(/\d{4}/);
+    expect(one!['message-id']).toBe(queued.messageId);
+    expect(two!['message-id']).toBe(queued.messageId);
+    expect(two!['date']).toBe(one!['date']);
   });
 });
 

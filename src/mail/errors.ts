@@ -17,14 +17,54 @@ export class MailOutboxStorageError extends SwitchboardError {
   }
 }
 
-/** Another running outbox (another process, usually another daemon) already works on this directory. */
+/** Who holds the outbox lock, as its lock file says. */
+export interface OutboxLockHolder {
+  pid: number;
+  /** '' when the lock file does not say (written by an older switchboard). */
+  host: string;
+  acquiredAt: string;
+}
+
+/**
+ * Another running outbox (another daemon: in another container or on another host sharing the
+ * data directory, or another outbox in this process) holds the outbox directory's lock.
+ */
 export class MailOutboxLockedError extends SwitchboardError {
-  constructor(lockFile: string, pid: number) {
+  /**
+   * `takeoverInMs`: how long until the holder's lease runs out unless it refreshes the lock
+   * meanwhile (a live holder does); `note`: why this holder in particular is held.
+   */
+  constructor(lockFile: string, holder: OutboxLockHolder | undefined, opts: { takeoverInMs?: number; note?: string; legacy?: boolean } = {}) {
+    const where = holder?.host ? ` on host ${holder.host}` : '';
+    const who = holder ? ` held by pid ${holder.pid}${where}${holder.acquiredAt ? ` since ${holder.acquiredAt}` : ''}` : '';
+    const secs = opts.takeoverInMs !== undefined ? Math.max(0, Math.ceil(opts.takeoverInMs / 1000)) : undefined;
+    const when = secs === undefined ? '' : opts.legacy ? ` (in ${secs} s)` : ` (in ${secs} s unless its holder refreshes it meanwhile, as a live one does)`;
     super(
       'MAIL_OUTBOX_LOCKED',
-      `mail outbox is in use by process ${pid} (lock file ${lockFile}): run one daemon per outbox directory; if process ${pid} is not switchboard, delete the lock file`,
-      { lockFile, pid },
+      `the mail outbox is in use by another switchboard (lock ${lockFile}${who})${opts.note ? `: ${opts.note}` : ''}. ` +
+        'Run one daemon per data directory: two would send every email twice. ' +
+        'A lock left by a crashed daemon is taken over automatically: at once when it ran in this same container (pid namespace), ' +
+        'after it has missed a few refreshes (25 s by default) when it ran under this same host name, ' +
+        `otherwise once it has not been refreshed for its lease${when}. ` +
+        `To recover sooner, make sure no switchboard runs as ${holder ? `pid ${holder.pid}${where}` : 'its holder'} ` +
+        `(check every container and host sharing this data directory), then delete ${lockFile}.`,
+      {
+        lockFile,
+        ...(holder ? { pid: holder.pid, host: holder.host, acquiredAt: holder.acquiredAt } : {}),
+        ...(opts.takeoverInMs !== undefined ? { takeoverInMs: Math.max(0, Math.round(opts.takeoverInMs)) } : {}),
+      },
     );
+  }
+}
+
+/**
+ * A job file in the outbox cannot be used (not JSON, not a job of this version, its attachment
+ * missing): it was moved to failed/ with its attachment and will not be sent.
+ */
+export class MailJobUnreadableError extends SwitchboardError {
+  constructor(file: string, reason: string, details: { jobId: string; interactionId?: string }, options?: { cause?: unknown }) {
+    super('MAIL_JOB_UNREADABLE', `mail job ${file} cannot be used (${reason}): moved to failed/ with its attachment; it will not be sent`,
+      { file, reason, ...details }, options);
   }
 }
 

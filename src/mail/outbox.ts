@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SendMailOptions } from 'nodemailer';
 import { errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { copyFileAtomic, isTempName, renameDurable, writeFileAtomic } from '../fsutil.js';
+import { copyFileAtomic, fsyncDir, isTempName, renameDurable, writeFileAtomic } from '../fsutil.js';
 
 /** Outbox files hold mail and recordings: readable by the daemon's user only. */
 const writeFileDurable = (target: string, data: string | Buffer) => writeFileAtomic(target, data, 0o600);
 const copyFileDurable = (source: string, target: string) => copyFileAtomic(source, target, 0o600);
-import { MailJobInvalidError, MailOutboxLockedError, MailOutboxStorageError, MailOutboxTimeoutError, MailSendError } from './errors.js';
+import { MailJobInvalidError, MailJobUnreadableError, MailOutboxLockedError, MailOutboxStorageError, MailOutboxTimeoutError, MailSendError } from './errors.js';
+import { OutboxLock } from './lock.js';
 import type { MailTransport } from './transport.js';
 
 /** What the workflow hands to `enqueue`. */
@@ -27,7 +28,11 @@ export interface MailJobInput {
 /** A job as stored in the outbox (`pending/<id>.json`) and passed to the callbacks (a copy). */
 export interface MailJob {
   version: 1;
-  /** `<ms since epoch>-<12 hex>`: sorts in enqueue order; also the file name. */
+  /**
+   * `<ms since epoch>-<12 hex>.<interactionId>`: sorts in enqueue order; also the file name, so
+   * that a job file that cannot be read still says whose call it belongs to. (Jobs queued by
+   * earlier versions are `<ms since epoch>-<12 hex>`, and still loaded.)
+   */
   id: string;
   interactionId: string;
   to: string;
@@ -35,13 +40,30 @@ export interface MailJob {
   text: string;
   /** `file` is the outbox's own copy of the bytes, next to the job. */
   attachment?: { filename: string; file: string; size: number };
-  /** Stable across retries and restarts, so a receiver can drop a duplicate. */
+  /**
+   * `<id@domain>`, fixed when the job is queued and stored with it: every attempt, before and
+   * after a restart, sends this same Message-ID (and the same Date), so a receiver can drop a
+   * duplicate (see MailOutbox on when one is sent).
+   */
   messageId: string;
   createdAt: string;
   /** Attempts made so far (kept across restarts). */
   attempts: number;
   lastAttemptAt?: string;
   lastError?: string;
+}
+
+/**
+ * A job file found in pending/ that cannot be used (not JSON, written by another version, or its
+ * attachment missing), as `onFailed` gets it: the job was moved to failed/ with its attachment.
+ */
+export interface UnreadableMailJob {
+  unreadable: true;
+  id: string;
+  /** Taken from the file name (or, for a job named by an earlier version, from what can be read of it). */
+  interactionId: string;
+  /** Where the job file is now: in failed/ (still in pending/ if it could not be moved). */
+  file: string;
 }
 
 export interface MailOutboxOptions {
@@ -61,12 +83,28 @@ export interface MailOutboxOptions {
   maxAttempts?: number;
   /** Domain for Message-IDs. Default: the domain of `from`. */
   messageIdDomain?: string;
+  /**
+   * Delivered jobs are kept in `sent/` this long (by the time they were delivered), then removed
+   * (on start, and then at most once an hour after a delivery). Default 30 days; Infinity keeps them.
+   */
+  sentRetentionMs?: number;
+  /**
+   * The outbox lock's lease: a lock its holder has not refreshed for this long is taken over
+   * (the holder refreshes it every sixth of this, at most every 10 s). Default 120 s.
+   */
+  lockLeaseMs?: number;
   /** The SMTP server accepted the message (the call record's email status becomes "sent"). */
   onDelivered?: (job: MailJob, info: { response: string }) => void | Promise<void>;
   /** One attempt failed; `nextDelayMs` is null when the outbox gave up on the job. */
   onAttemptFailed?: (job: MailJob, err: MailSendError, nextDelayMs: number | null) => void | Promise<void>;
-  /** Called once, after `failAfterAttempts` failures (the record's email status becomes "failed"); retries go on. */
-  onFailed?: (job: MailJob, err: MailSendError) => void | Promise<void>;
+  /**
+   * Called once, after `failAfterAttempts` failures (the record's email status becomes "failed");
+   * retries go on. Also called, with an UnreadableMailJob or a MailJob and a MailJobUnreadableError,
+   * for a job found in pending/ that cannot be sent (unreadable, another version, attachment
+   * missing): it was moved to failed/ and will not be sent. Either way `job.interactionId` says
+   * which call's email failed. (A job whose interaction id cannot be told is only logged.)
+   */
+  onFailed?: (job: MailJob | UnreadableMailJob, err: MailSendError | MailJobUnreadableError) => void | Promise<void>;
 }
 
 interface Entry {
@@ -81,8 +119,12 @@ const FAILED = 'failed';
 const LOCK_FILE = 'outbox.lock';
 /** Temp files and attachment copies without a job are removed on start once this old. */
 const ORPHAN_AGE_MS = 60 * 60 * 1000;
+const SENT_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+/** sent/ is pruned at most this often while running. */
+const PRUNE_EVERY_MS = 60 * 60 * 1000;
 const ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-const JOB_ID_RE = /^\d{13}-[0-9a-f]{12}$/;
+/** Group 1: the interaction id (absent from the ids of jobs queued by earlier versions). */
+const JOB_ID_RE = /^\d{13}-[0-9a-f]{12}(?:\.([A-Za-z0-9_.-]{1,64}))?$/;
 
 /**
  * A durable outbox for email, on disk.
@@ -91,11 +133,22 @@ const JOB_ID_RE = /^\d{13}-[0-9a-f]{12}$/;
  * fsync, rename, fsync of the directory), so a crash after it returns never loses the mail. A
  * worker started by `start()` (which first picks up every job left on disk) sends one job at a
  * time through the injected transport, retrying each failure with exponential backoff for ever
- * unless `maxAttempts` is set. Each job has one Message-ID for life. After the SMTP server accepts
- * a job it is moved to `sent/` at once, so it is not sent again.
+ * unless `maxAttempts` is set. After the SMTP server accepts a job it is moved to `sent/` at once
+ * (or, if that fails, e.g. disk full, removed from `pending/`), so it is not sent again; `sent/`
+ * keeps the delivered jobs for `sentRetentionMs` (30 days).
  *
- * One running outbox per directory: `start()` takes `outbox.lock` (a lock left by a dead process is
- * taken over). Enqueueing needs no lock; jobs another process enqueues are picked up by `rescan()`.
+ * Delivery is at least once, not exactly once: a crash (or power cut) after the SMTP server has
+ * accepted a message but before its job left `pending/` sends it again at the next start. That
+ * window is a few milliseconds per mail; the copy sent again has the same Message-ID and Date
+ * (both are fixed when the job is queued), so receivers that drop duplicate Message-IDs drop it.
+ * Closing the window would need the server's help.
+ *
+ * One running outbox per directory, even when daemons in several containers or on several hosts
+ * share it: `start()` takes `outbox.lock` (see OutboxLock: holder's pid, host and token, a lease
+ * the holder keeps refreshing, takeover by atomic rename) or throws MailOutboxLockedError. Before
+ * each send the outbox checks that the lock is still its own; if another process took it over, it
+ * stops sending (logged). Enqueueing needs no lock; jobs another process enqueues are picked up by
+ * `rescan()`.
  */
 export class MailOutbox {
   private readonly dir: string;
@@ -109,16 +162,19 @@ export class MailOutbox {
   private readonly failAfterAttempts: number;
   private readonly maxAttempts: number;
   private readonly messageIdDomain: string;
+  private readonly sentRetentionMs: number;
+  private readonly lock: OutboxLock;
+  private lastPruneAt = 0;
 
   private readonly entries = new Map<string, Entry>();
-  /** Delivered jobs whose move to sent/ failed: never load them again in this process. */
+  /** Jobs never to load again in this process: delivered but stuck in pending/, or unusable. */
   private readonly done = new Set<string>();
   private readonly waiters: { ready: () => boolean; resolve: () => void }[] = [];
   private dirsReady: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   private running = false;
   private loading = false;
-  private lockHeld = false;
+  private lostLogged = false;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
 
@@ -134,6 +190,8 @@ export class MailOutbox {
     this.failAfterAttempts = positive(options.failAfterAttempts, 5);
     this.maxAttempts = positive(options.maxAttempts, Number.POSITIVE_INFINITY);
     this.messageIdDomain = options.messageIdDomain ?? domainOf(options.from);
+    this.sentRetentionMs = positive(options.sentRetentionMs, SENT_RETENTION_MS);
+    this.lock = new OutboxLock(this.lockFile, { leaseMs: options.lockLeaseMs, logger: this.log, onLost: () => this.lockLost() });
   }
 
   /**
@@ -151,7 +209,8 @@ export class MailOutbox {
       }
     }
     await this.ensureDirs();
-    const id = `${String(Date.now()).padStart(13, '0')}-${randomBytes(6).toString('hex')}`;
+    // The interaction id is in the file name too: a job that cannot be read still names its call.
+    const id = `${String(Date.now()).padStart(13, '0')}-${randomBytes(6).toString('hex')}.${input.interactionId}`;
     const job: MailJob = {
       version: 1,
       id,
@@ -159,7 +218,8 @@ export class MailOutbox {
       to: input.to.trim(),
       subject: input.subject.replace(/[\r\n]+/g, ' ').trim(),
       text: input.text,
-      messageId: `<${id}.${input.interactionId}@${this.messageIdDomain}>`,
+      // Fixed now, for the life of the job: every resend carries it (see the class comment).
+      messageId: `<${id}@${this.messageIdDomain}>`,
       createdAt: new Date().toISOString(),
       attempts: 0,
     };
@@ -197,28 +257,50 @@ export class MailOutbox {
 
   private async startOnce(): Promise<void> {
     await this.ensureDirs();
-    await this.acquireLock();
+    await this.lock.acquire();
     this.loading = true;
     try {
       await this.removeOrphans();
       await this.loadPending();
+      await this.pruneSent();
     } catch (err) {
       this.loading = false;
-      await this.releaseLock();
+      await this.lock.release();
       throw err;
     }
     this.loading = false;
+    if (!this.lock.held) {
+      // Taken over while we were loading (we stalled for longer than the lease).
+      this.notify();
+      throw new MailOutboxLockedError(this.lockFile, undefined, { note: 'another process took the lock over while this outbox was starting' });
+    }
+    this.lostLogged = false;
     this.running = true;
     this.log.info({ dir: this.dir, pending: this.entries.size }, 'mail outbox started');
     this.schedule();
   }
 
-  /** Stops sending: waits for a send in progress to finish, then releases the lock. Jobs stay on disk. */
+  /**
+   * Stops sending: waits for a send in progress to finish, then releases the lock (only if it is
+   * still ours: a lock another process took over is left to it). Jobs stay on disk.
+   */
   async stop(): Promise<void> {
     this.running = false;
     this.clearTimer();
     while (this.inFlight) await this.inFlight;
-    await this.releaseLock();
+    await this.lock.release();
+    this.notify();
+  }
+
+  /** Another process took the lock over: it sends the jobs on disk now; this outbox stops. */
+  private lockLost(): void {
+    this.running = false;
+    this.clearTimer();
+    if (!this.lostLogged) {
+      this.lostLogged = true;
+      this.log.error({ dir: this.dir, pending: this.entries.size },
+        'mail outbox stopped: another process holds its lock now (it sends the jobs on disk); restart this daemon only once that one is stopped');
+    }
     this.notify();
   }
 
@@ -288,6 +370,12 @@ export class MailOutbox {
 
   private async attempt(entry: Entry): Promise<void> {
     const { job } = entry;
+    // Still ours? A daemon that lost its lock (stalled longer than the lease) must not send
+    // what the new holder sends too. check() calls lockLost() (and we stop) if it is not.
+    if (!(await this.lock.check())) {
+      this.lockLost();
+      return;
+    }
     const attempt = job.attempts + 1;
     let response = '';
     try {
@@ -310,20 +398,12 @@ export class MailOutbox {
     delete job.lastError;
     const pendingPath = this.jobPath(PENDING, job.id);
     const sentPath = this.jobPath(SENT, job.id);
-    // The SMTP server has answered 250 to DATA: the message is its responsibility now. Moving the
-    // job to sent/ is what stops it being sent again. One window remains: a crash between the 250
-    // and this rename leaves the job in pending/, and the next start sends it again, with the same
-    // Message-ID (and Date), which mail systems use to drop the duplicate. Closing that window
-    // would need the server's help; it is a few milliseconds wide.
-    let moved = true;
-    try {
-      await renameDurable(pendingPath, sentPath);
-    } catch (err) {
-      moved = false;
-      this.done.add(job.id);
-      this.log.error({ jobId: job.id, interactionId: job.interactionId, err: errorMessage(err) },
-        'mail delivered but the job could not be moved to sent/: it will be sent again after a restart');
-    }
+    // The SMTP server has answered 250 to DATA: the message is its responsibility now. Taking the
+    // job out of pending/ is what stops it being sent again. One window remains (delivery is at
+    // least once): a crash between the 250 and this rename leaves the job in pending/, and the next
+    // start sends it again, with the same Message-ID (and Date), which mail systems use to drop
+    // the duplicate. Closing that window would need the server's help; it is a few milliseconds wide.
+    const moved = await this.moveToSent(job, pendingPath, sentPath);
     this.entries.delete(job.id);
     if (moved) {
       // Best effort: note the delivery in the sent copy; the outbox's attachment copy is no longer needed.
@@ -333,6 +413,62 @@ export class MailOutbox {
     }
     this.log.info({ jobId: job.id, interactionId: job.interactionId, to: job.to, attempts: attempt, response }, 'mail delivered');
     this.callback('onDelivered', job, () => this.options.onDelivered?.(copyJob(job), { response }));
+    if (Date.now() - this.lastPruneAt >= PRUNE_EVERY_MS) await this.pruneSent();
+  }
+
+  /**
+   * Moves a delivered job to sent/. If that fails (disk full: the directory may need a new block),
+   * the job is removed from pending/ instead (unlinking needs no space), so that it is not sent
+   * again after a restart; sent/ then has no record of it, the log line is its record.
+   */
+  private async moveToSent(job: MailJob, pendingPath: string, sentPath: string): Promise<boolean> {
+    const fields = { jobId: job.id, interactionId: job.interactionId, to: job.to, messageId: job.messageId };
+    let renameError: unknown;
+    try {
+      await renameDurable(pendingPath, sentPath);
+      return true;
+    } catch (err) {
+      renameError = err;
+    }
+    // renameDurable may have renamed, then failed to fsync the directory.
+    if (!existsSync(pendingPath) && existsSync(sentPath)) {
+      this.log.warn({ ...fields, err: errorMessage(renameError) }, 'mail outbox: moved a delivered job to sent/ but could not sync the directory');
+      return true;
+    }
+    try {
+      await unlink(pendingPath);
+      if (job.attachment) await unlink(join(this.pendingDir, job.attachment.file)).catch(() => {});
+      await fsyncDir(this.pendingDir).catch(() => {});
+      this.log.error({ ...fields, err: errorMessage(renameError) },
+        'mail delivered but its job could not be moved to sent/: removed from pending/ instead, so it is not sent again (no record of it in sent/)');
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ENOENT') {
+        this.done.add(job.id);
+        this.log.error({ ...fields, err: errorMessage(renameError), unlinkErr: errorMessage(err) },
+          'mail delivered but its job could neither be moved to sent/ nor removed from pending/: it will be sent again after a restart (same Message-ID)');
+      }
+    }
+    return false;
+  }
+
+  /** Removes sent/ records older than `sentRetentionMs` (and old temp files). Never throws. */
+  private async pruneSent(): Promise<void> {
+    this.lastPruneAt = Date.now();
+    if (!Number.isFinite(this.sentRetentionMs)) return;
+    const names = await readdir(this.sentDir).catch(() => [] as string[]);
+    const now = Date.now();
+    let removed = 0;
+    for (const name of names) {
+      const temp = isTempName(name);
+      if (!temp && !name.endsWith('.json')) continue;
+      const path = join(this.sentDir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (!info?.isFile() || info.mtimeMs >= now - (temp ? ORPHAN_AGE_MS : this.sentRetentionMs)) continue;
+      await unlink(path).then(() => (removed += 1), () => {});
+    }
+    if (removed > 0) {
+      this.log.info({ dir: this.sentDir, removed, keepDays: Math.round((this.sentRetentionMs / 86_400_000) * 10) / 10 }, 'mail outbox: removed old records of delivered mail from sent/');
+    }
   }
 
   private async attemptFailed(entry: Entry, attempt: number, cause: unknown): Promise<void> {
@@ -385,7 +521,7 @@ export class MailOutbox {
     };
   }
 
-  private callback(name: string, job: MailJob, call: () => void | Promise<void> | undefined): void {
+  private callback(name: string, job: Pick<MailJob, 'id' | 'interactionId'>, call: () => void | Promise<void> | undefined): void {
     const report = (err: unknown): void => {
       this.log.error({ jobId: job.id, interactionId: job.interactionId, err: errorMessage(err) }, `mail outbox: ${name} callback failed`);
     };
@@ -473,20 +609,24 @@ export class MailOutbox {
       const id = name.slice(0, -'.json'.length);
       if (this.entries.has(id) || this.done.has(id)) continue;
       const path = join(this.pendingDir, name);
+      let text: string | undefined;
       let job: MailJob;
       try {
-        job = parseJob(await readFile(path, 'utf8'), id);
+        text = await readFile(path, 'utf8');
+        job = parseJob(text, id);
       } catch (err) {
         if ((err as { code?: unknown }).code === 'ENOENT') continue;
-        this.log.error({ file: path, err: errorMessage(err) }, 'mail outbox: unreadable job moved to failed/');
-        await renameDurable(path, join(this.failedDir, name)).catch(() => {});
+        await this.rejectUnreadable(id, path, text, err);
         continue;
       }
       // Checked again after the read: the job may have been delivered and moved meanwhile.
       if (this.entries.has(id) || this.done.has(id) || !existsSync(path)) continue;
       if (job.attachment && !existsSync(join(this.pendingDir, job.attachment.file))) {
-        this.log.error({ jobId: id, interactionId: job.interactionId }, 'mail outbox: the attachment of this job is missing; job moved to failed/');
+        const error = new MailJobUnreadableError(path, `its attachment ${job.attachment.file} is missing`, { jobId: id, interactionId: job.interactionId });
+        this.log.error({ jobId: id, interactionId: job.interactionId, err: error.message }, 'mail outbox: the attachment of this job is missing; job moved to failed/, not sent');
+        this.done.add(id);
         await this.moveToFailed(job);
+        this.callback('onFailed', job, () => this.options.onFailed?.(copyJob(job), error));
         continue;
       }
       this.entries.set(id, { job, dueAt: Date.now() });
@@ -495,14 +635,42 @@ export class MailOutbox {
     return added;
   }
 
-  private async moveToFailed(job: MailJob): Promise<void> {
+  /**
+   * Moves a job and its attachment to failed/: the attachment first, so that a crash in between
+   * leaves the job in pending/ (found again, without its attachment, and moved) rather than an
+   * attachment without its job (removed as an orphan).
+   */
+  private async moveToFailed(job: Pick<MailJob, 'id'>): Promise<boolean> {
     try {
-      await renameDurable(this.jobPath(PENDING, job.id), this.jobPath(FAILED, job.id));
-      if (job.attachment && existsSync(join(this.pendingDir, job.attachment.file))) {
-        await renameDurable(join(this.pendingDir, job.attachment.file), join(this.failedDir, job.attachment.file));
+      const attachment = `${job.id}.att`;
+      if (existsSync(join(this.pendingDir, attachment))) {
+        await renameDurable(join(this.pendingDir, attachment), join(this.failedDir, attachment));
       }
+      await renameDurable(this.jobPath(PENDING, job.id), this.jobPath(FAILED, job.id));
+      return true;
     } catch (err) {
       this.log.error({ jobId: job.id, err: errorMessage(err) }, 'mail outbox: could not move the job to failed/');
+      return false;
+    }
+  }
+
+  /**
+   * A job file in pending/ that is not a job of this version (corrupt, hand-edited, written by a
+   * newer switchboard): moved to failed/ with its attachment, and reported through `onFailed`
+   * with the interaction id its file name carries, so that the call record does not stay "queued".
+   */
+  private async rejectUnreadable(id: string, path: string, text: string | undefined, cause: unknown): Promise<void> {
+    this.done.add(id);
+    const interactionId = interactionIdOf(id, text);
+    const moved = await this.moveToFailed({ id });
+    const file = moved ? this.jobPath(FAILED, id) : path;
+    const error = new MailJobUnreadableError(path, errorMessage(cause), { jobId: id, ...(interactionId ? { interactionId } : {}) }, { cause });
+    this.log.error({ file: path, jobId: id, interactionId, err: errorMessage(cause) },
+      `mail outbox: unusable job ${moved ? 'moved to failed/ with its attachment' : 'left in pending/ (could not be moved)'}; it will not be sent` +
+        (interactionId ? '' : ' (its interaction id cannot be told: no call record was marked)'));
+    if (interactionId) {
+      const ref: UnreadableMailJob = { unreadable: true, id, interactionId, file };
+      this.callback('onFailed', ref, () => this.options.onFailed?.({ ...ref }, error));
     }
   }
 
@@ -522,33 +690,6 @@ export class MailOutbox {
         this.log.info({ file: path }, 'mail outbox: removed a leftover of an interrupted enqueue');
       }
     }
-  }
-
-  private async acquireLock(): Promise<void> {
-    for (let tries = 0; tries < 3; tries += 1) {
-      try {
-        await writeFile(this.lockFile, JSON.stringify({ pid: process.pid, since: new Date().toISOString() }) + '\n', { flag: 'wx', mode: 0o600 });
-        this.lockHeld = true;
-        return;
-      } catch (err) {
-        if ((err as { code?: unknown }).code !== 'EEXIST') {
-          throw new MailOutboxStorageError(this.dir, `creating ${LOCK_FILE}`, errorMessage(err), { cause: err });
-        }
-      }
-      const pid = await readFile(this.lockFile, 'utf8').then((s) => Number((JSON.parse(s) as { pid?: unknown }).pid), () => NaN);
-      // A lock of this very process is one an earlier instance left (e.g. PID 1 in a container
-      // restarted after a crash); two running outboxes on one directory in one process is a bug.
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) throw new MailOutboxLockedError(this.lockFile, pid);
-      this.log.warn({ lockFile: this.lockFile, pid: Number.isNaN(pid) ? undefined : pid }, 'mail outbox: taking over a stale lock');
-      await unlink(this.lockFile).catch(() => {});
-    }
-    throw new MailOutboxStorageError(this.dir, `creating ${LOCK_FILE}`, 'the lock file keeps reappearing');
-  }
-
-  private async releaseLock(): Promise<void> {
-    if (!this.lockHeld) return;
-    this.lockHeld = false;
-    await unlink(this.lockFile).catch(() => {});
   }
 }
 
@@ -581,6 +722,8 @@ function parseJob(text: string, id: string): MailJob {
   if (job.version !== 1 || job.id !== id || !JOB_ID_RE.test(id) || strings.some((k) => typeof job[k] !== 'string') || typeof job.attempts !== 'number') {
     throw new Error('not a mail job of this version');
   }
+  const named = JOB_ID_RE.exec(id)?.[1];
+  if (named !== undefined && named !== job.interactionId) throw new Error(`its interaction id is not the one its file name says (${named})`);
   if (job.attachment !== undefined && (typeof job.attachment.file !== 'string' || job.attachment.file !== `${id}.att`)) {
     throw new Error('bad attachment reference');
   }
@@ -601,6 +744,24 @@ function sendError(job: MailJob, cause: unknown): MailSendError {
   );
 }
 
+/**
+ * Whose call an unusable job file belongs to: its file name says (jobs queued by this version);
+ * else whatever of its content can be read.
+ */
+function interactionIdOf(id: string, text: string | undefined): string | undefined {
+  const named = JOB_ID_RE.exec(id)?.[1];
+  if (named !== undefined) return named;
+  if (text === undefined) return undefined;
+  try {
+    const v = (JSON.parse(text) as { interactionId?: unknown }).interactionId;
+    if (typeof v === 'string' && ID_RE.test(v)) return v;
+  } catch {
+    // Not JSON: look for the field in what is left.
+  }
+  const m = /"interactionId"\s*:\s*"([A-Za-z0-9_.-]{1,64})"/.exec(text);
+  return m?.[1];
+}
+
 function copyJob(job: MailJob): MailJob {
   return structuredClone(job);
 }
@@ -612,13 +773,4 @@ function positive(value: number | undefined, fallback: number): number {
 function domainOf(from: string): string {
   const match = /@([A-Za-z0-9.-]+)>?\s*$/.exec(from.trim());
   return match?.[1] ?? 'switchboard.invalid';
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: unknown }).code === 'EPERM';
-  }
 }
