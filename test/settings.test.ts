@@ -147,7 +147,7 @@ level = warn
   it('reads quoted values and values with escaped ; and #', () => {
     const s = load({ ini: '[store]\ndir = store\n[asterisk]\nami_host = h\nami_user = u\nami_secret = "a;b#c"\n[smtp]\nhost = mail.example.com\nfrom = vm@example.com\nuser = u\npassword = p\\;q ; comment\nsecure = true\n' });
     expect(s.asterisk?.secret).toBe('a;b#c');
-    expect(s.smtp).toEqual({ host: 'mail.example.com', port: 587, secure: true, user: 'u', password: 'p;q', from: 'vm@example.com' });
+    expect(s.smtp).toEqual({ host: 'mail.example.com', port: 587, secure: true, user: 'u', password: 'p;q', from: 'vm@example.com', requireTls: true });
   });
 
   it('reads the docker development stack\'s settings file (asterisk-dev/switchboard.ini)', () => {
@@ -313,7 +313,7 @@ describe('the settings table', () => {
       'asterisk.ami_host': 'pbx.example.com', 'asterisk.ami_port': '5040', 'asterisk.ami_user': 'sb', 'asterisk.ami_secret': 's', 'asterisk.ami_keepalive_seconds': '12',
       'apply.generations': '3', 'apply.debounce_ms': '3', 'apply.verify_timeout_ms': '300',
       'ari.url': 'http://pbx:8088', 'ari.user': 'sb', 'ari.password': 'p', 'ari.app': 'sbapp', 'ari.rest_over_websocket': 'off',
-      'smtp.host': 'mail', 'smtp.port': '25', 'smtp.secure': 'true', 'smtp.user': 'u', 'smtp.password': 'p', 'smtp.from': 'a@b.cd',
+      'smtp.host': 'mail', 'smtp.port': '25', 'smtp.secure': 'true', 'smtp.user': 'u', 'smtp.password': 'p', 'smtp.from': 'a@b.cd', 'smtp.require_tls': 'false',
       'voicemail.max_duration_seconds': '100', 'voicemail.max_silence_seconds': '9', 'voicemail.min_duration_seconds': '3', 'voicemail.ring_timeout_seconds': '25',
       'data.dir': path.join(dir, 'd'), 'log.level': 'debug',
     };
@@ -330,7 +330,7 @@ describe('the settings table', () => {
         asterisk: { host: 'pbx.example.com', port: 5040, user: 'sb', secret: 's', keepaliveSeconds: 12 },
         apply: { generations: 3, debounceMs: 3, verifyTimeoutMs: 300 },
         ari: { url: 'http://pbx:8088', user: 'sb', password: 'p', app: 'sbapp', restOverWebSocket: 'off' },
-        smtp: { host: 'mail', port: 25, secure: true, user: 'u', password: 'p', from: 'a@b.cd' },
+        smtp: { host: 'mail', port: 25, secure: true, user: 'u', password: 'p', from: 'a@b.cd', requireTls: false },
         voicemail: { maxDurationSeconds: 100, maxSilenceSeconds: 9, minDurationSeconds: 3, ringTimeoutSeconds: 25 },
         data: { dir: path.join(dir, 'd') }, log: { level: 'debug' },
       });

@@ -47,6 +47,8 @@ export interface DaemonSettings {
     readonly user?: string;
     readonly password?: string;
     readonly from: string;
+    /** Refuse to send over a connection that is not encrypted (STARTTLS failed or not offered). */
+    readonly requireTls: boolean;
   };
   readonly voicemail: {
     readonly maxDurationSeconds: number;
@@ -141,6 +143,7 @@ const SPECS: Spec[] = [
   { section: 'smtp', key: 'host', kind: { type: 'host' }, description: 'SMTP server for voicemail e-mails. Unset: no e-mail is sent.', fix: 'use a host name or IP address, e.g. smtp.example.com' },
   { section: 'smtp', key: 'port', kind: { type: 'int', min: 1, max: 65535 }, dflt: 587, description: 'SMTP port (465 usually needs secure = true).', fix: 'use the SMTP port, usually 587, 465 or 25' },
   { section: 'smtp', key: 'secure', kind: { type: 'bool' }, dflt: false, description: 'Use TLS from the start (port 465). false: STARTTLS when offered.', fix: 'use true or false' },
+  { section: 'smtp', key: 'require_tls', kind: { type: 'bool' }, description: 'Refuse to send unless the connection is encrypted (STARTTLS, or secure = true). Default: true when user is set, so the SMTP password never crosses the network in clear (a relay without STARTTLS, or someone stripping it, fails the send, retried later); false otherwise.', fix: 'use true or false (false only for a relay you reach over a trusted network)' },
   { section: 'smtp', key: 'user', kind: { type: 'string', re: SINGLE_LINE_RE, rule: 'must be one line' }, description: 'SMTP login user (unset: no login).', fix: 'use the SMTP account name' },
   { section: 'smtp', key: 'password', kind: { type: 'string', re: SINGLE_LINE_RE, rule: 'must be one line' }, secret: true, description: 'SMTP password. Never logged.', fix: 'use the SMTP account password (quote it if it holds ; or #)' },
   { section: 'smtp', key: 'from', kind: { type: 'string', re: EMAIL_RE, rule: 'must be an e-mail address' }, description: 'Sender address of voicemail e-mails.', fix: 'use an address such as voicemail@example.com' },
@@ -389,6 +392,7 @@ export function loadDaemonSettings(opts: LoadSettingsOptions): DaemonSettings {
         ...(smtpUser !== undefined ? { user: smtpUser } : {}),
         ...(smtpPassword !== undefined ? { password: smtpPassword } : {}),
         from: smtpFrom,
+        requireTls: (values.get('smtp.require_tls') as boolean | undefined) ?? smtpUser !== undefined,
       };
     }
   }
@@ -445,7 +449,7 @@ export function redactedSettings(s: DaemonSettings): Record<string, unknown> {
     asterisk: s.asterisk ? { host: s.asterisk.host, port: s.asterisk.port, user: s.asterisk.user, secret: R, keepaliveSeconds: s.asterisk.keepaliveSeconds } : null,
     apply: { ...s.apply },
     ari: s.ari ? { url: redactUrl(s.ari.url), user: s.ari.user, password: R, app: s.ari.app } : null,
-    smtp: s.smtp ? { host: s.smtp.host, port: s.smtp.port, secure: s.smtp.secure, user: s.smtp.user ?? null, password: s.smtp.password !== undefined ? R : null, from: s.smtp.from } : null,
+    smtp: s.smtp ? { host: s.smtp.host, port: s.smtp.port, secure: s.smtp.secure, user: s.smtp.user ?? null, password: s.smtp.password !== undefined ? R : null, from: s.smtp.from, requireTls: s.smtp.requireTls } : null,
     voicemail: { ...s.voicemail },
     data: { ...s.data },
     log: { ...s.log },

@@ -10,7 +10,7 @@ import { CallRecords } from '../calls/records.js';
 import { PeerAuthError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MailOutbox } from '../mail/outbox.js';
-import { createSmtpTransport, describeSmtp, type MailTransport } from '../mail/transport.js';
+import { createSmtpTransport, describeSmtp, type MailTransport, type SmtpSettings } from '../mail/transport.js';
 import { loadEmailTemplates } from '../mail/voicemail-email.js';
 import type { Store } from '../model/types.js';
 import type { DaemonSettings } from '../config/settings.js';
@@ -60,6 +60,15 @@ export interface CallControl {
  * disk unsent (it goes out once SMTP is configured and the daemon restarts). A bad ARI password is
  * logged as an error and retried every `authRetryMs`; it never throws.
  */
+/** The transport settings for switchboard.ini's [smtp]: `require_tls` applies unless TLS starts at once (`secure`). */
+export function smtpTransportSettings(smtp: NonNullable<DaemonSettings['smtp']>): SmtpSettings {
+  return {
+    host: smtp.host, port: smtp.port, secure: smtp.secure, from: smtp.from,
+    requireTLS: smtp.requireTls && !smtp.secure,
+    ...(smtp.user !== undefined ? { user: smtp.user, pass: smtp.password ?? '' } : {}),
+  };
+}
+
 export async function startCallControl(deps: CallControlDeps): Promise<CallControl> {
   const log = deps.logger.child({ component: 'call-control' });
   const { settings } = deps;
@@ -71,12 +80,7 @@ export async function startCallControl(deps: CallControlDeps): Promise<CallContr
   const templates = await loadEmailTemplates(deps.emailTemplatesDir);
 
   const smtp = settings.smtp;
-  const transport = deps.transport ?? (smtp
-    ? createSmtpTransport({
-      host: smtp.host, port: smtp.port, secure: smtp.secure, from: smtp.from,
-      ...(smtp.user !== undefined ? { user: smtp.user, pass: smtp.password ?? '' } : {}),
-    })
-    : undefined);
+  const transport = deps.transport ?? (smtp ? createSmtpTransport(smtpTransportSettings(smtp)) : undefined);
   const setStatus = (interactionId: string, emailStatus: 'sent' | 'failed'): void => {
     try {
       if (records.get(interactionId)) records.update(interactionId, { emailStatus });
