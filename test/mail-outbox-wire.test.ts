@@ -42,7 +42,7 @@ describe('mail outbox in call control', () => {
 
     const cc = await startCallControl({
       settings: {
-        smtp: { host: '127.0.0.1', port: smtp.port, secure: false, from: 'voicemail@example.com' },
+        smtp: { host: '127.0.0.1', port: smtp.port, secure: false, requireTls: false, from: 'voicemail@example.com' },
         voicemail: { maxDurationSeconds: 180, maxSilenceSeconds: 5, minDurationSeconds: 2 },
       },
       store: () => undefined,

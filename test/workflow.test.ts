@@ -134,7 +134,7 @@ async function setup(opts: Partial<SetupOptions> = {}): Promise<Harness> {
     const cc = await startCallControl({
       settings: {
         ari: { url: fake.url, user: 'asterisk', password: o.password ?? opts.password ?? PASSWORD, app: 'switchboard' },
-        smtp: { host: '127.0.0.1', port: smtp.port, secure: false, from: 'voicemail@example.com' },
+        smtp: { host: '127.0.0.1', port: smtp.port, secure: false, requireTls: false, from: 'voicemail@example.com' },
         voicemail: { maxDurationSeconds: 180, maxSilenceSeconds: 5, minDurationSeconds: o.minDurationSeconds ?? opts.minDurationSeconds ?? 2 },
       },
       store: () => (opts.noStore ? undefined : store),
