@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -184,6 +184,95 @@ describe('CallRecords', () => {
     raw.close();
     expect(codeOf(() => CallRecords.open(path))).toBe('CALL_RECORDS_STORE');
     store = CallRecords.open(join(dir, 'fresh.sqlite'));
+  });
+});
+
+describe('CallRecords.openReadOnly (switchboard calls / recording)', () => {
+  function messageOf(fn: () => unknown): string {
+    try {
+      fn();
+    } catch (err) {
+      return err instanceof SwitchboardError ? `${err.code}: ${err.message}` : `not a SwitchboardError: ${String(err)}`;
+    }
+    return 'no error';
+  }
+
+  it('reads while the daemon holds the write lock, sees only committed rows, and refuses writes', () => {
+    const r = record({ note: 'committed' });
+    store.insert(r);
+    const daemon = new Database(path);
+    daemon.pragma('busy_timeout = 0');
+    daemon.exec('BEGIN IMMEDIATE');
+    daemon.prepare("UPDATE calls SET note = 'uncommitted' WHERE interaction_id = ?").run(r.interactionId);
+    try {
+      const ro = CallRecords.openReadOnly(path);
+      try {
+        expect(ro.readOnly).toBe(true);
+        expect(ro.get(r.interactionId)?.note).toBe('committed');
+        expect(ro.query({ from: new Date(0) }).map((x) => x.interactionId)).toEqual([r.interactionId]);
+        expect(messageOf(() => ro.insert(record()))).toMatch(/^CALL_RECORDS_STORE: call records database .*calls\.sqlite: opened read-only/);
+        expect(messageOf(() => ro.insertSoon(record()))).toMatch(/^CALL_RECORDS_STORE: /);
+        expect(messageOf(() => ro.update(r.interactionId, { note: 'x' }))).toMatch(/^CALL_RECORDS_STORE: /);
+      } finally {
+        ro.close();
+      }
+    } finally {
+      daemon.exec('COMMIT');
+      daemon.close();
+    }
+    // The daemon's write went through although a reader had the database open meanwhile.
+    expect(store.get(r.interactionId)?.note).toBe('uncommitted');
+  });
+
+  it('checks the schema version without migrating: missing file, newer, older, not a call-records database', () => {
+    store.close();
+    const missing = join(dir, 'missing.sqlite');
+    expect(messageOf(() => CallRecords.openReadOnly(missing))).toBe(`CALL_RECORDS_STORE: call records database ${missing}: does not exist: give the daemon's data directory (the daemon creates calls.sqlite when it starts)`);
+    expect(existsSync(missing)).toBe(false);
+
+    const setVersion = (v: number) => {
+      const raw = new Database(path);
+      raw.prepare('UPDATE schema_version SET version = ?').run(v);
+      raw.close(); // the last connection: checkpoints, leaves no -wal
+    };
+    setVersion(CALL_RECORDS_SCHEMA_VERSION + 1);
+    expect(messageOf(() => CallRecords.openReadOnly(path))).toBe(
+      `CALL_RECORDS_STORE: call records database ${path}: schema version ${CALL_RECORDS_SCHEMA_VERSION + 1} is newer than this switchboard reads (${CALL_RECORDS_SCHEMA_VERSION}): use the switchboard that wrote it, or upgrade this one`,
+    );
+    setVersion(CALL_RECORDS_SCHEMA_VERSION - 1);
+    const before = readFileSync(path);
+    expect(messageOf(() => CallRecords.openReadOnly(path))).toMatch(
+      new RegExp(`^CALL_RECORDS_STORE: call records database ${path.replace(/[.]/g, '\\.')}: schema version ${CALL_RECORDS_SCHEMA_VERSION - 1} is older than this switchboard reads \\(${CALL_RECORDS_SCHEMA_VERSION}\\): start the daemon \\(switchboard serve\\) once`),
+    );
+    // Not migrated: the file is as it was.
+    expect(readFileSync(path).equals(before)).toBe(true);
+    const raw = new Database(path, { readonly: true });
+    expect(raw.prepare('SELECT version FROM schema_version').get()).toEqual({ version: CALL_RECORDS_SCHEMA_VERSION - 1 });
+    raw.close();
+
+    const other = join(dir, 'other.sqlite');
+    const o = new Database(other);
+    o.exec('CREATE TABLE t (x)');
+    o.close();
+    expect(messageOf(() => CallRecords.openReadOnly(other))).toMatch(/other\.sqlite: has no schema version: it is not a switchboard call-records database/);
+    const text = join(dir, 'text.sqlite');
+    writeFileSync(text, 'this is not a database, but long enough to have a header of one hundred bytes.'.repeat(3));
+    expect(messageOf(() => CallRecords.openReadOnly(text))).toMatch(/text\.sqlite: cannot read: file is not a database: it is not an SQLite database/);
+    store = CallRecords.open(join(dir, 'fresh.sqlite'));
+  });
+
+  it('the daemon stopped (no -wal): as the owner, reads in place; the daemon opens it afterwards as before', () => {
+    const r = record();
+    store.insert(r);
+    store.close();
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    const ro = CallRecords.openReadOnly(path);
+    expect(ro.get(r.interactionId)?.interactionId).toBe(r.interactionId);
+    ro.close();
+    store = CallRecords.open(path);
+    store.insert(record());
+    expect(store.query({ from: new Date(0) })).toHaveLength(2);
+    expect(readdirSync(join(dir, 'db')).filter((f) => !f.startsWith('calls.sqlite'))).toEqual([]);
   });
 });
 
@@ -373,6 +462,9 @@ describe('recordsToCsv', () => {
     expect(rows[2]?.[3]).toBe('');
     expect(rows[2]?.[5]).toBe("'-2+3");
     expect(rows[2]?.[14]).toBe("'\tTAB");
+    // Leading white space does not hide a formula (some spreadsheets trim cells on import).
+    const padded = parseCsv(recordsToCsv([record({ interactionId: '3', callerNumber: ' =1+2', calledNumber: '\n@SUM(A1)', note: '  -2+3' })]))[1]!;
+    expect([padded[5], padded[6], padded[14]]).toEqual(["' =1+2", "'\n@SUM(A1)", "'  -2+3"]);
     // Every cell a spreadsheet would evaluate starts with a quote mark instead.
     for (const row of rows.slice(1)) {
       for (const cell of row) expect(/^[=+\-@\t\r]/.test(cell) && !/^[+-]?\d+(\.\d+)?$/.test(cell)).toBe(false);

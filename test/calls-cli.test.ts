@@ -4,22 +4,31 @@
  * records are written with the real CallRecords store.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { CallRecords, type CallRecord } from '../src/calls/records.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * Who runs the CLI in the permission tests: a user other than the data directory's owner. Under
+ * root (who may write anything) that is `nobody`; otherwise this user, with the directory and the
+ * database made read-only.
+ */
+const ROOT_USER = process.getuid?.() === 0;
+const READER = ROOT_USER ? { uid: 65534, gid: 65534 } : {};
+
+function run(args: string[], env: Record<string, string> = {}, as: { uid?: number; gid?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC', ...env };
   delete childEnv.SWITCHBOARD_DATA_DIR;
   Object.assign(childEnv, env);
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: childEnv, timeout: 15_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { env: childEnv, timeout: 15_000, ...as }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 99) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -70,8 +79,25 @@ beforeEach(() => {
 });
 
 afterEach(() => {
+  for (const d of [dataDir, join(dataDir, 'recordings')]) {
+    try {
+      chmodSync(d, 0o755);
+    } catch {
+      // gone
+    }
+  }
   rmSync(dataDir, { recursive: true, force: true });
 });
+
+/** Adds records to the data directory's database (as the daemon would). */
+function addRecords(...records: CallRecord[]): void {
+  const store = CallRecords.open(join(dataDir, 'calls.sqlite'));
+  try {
+    for (const r of records) store.insert(r);
+  } finally {
+    store.close();
+  }
+}
 
 describe('switchboard calls', () => {
   it('default: the last seven days, newest first, as a table', async () => {
@@ -117,6 +143,7 @@ describe('switchboard calls', () => {
     const bad = await run(['calls', '--data', dataDir, '--from', 'yesterday']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--from "yesterday" is not a date');
+    expect(bad.stderr).toContain('e.g. --from 2024-05-01 or --from 2024-05-01T09:30:00+10:00');
     const type = await run(['calls', '--data', dataDir, '--type', 'outbound']);
     expect(type.code).toBe(2);
     expect(type.stderr).toContain('--type "outbound" is not a call type');
@@ -130,6 +157,117 @@ describe('switchboard calls', () => {
     expect(existsSync(join(empty, 'calls.sqlite'))).toBe(false);
   });
 
+  it('--from/--to take YYYY-MM-DD or a date-time with a zone; anything else (2024-05, 1, no zone) is refused naming flag, value and an example', async () => {
+    for (const [flag, value, why] of [
+      ['--to', '2024-05', ''],
+      ['--from', '1', ''],
+      ['--from', '2024-5-1', ''],
+      ['--to', '2024-02-30', ' (no such day)'],
+      ['--from', '2024-05-01T09:30', ' (no time zone: add Z for UTC or an offset such as +10:00)'],
+      ['--to', 'May 1, 2024', ''],
+      ['--from', '1714555800000', ''],
+    ] as const) {
+      const r = await run(['calls', '--data', dataDir, flag, value]);
+      expect(r.code, `${flag} ${value}`).toBe(2);
+      expect(r.stderr, `${flag} ${value}`).toContain(`${flag} "${value}" is not a date${why}: use YYYY-MM-DD (a whole day, local time) or an ISO 8601 date-time with a time zone, e.g. ${flag} 2024-05-01 or ${flag} 2024-05-01T09:30:00+10:00`);
+      expect(r.stdout).toBe('');
+    }
+    // Record 700 started at 2024-05-01T09:30:00Z.
+    const ids = async (...args: string[]) => {
+      const r = await run(['calls', '--data', dataDir, '--json', ...args]);
+      expect(r.stderr).toBe('');
+      return (JSON.parse(r.stdout) as CallRecord[]).map((c) => c.interactionId);
+    };
+    expect(await ids('--from', '2024-05-01T19:30:00+10:00', '--to', '2024-05-01T09:30Z')).toEqual(['700']); // inclusive at both ends
+    expect(await ids('--from', '2024-05-01T09:30:00.001Z', '--to', '2024-05-01')).toEqual([]);
+    expect(await ids('--from', '2024-05-01T04:00-0530', '--to', '2024-05-01T04:00-05:30')).toEqual(['700']);
+    // A whole day in local time (TZ): in Sydney (UTC+10) 2024-05-01 ends at 13:59:59.999Z, 2024-05-02 09:30Z is the 2nd's evening.
+    const sydney = await run(['calls', '--data', dataDir, '--json', '--from', '2024-05-02', '--to', '2024-05-02'], { TZ: 'Australia/Sydney' });
+    expect((JSON.parse(sydney.stdout) as CallRecord[]).map((c) => c.interactionId)).toEqual(['800']);
+    const help = await run(['calls', '--help']);
+    expect(help.stdout).toMatch(/YYYY-MM-DD\s+\(from 00:00\s+local time\)/);
+    expect(help.stdout).toMatch(/whole days in this machine's local time zone \(set TZ to use another\)/);
+  });
+
+  it('the table passes no terminal control character from caller ids or names: C0, C1 (CSI), U+2028/9, bidi overrides; JSON escapes them; CSV neutralises formulas', async () => {
+    addRecords(
+      record({ interactionId: '901', startedAt: '2020-01-01T10:00:00Z', callerNumber: '\u009b31mRED\u009b0m', calledNumber: 'a\u2028b\u2029c', agentUsername: 'eve\u202egnp.exe\u001b]0;x\u0007' }),
+      record({ interactionId: '902', startedAt: '2020-01-01T09:00:00Z', callerNumber: ' =1+2', calledNumber: '@SUM(A1)' }),
+    );
+    const unsafe = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+    const table = await run(['calls', '--data', dataDir, '--from', '2020-01-01', '--to', '2020-01-01']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).not.toMatch(unsafe);
+    expect(table.stdout).toMatch(/^901 .* eve gnp\.exe ]0;x\s+ 31mRED 0m\s+a b c\s/m);
+
+    const json = await run(['calls', '--data', dataDir, '--from', '2020-01-01', '--to', '2020-01-01', '--json']);
+    expect(json.stdout).not.toMatch(unsafe);
+    expect(json.stdout).toContain('"callerNumber": "\\u009b31mRED\\u009b0m"');
+    const parsed = JSON.parse(json.stdout) as CallRecord[];
+    expect(parsed[0]).toMatchObject({ callerNumber: '\u009b31mRED\u009b0m', calledNumber: 'a\u2028b\u2029c', agentUsername: 'eve\u202egnp.exe\u001b]0;x\u0007' });
+
+    const csv = await run(['calls', '--data', dataDir, '--from', '2020-01-01', '--to', '2020-01-01', '--csv']);
+    const row = csv.stdout.split('\r\n').find((l) => l.startsWith('902,'));
+    expect(row).toContain(",' =1+2,'@SUM(A1),");
+  });
+
+  it('reads while the daemon holds the write lock, as a user who may only read the data directory', async () => {
+    chmodSync(dataDir, 0o755); // others may look in, not write
+    const daemon = new Database(join(dataDir, 'calls.sqlite'));
+    daemon.pragma('busy_timeout = 0');
+    daemon.exec('BEGIN IMMEDIATE');
+    daemon.prepare("UPDATE calls SET note = 'uncommitted' WHERE interaction_id = '100'").run();
+    try {
+      const r = await run(['calls', '--data', dataDir, '--json'], {}, READER);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const rows = JSON.parse(r.stdout) as CallRecord[];
+      expect(rows.map((c) => c.interactionId)).toEqual(['100', '200', '600', '500', '400']);
+      expect(rows[0]!.note).toBeUndefined();
+      // The daemon can still write (the reader held no lock).
+      daemon.prepare("UPDATE calls SET note = 'still writing' WHERE interaction_id = '400'").run();
+    } finally {
+      daemon.exec('COMMIT');
+      daemon.close();
+    }
+  });
+
+  it('the daemon stopped and a data directory this user may not write: calls and recording read it, changing and creating nothing', async () => {
+    const db = join(dataDir, 'calls.sqlite');
+    expect(existsSync(`${db}-wal`)).toBe(false); // closed by the daemon: no -wal, no -shm
+    const outDir = mkdtempSync(join(tmpdir(), 'sb-calls-out-'));
+    chmodSync(outDir, 0o777);
+    const bytes = readFileSync(db);
+    const mtime = statSync(db).mtimeMs;
+    chmodSync(db, 0o444);
+    chmodSync(dataDir, 0o555);
+    try {
+      const r = await run(['calls', '--data', dataDir, '--json'], {}, READER);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect((JSON.parse(r.stdout) as CallRecord[]).map((c) => c.interactionId)).toEqual(['100', '200', '600', '500', '400']);
+      const out = join(outDir, 'copy.wav');
+      const rec = await run(['recording', '200', '--out', out, '--data', dataDir], {}, READER);
+      expect(rec.stderr).toBe('');
+      expect(rec.code).toBe(0);
+      expect(readFileSync(out).equals(WAV)).toBe(true);
+      expect(readdirSync(dataDir).sort()).toEqual(['calls.sqlite', 'recordings']);
+      expect(readFileSync(db).equals(bytes)).toBe(true);
+      expect(statSync(db).mtimeMs).toBe(mtime);
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a database of another schema version: exit 7 naming the file and what to do', async () => {
+    const raw = new Database(join(dataDir, 'calls.sqlite'));
+    raw.prepare('UPDATE schema_version SET version = version + 1').run();
+    raw.close();
+    const r = await run(['calls', '--data', dataDir]);
+    expect(r.code).toBe(7);
+    expect(r.stderr).toContain(`call records database ${join(dataDir, 'calls.sqlite')}: schema version 2 is newer than this switchboard reads (1): use the switchboard that wrote it, or upgrade this one`);
+  });
+
   it('$SWITCHBOARD_DATA_DIR is the default data directory', async () => {
     const r = await run(['calls', '--json'], { SWITCHBOARD_DATA_DIR: dataDir });
     expect(r.code).toBe(0);
@@ -138,6 +276,46 @@ describe('switchboard calls', () => {
 });
 
 describe('switchboard recording', () => {
+  it('says which side failed: reading the stored recording (exit 1) or writing --out (exit 2)', async () => {
+    const dirAsFile = join(dataDir, 'recordings', 'a-directory.wav');
+    mkdirSync(dirAsFile);
+    addRecords(record({ interactionId: '900', callType: 'Diverted Call', outcome: 'voicemail', recordingStatus: 'available', recordingFile: dirAsFile, startedAt: '2020-01-01T00:00:00Z' }));
+    const out = join(dataDir, 'x.wav');
+    const unreadable = await run(['recording', '900', '--out', out, '--data', dataDir]);
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stderr).toContain(`cannot read the recording of call 900 (${dirAsFile}): EISDIR`);
+    expect(unreadable.stderr).not.toContain('cannot write');
+    expect(existsSync(out)).toBe(false);
+
+    // A recording only the daemon's user may read.
+    const kept = join(dataDir, 'recordings', '20240501_0930_200.wav');
+    chmodSync(dataDir, 0o755);
+    chmodSync(kept, 0o600);
+    if (!ROOT_USER) chmodSync(kept, 0o000);
+    const outDir = mkdtempSync(join(tmpdir(), 'sb-rec-out-'));
+    chmodSync(outDir, 0o777);
+    try {
+      const denied = await run(['recording', '200', '--out', join(outDir, 'y.wav'), '--data', dataDir], {}, READER);
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toContain(`cannot read the recording of call 200 (${kept}): EACCES`);
+      expect(existsSync(join(outDir, 'y.wav'))).toBe(false);
+    } finally {
+      chmodSync(kept, 0o644);
+      rmSync(outDir, { recursive: true, force: true });
+    }
+
+    const noDir = join(dataDir, 'no-such-dir', 'x.wav');
+    const unwritable = await run(['recording', '200', '--out', noDir, '--data', dataDir]);
+    expect(unwritable.code).toBe(2);
+    expect(unwritable.stderr).toContain(`cannot write ${noDir}: ENOENT`);
+
+    // --force onto the stored recording itself: refused, the recording kept whole.
+    const self = await run(['recording', '200', '--out', kept, '--force', '--data', dataDir]);
+    expect(self.code).toBe(2);
+    expect(self.stderr).toContain(`cannot write ${kept}: it is the stored recording itself`);
+    expect(readFileSync(kept).equals(WAV)).toBe(true);
+  });
+
   it('copies the kept recording to --out', async () => {
     const out = join(dataDir, 'copy.wav');
     const r = await run(['recording', '200', '--out', out, '--data', dataDir]);

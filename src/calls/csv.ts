@@ -22,9 +22,11 @@ export const CSV_COLUMNS: readonly { header: string; field: keyof CallRecord }[]
 /**
  * Call records as CSV (RFC 4180): a header row, CRLF line ends, fields quoted when they hold a
  * comma, quote, CR or LF, quotes doubled. Spreadsheet formula injection is neutralised: a cell
- * that starts with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'` (OWASP's advice), unless the
- * whole cell is a plain number such as a caller number `+61299998888` or `-5`, which a spreadsheet
- * cannot run. Caller numbers count as free text: caller id arrives from outside.
+ * that starts with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'` (OWASP's advice), and so does
+ * one where such a character follows leading white space (` =1+2`: some spreadsheets trim cells on
+ * import), unless the whole cell is a plain number such as a caller number `+61299998888` or
+ * `-5`, which a spreadsheet cannot run. Caller numbers count as free text: caller id arrives from
+ * outside.
  */
 export function recordsToCsv(records: readonly CallRecord[]): string {
   const lines = [CSV_COLUMNS.map((c) => csvCell(c.header)).join(',')];
@@ -34,7 +36,7 @@ export function recordsToCsv(records: readonly CallRecord[]): string {
   return lines.join('\r\n') + '\r\n';
 }
 
-const FORMULA_START = /^[=+\-@\t\r]/;
+const FORMULA_START = /^[\s\u0000-\u001f]*[=+\-@]|^[\t\r]/;
 const PLAIN_NUMBER = /^[+-]?\d+(\.\d+)?$/;
 
 function csvCell(value: unknown): string {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { errorMessage } from '../errors.js';
@@ -163,6 +163,9 @@ export class CallRecords {
     private readonly db: Database.Database,
     private readonly now: () => Date,
     options: CallRecordsOptions = {},
+    private readonly path = '',
+    /** Opened by openReadOnly: writes throw. */
+    readonly readOnly = false,
   ) {
     this.onWriteError = options.onWriteError;
     this.quietMs = options.writeBehindQuietMs ?? 20;
@@ -198,8 +201,68 @@ export class CallRecords {
     }
   }
 
+  /**
+   * Opens an existing database for reading only (the CLI: `switchboard calls`, `switchboard
+   * recording`). Unlike open() it changes nothing — no journal mode, no migration, no write lock —
+   * so it works for a user who may only read the daemon's data directory, and never makes the
+   * daemon's (synchronous) writes wait. The schema version is checked, not migrated: a database of
+   * another version, a missing file or one that is no call-records database is a
+   * CallRecordsStoreError naming the file and what to do.
+   *
+   * WAL needs its index file `<db>-shm`. While the daemon has the database open (`<db>-wal`
+   * exists) it is read in place, through the daemon's index (read-only if need be). Otherwise,
+   * reading in place would create `-shm` and `-wal`, which a user who cannot write the directory
+   * cannot do, and which, made by a user other than the database's owner, could keep the daemon
+   * from opening its database later; so then (unless this process is the owner or root, whose
+   * files SQLite gives to the owner) a consistent copy of the file is read in memory instead.
+   */
+  static openReadOnly(path: string, options: Pick<CallRecordsOptions, 'now'> = {}): CallRecords {
+    const now = options.now ?? (() => new Date());
+    if (!existsSync(path)) {
+      throw new CallRecordsStoreError(path, 'does not exist: give the daemon\'s data directory (the daemon creates calls.sqlite when it starts)');
+    }
+    for (let attempt = 0; ; attempt++) {
+      const walPresent = existsSync(`${path}-wal`);
+      if (walPresent || mayCreateWalFiles(path)) {
+        let db: Database.Database | undefined;
+        try {
+          db = new Database(path, { readonly: true, fileMustExist: true });
+          db.pragma('busy_timeout = 5000');
+          checkSchemaVersion(db, path); // the first read: opens the WAL index
+          return new CallRecords(db, now, {}, path, true);
+        } catch (err) {
+          db?.close();
+          if (err instanceof CallRecordsStoreError) throw err;
+          // Cannot make the WAL index here (a directory it may not write): read a copy instead.
+          const noIndex = isSqliteCode(err, 'SQLITE_READONLY_DIRECTORY') || isSqliteCode(err, 'SQLITE_CANTOPEN');
+          if (!noIndex || walHasContent(path) || attempt >= 3) throw readError(path, err);
+        }
+      }
+      const copy = consistentCopy(path);
+      if (!copy) {
+        if (attempt >= 3) throw new CallRecordsStoreError(path, 'cannot read: it kept changing while being read (the daemon starting?): try again');
+        continue; // the daemon started meanwhile: read in place
+      }
+      let db: Database.Database | undefined;
+      try {
+        db = new Database(copy, { readonly: true });
+        checkSchemaVersion(db, path);
+        return new CallRecords(db, now, {}, path, true);
+      } catch (err) {
+        db?.close();
+        if (err instanceof CallRecordsStoreError) throw err;
+        throw readError(path, err);
+      }
+    }
+  }
+
+  private assertWritable(): void {
+    if (this.readOnly) throw new CallRecordsStoreError(this.path, 'opened read-only: only the daemon writes call records');
+  }
+
   /** Adds a record, durably before it returns. Throws CallRecordExistsError if the interaction id is taken. */
   insert(record: CallRecord): void {
+    this.assertWritable();
     const row = toRow(normalise(record));
     this.writeQueue();
     try {
@@ -222,6 +285,7 @@ export class CallRecords {
    * behind it. A crash loses at most the last 250 ms of new rows (calls that had only just arrived).
    */
   insertSoon(record: CallRecord): void {
+    this.assertWritable();
     if (this.queued.has(record.interactionId)) throw new CallRecordExistsError(record.interactionId);
     this.queued.set(record.interactionId, record);
     if (!this.flushTimer) {
@@ -300,6 +364,7 @@ export class CallRecords {
     if (patch.interactionId !== undefined && patch.interactionId !== interactionId) {
       throw new CallRecordInvalidError(interactionId, [`interactionId cannot change (to "${patch.interactionId}")`]);
     }
+    this.assertWritable();
     this.writeQueue();
     const change = this.db.transaction(() => {
       const current = this.get(interactionId);
@@ -364,6 +429,86 @@ export class CallRecords {
       }
     }
   }
+}
+
+/**
+ * The read-only check of openReadOnly: the schema this switchboard reads, no migration (which
+ * would write). Throws CallRecordsStoreError saying what to do otherwise.
+ */
+function checkSchemaVersion(db: Database.Database, path: string): void {
+  const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").get();
+  const row = table ? (db.prepare('SELECT version FROM schema_version WHERE id = 1').get() as { version: number } | undefined) : undefined;
+  if (!row) {
+    throw new CallRecordsStoreError(
+      path,
+      'has no schema version: it is not a switchboard call-records database, or the daemon never finished creating it; start the daemon (switchboard serve) with this data directory, or give the right one with --data',
+    );
+  }
+  if (row.version > latest) {
+    throw new CallRecordsStoreError(path, `schema version ${row.version} is newer than this switchboard reads (${latest}): use the switchboard that wrote it, or upgrade this one`);
+  }
+  if (row.version < latest) {
+    throw new CallRecordsStoreError(path, `schema version ${row.version} is older than this switchboard reads (${latest}): start the daemon (switchboard serve) once with this version, which migrates it, then try again`);
+  }
+}
+
+/**
+ * Whether opening `path` in place may create its `-shm`/`-wal` files without harm: this process is
+ * its owner (the files are the owner's anyway), or root (SQLite gives the files it creates to the
+ * database's owner). Any other user would leave files the daemon may not be able to open.
+ */
+function mayCreateWalFiles(path: string): boolean {
+  const uid = process.getuid?.();
+  if (uid === undefined || uid === 0) return true;
+  try {
+    return statSync(path).uid === uid;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `<path>-wal` holds transactions not yet in the database file (a daemon that crashed, or runs). */
+function walHasContent(path: string): boolean {
+  try {
+    return statSync(`${path}-wal`).size > 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The database file as it is while nobody has it open in WAL mode (no `-wal`): read whole, and
+ * undefined if it changed meanwhile or a `-wal` appeared (the daemon started). Marked as a
+ * rollback-journal database (header bytes 18-19), which SQLite opens in memory without a WAL index.
+ */
+function consistentCopy(path: string): Buffer | undefined {
+  try {
+    const before = statSync(path);
+    if (existsSync(`${path}-wal`)) return undefined;
+    const bytes = readFileSync(path);
+    const after = statSync(path);
+    if (existsSync(`${path}-wal`)) return undefined;
+    if (before.ino !== after.ino || before.size !== after.size || before.mtimeMs !== after.mtimeMs || bytes.length !== after.size) return undefined;
+    if (bytes.length >= 20 && bytes[18] === 2 && bytes[19] === 2) {
+      bytes[18] = 1;
+      bytes[19] = 1;
+    }
+    return bytes;
+  } catch (err) {
+    throw readError(path, err);
+  }
+}
+
+function readError(path: string, err: unknown): CallRecordsStoreError {
+  const code = (err as { code?: unknown }).code;
+  let hint = '';
+  if (code === 'EACCES' || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY_DIRECTORY' || code === 'SQLITE_READONLY_RECOVERY' || code === 'SQLITE_READONLY_CANTINIT') {
+    hint = ': run this as a user who may read the daemon\'s data directory (the daemon\'s user), or start the daemon';
+  } else if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    hint = ': it is not an SQLite database, or it is damaged; give the daemon\'s data directory with --data';
+  }
+  return new CallRecordsStoreError(path, `cannot read: ${errorMessage(err)}${hint}`, { cause: err });
 }
 
 function migrate(db: Database.Database, path: string): void {
