@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, silentLogger } from '../src/log.js';
 import { loadStore } from '../src/store/yaml-store.js';
 import type { Store } from '../src/model/types.js';
@@ -622,6 +622,94 @@ describe('PresenceService: manual states, timed pauses, restarts', () => {
     expect(svc.get('alice.smith')).toMatchObject({ state: 'paused', reason: 'Lunch' });
     expect(lines.join('')).toMatch(/cannot read the manual states/);
     expect(lines.join('')).toMatch(/not valid JSON/);
+  });
+});
+
+/**
+ * Timers that count monotonic time, as Node's do, and a wall clock that can step on its own: after
+ * a VM suspend or an NTP step the wall clock is ahead while no monotonic time passed.
+ */
+class SteppingClock {
+  wall = Date.parse('2025-03-03T09:00:00.000Z');
+  private mono = 0;
+  private seq = 0;
+  private timers: { at: number; seq: number; fn: () => void; cancelled: boolean }[] = [];
+  now = (): number => this.wall;
+  setTimer: SetTimer = (fn, ms) => {
+    const timer = { at: this.mono + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
+    this.timers.push(timer);
+    return () => {
+      timer.cancelled = true;
+    };
+  };
+  pending(): number {
+    return this.timers.filter((t) => !t.cancelled).length;
+  }
+  /** Time passes: both clocks move, due timers run. */
+  advance(ms: number): void {
+    const end = this.mono + ms;
+    for (;;) {
+      const due = this.timers.filter((t) => !t.cancelled && t.at <= end).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
+      if (!due) break;
+      this.timers = this.timers.filter((t) => t !== due);
+      this.wall += due.at - this.mono;
+      this.mono = due.at;
+      due.fn();
+    }
+    this.wall += end - this.mono;
+    this.mono = end;
+  }
+  /** Only the wall clock moves (suspend, clock step): no timer runs. */
+  step(ms: number): void {
+    this.wall += ms;
+  }
+}
+
+describe('PresenceService: a pause over by the wall clock before its timer (clock step, suspend)', () => {
+  const statusOf = async (agentId: string) =>
+    (await readStatusDoc(join(dir, 'presence-status.json')))?.agents.find((p) => p.agentId === agentId);
+
+  it('the periodic re-check ends it within 30 s, emits the change and rewrites presence-status.json; stop() ends the re-check', async () => {
+    const c = new SteppingClock();
+    const svc = service({ now: c.now, setTimer: c.setTimer });
+    await svc.start();
+    const seen = changes(svc);
+    const { until } = await svc.setManual('alice.smith', 'paused', { reason: 'Lunch', forMs: 30 * MIN });
+    c.advance(10 * MIN);
+    await svc.flush();
+    expect(seen.map((p) => p.state)).toEqual(['paused']); // the re-checks while it runs change nothing
+    expect(await statusOf('1001')).toMatchObject({ state: 'paused', until });
+
+    c.step(45 * MIN); // the VM was suspended for 45 minutes: the expiry timer is still 20 minutes away
+    c.advance(30_000);
+    await svc.flush();
+    expect(seen.map((p) => p.state)).toEqual(['paused', 'available']);
+    expect(seen[1]).toMatchObject({ since: until });
+    expect(await statusOf('1001')).toMatchObject({ state: 'available', since: until });
+    expect(c.pending()).toBe(0); // no pause left: no re-check, and the late expiry timer is cancelled
+
+    await svc.setManual('bob_jones', 'paused', { forMs: 60 * MIN });
+    expect(c.pending()).toBe(2); // its expiry timer and the re-check
+    await svc.stop();
+    expect(c.pending()).toBe(0);
+  });
+
+  it('by default every 30 s, on real (fake) timers and Date', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const svc = service({ now: undefined, setTimer: undefined });
+      await svc.start();
+      const { until } = await svc.setManual('alice.smith', 'paused', { forMs: 5 * MIN });
+      vi.setSystemTime(Date.now() + 6 * MIN); // the wall clock steps; no timer has run
+      await vi.advanceTimersByTimeAsync(29_000);
+      await svc.flush();
+      expect(await statusOf('1001')).toMatchObject({ state: 'paused', until });
+      await vi.advanceTimersByTimeAsync(1_000);
+      await svc.flush();
+      expect(await statusOf('1001')).toMatchObject({ state: 'available', since: until });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

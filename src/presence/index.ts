@@ -1,4 +1,4 @@
-export { PresenceService, type PresenceServiceDeps } from './service.js';
+export { PresenceService, PAUSE_RECHECK_MS, type PresenceServiceDeps } from './service.js';
 export { parseDuration, formatDuration, MAX_PAUSE_MS } from './duration.js';
 export { PresenceError, UnknownAgentError, type PresenceErrorCode } from './errors.js';
 export { composePresence, REASON_DISABLED, REASON_UNREGISTERED } from './compose.js';

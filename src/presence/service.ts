@@ -22,7 +22,11 @@
  * Timed pauses: `until` is kept in presence.json, so a pause ends on time across restarts (a pause
  * that ended while the daemon was down is simply over when it starts). A timer per paused agent
  * emits the change when it ends; `get()` and `list()` also check the clock, so they are right even
- * if a timer is late.
+ * if a timer is late. Timers count monotonic time but `until` is wall-clock time: after the wall
+ * clock steps forward (NTP, a manual change) or the host was suspended (a VM paused, a laptop
+ * asleep: monotonic time stood still), a pause is over before its timer fires. So while any timed
+ * pause is running, a re-check every `recheckMs` (30 s) ends those whose `until` has passed, emits
+ * the change and rewrites the status snapshot: presence-status.json is at most that late.
  */
 import { EventEmitter } from 'node:events';
 import { promises as fs, watch, type FSWatcher } from 'node:fs';
@@ -65,7 +69,15 @@ export interface PresenceServiceDeps {
   watch?: boolean;
   /** Written into the status snapshot so the CLI can tell whether the daemon runs (default process.pid). */
   pid?: number;
+  /**
+   * While a timed pause runs, compare the wall clock with its `until` this often (default 30000; 0 =
+   * never), to end pauses whose timer is late after a clock step or a suspend.
+   */
+  recheckMs?: number;
 }
+
+/** Default `recheckMs`. */
+export const PAUSE_RECHECK_MS = 30_000;
 
 interface AgentRef {
   id: string;
@@ -111,6 +123,7 @@ export class PresenceService extends EventEmitter {
   private readonly pollMs: number;
   private readonly useWatch: boolean;
   private readonly pid: number;
+  private readonly recheckMs: number;
 
   private agents = new Map<string, AgentRef>();
   private backend: Store['settings']['backend'] | undefined;
@@ -129,6 +142,7 @@ export class PresenceService extends EventEmitter {
   private startedAt = '';
   private watcher: FSWatcher | undefined;
   private cancelPoll: CancelTimer | undefined;
+  private cancelRecheck: CancelTimer | undefined;
   private lastFileSig = '';
   /** Every read and write of presence.json runs on this chain, one at a time, in order. */
   private io: Promise<void> = Promise.resolve();
@@ -146,6 +160,7 @@ export class PresenceService extends EventEmitter {
     this.pollMs = deps.pollMs ?? 5000;
     this.useWatch = deps.watch ?? true;
     this.pid = deps.pid ?? process.pid;
+    this.recheckMs = deps.recheckMs ?? PAUSE_RECHECK_MS;
   }
 
   // ---------------------------------------------------------------- life cycle
@@ -168,6 +183,7 @@ export class PresenceService extends EventEmitter {
     }
     await this.refresh();
     this.schedulePoll();
+    this.scheduleRecheck();
     this.scheduleSnapshot();
     await this.flush();
   }
@@ -179,6 +195,8 @@ export class PresenceService extends EventEmitter {
     this.watcher?.close();
     this.watcher = undefined;
     this.cancelPoll?.();
+    this.cancelRecheck?.();
+    this.cancelRecheck = undefined;
     for (const cancel of this.expiryTimers.values()) cancel();
     this.expiryTimers.clear();
     await this.io.catch(() => {});
@@ -251,6 +269,7 @@ export class PresenceService extends EventEmitter {
     for (const id of changed) this.scheduleExpiry(id);
     this.recompute(new Set([...changed, ...members]));
     this.scheduleSnapshot();
+    this.scheduleRecheck();
   }
 
   /** ARI events (plain JSON as ARI sends them): EndpointStateChange, PeerStatusChange, ContactStatusChange, DeviceStateChanged. */
@@ -546,6 +565,38 @@ export class PresenceService extends EventEmitter {
     this.expiryTimers.set(id, cancel);
   }
 
+  /** Whether some known agent has a timed pause that is not over by the wall clock. */
+  private timedPauseRunning(): boolean {
+    const now = this.now();
+    for (const [id, e] of this.manual) {
+      if (e.state === 'paused' && e.until !== undefined && Date.parse(e.until) > now && this.agents.has(id)) return true;
+    }
+    return false;
+  }
+
+  /** Arms the periodic wall-clock re-check of timed pauses (one timer, only while one runs). */
+  private scheduleRecheck(): void {
+    if (!this.started || this.stopped || this.recheckMs <= 0 || this.cancelRecheck) return;
+    if (!this.timedPauseRunning()) return;
+    this.cancelRecheck = this.setTimer(() => {
+      this.cancelRecheck = undefined;
+      if (this.stopped) return;
+      this.recheckPauses();
+      this.scheduleRecheck();
+    }, this.recheckMs);
+  }
+
+  /** Ends every switchboard pause whose `until` has passed by the wall clock, late timer or not. */
+  private recheckPauses(): void {
+    const over: string[] = [];
+    for (const [id, p] of this.current) if (this.expired(p)) over.push(id);
+    if (!over.length) return;
+    this.log.info({ agentIds: over }, 'presence: timed pause(s) over by the wall clock before their timer (clock step or suspend)');
+    for (const id of over) this.scheduleExpiry(id);
+    this.recompute(over);
+    this.scheduleSnapshot();
+  }
+
   // ---------------------------------------------------------------- internals: files
 
   private enqueue(task: () => Promise<void>): Promise<void> {
@@ -593,6 +644,7 @@ export class PresenceService extends EventEmitter {
     for (const id of changed) this.scheduleExpiry(id);
     this.recompute(changed);
     if (changed.size || revisionChanged) this.scheduleSnapshot();
+    this.scheduleRecheck();
   }
 
   private schedulePoll(): void {
