@@ -5,9 +5,13 @@ import { checkLines, chunkIsClean, linesAreClean, type ChunkRules } from '../src
 
 describe('chunkIsClean', () => {
   const PIECES = ['', ';', ';--', '; c', '[', ']', '[a]', '[b]', '[a](+)', '[a](x', '(', ')', 'a', 'exten', 'same', 'include', ' ', '  ', '=', ' = ', ' => ', '=>',
-    '\\', '\\;', '#', '1001', '1002', ',', 'n', '\t', '\r', '\u2028', '\u00a0', 'é', '*', '+', '-', '_', 'x y', '\n', '\n', 'key = v', 'exten => 1001,1,x', ' same => n'];
+    '\\', '\\;', '#', '1001', '1002', ',', 'n', '\t', '\r', '\u2028', '\u00a0', 'é', '*', '+', '-', '_', 'x y', '\n', '\n', 'key = v', 'exten => 1001,1,x', ' same => n',
+    // What an agent's text may not hold, and near misses.
+    '${', '$', '{', 'SHELL', 'shell', 'ShElL', 'System', 'system', 'TrySystem', 'systems', 'include => x', 'Include', 'password = ', 'secret', 'x${SHELL(id)}', ',System(id)'];
   const RULES: ChunkRules[] = [
     { sections: new Set(['a']), arrowKeys: new Set(['1001', 'a', 'n', 'exten']) }, { sections: new Set(['a', 'b']) }, { sections: new Set(), arrowKeys: new Set() },
+    { sections: new Set(['a']), arrowKeys: new Set(['1001', 'a', 'n', 'exten']), agent: 'dialplan' }, { sections: new Set(['a']), agent: 'config' },
+    { sections: new Set(), arrowKeys: new Set(['1001', 'include']), agent: 'config' },
   ];
   it('never passes text the line rules refuse, and passes what the templates produce', () => {
     const text = fc.array(fc.constantFrom(...PIECES), { maxLength: 14 }).map((p) => p.join(''));
@@ -18,6 +22,15 @@ describe('chunkIsClean', () => {
       expect(checkLines(t, rules, 'x'), JSON.stringify(t)).toEqual([]);
     }), { numRuns: 20000 });
     expect(passed, 'enough texts pass for the comparison to mean something').toBeGreaterThan(1000);
+    // The stock dialplan expressions pass in an agent's dialplan; what would run a command does not.
+    const dialplan = RULES[3]!;
+    const stock = ['exten => 1001,1,NoOp(switchboard agent extension)', ' same => n,MixMonitor(switchboard/${EXTEN}-${STRFTIME(${EPOCH},,%Y%m%d-%H%M%S)}-${UNIQUEID}.wav,b)',
+      ' same => n,GotoIf($["${DIALSTATUS}" = "BUSY"]?busy)', ' same => n,GotoIf($["${STASISSTATUS}" != "SUCCESS"]?vm)', '; System(x) in a comment is no line'].join('\n');
+    expect(chunkIsClean(stock, dialplan) || checkLines(stock, dialplan, 'x').length === 0).toBe(true);
+    for (const bad of [' same => n,System(id)', ' same => n,TrySystem (id)', 'exten => 1001,1,Set(x=${ shell (id)})', 'include => other', 'Include => other']) {
+      expect(chunkIsClean(bad, dialplan), bad).toBe(false);
+      expect(checkLines(bad, dialplan, 'x'), bad).toHaveLength(1);
+    }
     const ok = ['', '; a comment; even with ;-- inside', '[a]', '[a](+)', '[a](!)', 'key = value', 'key_2 = a=b <c> "d" $5 [x]', 'escaped = a\\;b',
       'exten => 1001,1,NoOp()', ' same => n,Hangup()', 'include => other', '1001 => 1234,Name,a@b.c,,attach=yes', 'name = Zoë'].join('\n');
     expect(chunkIsClean(ok, RULES[0]!)).toBe(true);

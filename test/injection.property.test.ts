@@ -82,8 +82,10 @@ const FIELDS: FieldSpec[] = [
 const HOSTILE = [
   '\n', '\r', '\r\n', ';', '\\;', ';--', '--;', '[', ']', '[evil]', '\n[evil]\ntype = endpoint\n', '#include', '\n#include /etc/passwd\n', '#exec',
   '#tryinclude', '${SHELL(rm -rf /)}', '${SHELL(id)}', '$[1+1]', '"', "'", '<', '>', ',', '|', '=', '=>', ' => ', '\\', ' ', '\t', '\u0000',
-  '\u200f', '\u202e', '\u2028', '\u0085', '😀', 'é', 'exten => 666,1,System(id)', 'same => n,Hangup()', '(', ')', '@', ':', '/', '.', '-', '_', '+', '*',
+  '\u200f', '\u202e', '\u2028', '\u2029', '\u0085', '\u0080', '\u008d', '\u009f', '😀', 'é', 'exten => 666,1,System(id)', 'same => n,Hangup()', '(', ')', '@', ':', '/', '.', '-', '_', '+', '*',
 ];
+/** Line breaks to JavaScript or Unicode that are no "\n": U+2028, U+2029 and C1 controls (NEL is U+0085). */
+const SEPARATORS = ['\u2028', '\u2029', '\u0085', '\u0080', '\u008a', '\u009f'];
 function hostile(valid: string[]): fc.Arbitrary<string> {
   const piece = fc.oneof(
     { weight: 3, arbitrary: fc.constantFrom(...HOSTILE) },
@@ -94,6 +96,8 @@ function hostile(valid: string[]): fc.Arbitrary<string> {
     { weight: 1, arbitrary: fc.constantFrom(...valid) },
     { weight: 5, arbitrary: fc.array(piece, { minLength: 1, maxLength: 6 }).map((p) => p.join('')) },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 24 }) },
+    // Valid text with one separator inside: nothing else in it is refused, so only the separator can be.
+    { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...valid), fc.constantFrom(...SEPARATORS), fc.constantFrom(...valid)).map(([a, sep, b]) => a + sep + b) },
   );
 }
 
@@ -131,6 +135,7 @@ function structuralProblems(files: Map<string, string>, agents: readonly Agent[]
   for (const [name, text] of files) {
     problems.push(...checkChunk(text, { sections: allowed }, name));
     if (/[\r\u0000]/.test(text)) problems.push(`${name}: CR or NUL`);
+    if (/[\u0080-\u009f\u2028\u2029]/.test(text)) problems.push(`${name}: C1 control or Unicode line separator`);
     const headers: string[] = [];
     for (const line of text.split('\n')) {
       const at = `${name}: ${JSON.stringify(line)}`;
@@ -261,6 +266,8 @@ describe('the structural check itself', () => {
     expect(tamper(OUTPUT_FILES.voicemail, '1700 => 7001', '1701 => 7001').join()).toMatch(/no mailbox 1700@switchboard/);
     expect(tamper(OUTPUT_FILES.pjsip, 'callerid = "Fuzz Target" <1700>', 'callerid = "Fuzz" <1700>, "x" <1>').join()).toMatch(/malformed caller id/);
     expect(tamper(OUTPUT_FILES.extensions, 'exten => 1700,1,', 'exten => 1700\u202e,1,').join()).toMatch(/extension is not digits/);
+    expect(tamper(OUTPUT_FILES.pjsip, 'callerid = "Fuzz Target" <1700>', 'callerid = "Fuzz\u0085Target" <1700>').join()).toMatch(/C1 control or Unicode line separator/);
+    expect(tamper(OUTPUT_FILES.voicemail, 'Fuzz Target,', 'Fuzz\u2029Target,').join()).toMatch(/C1 control or Unicode line separator/);
   });
 });
 

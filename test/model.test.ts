@@ -66,7 +66,7 @@ describe('fixtures/bad-store', () => {
     const fine = ['agents/04-name-digits-ok.yaml', 'agents/50-dup-original.yaml'];
     for (const f of files) expect(withIssues.has(f), f).toBe(!fine.includes(f));
     // Files that only warn.
-    for (const f of ['agents/16-mobile-udp.yaml', 'agents/36-warnings.yaml']) {
+    for (const f of ['agents/16-mobile-udp.yaml', 'agents/36-warnings.yaml', 'agents/48-srtp-first-transport.yaml']) {
       expect(issues.filter((i) => i.file === f).map((i) => i.severity)).toSatisfy((s: string[]) => s.length > 0 && s.every((x) => x === 'warning'));
     }
   });
@@ -247,6 +247,10 @@ describe('passwordPolicyProblem', () => {
 describe('freeTextProblem', () => {
   it.each([
     ['Alice\nSmith', /line break or control/], ['Alice\rSmith', /line break or control/], ['A\u0000', /control/], ['A\tB', /control/], ['A\u007f', /control/],
+    // Unicode line and paragraph separators end a line for JavaScript (and the rendered-file checker);
+    // C1 controls include NEL (U+0085), a line break to Unicode.
+    ['Alice\u2028Smith', /line break or control/], ['Alice\u2029Smith', /line break or control/],
+    ['Alice\u0085Smith', /line break or control/], ['A\u0080', /control/], ['A\u009f', /control/], ['A\u008dB', /control/],
     ['Alice; Smith', /";"/], ['[evil]', /section brackets/], ['a]b', /section brackets/],
     ['${SHELL(rm -rf /)}', /dialplan expression/], ['$(1+1)${X}', /dialplan expression/], ['$[1+1]', /dialplan expression|section brackets/],
     ['"Alice"', /quote or angle/], ['<1001>', /quote or angle/], ['a>b', /quote or angle/], ['a\\b', /backslash/],
@@ -257,6 +261,11 @@ describe('freeTextProblem', () => {
   });
   it.each(['Alice Smith', "O'Neil", 'Inês Costa-Silva', 'Zoë 😀', '\u200fRTL', '$5 off', 'a#b', 'Smith, Alice', 'a|b', 'x'.repeat(80)])('%j is accepted', (s) => {
     expect(freeTextProblem(s)).toBeUndefined();
+  });
+  it('draws the line exactly at C1 controls and the Unicode line and paragraph separators', () => {
+    expect([0x7f, 0x80, 0x85, 0x9f, 0x2028, 0x2029].map((c) => freeTextProblem(`a${String.fromCharCode(c)}b`))).toEqual(Array(6).fill('holds a line break or control character'));
+    // Their neighbours are text: no-break space, "Ÿ", the hyphenation point, the narrow no-break space.
+    for (const c of [0x7e, 0xa0, 0xa1, 0x178, 0x2027, 0x202f]) expect(freeTextProblem(`a${String.fromCharCode(c)}b`), c.toString(16)).toBeUndefined();
   });
 });
 
@@ -338,6 +347,15 @@ describe('settings', () => {
     ['transports:\n  - protocol: tls\n    certFile: relative.crt\n    privKeyFile: /k/c.key\n', 'transports.0.certFile', /absolute path/],
     ['transports:\n  - protocol: tls\n    certFile: /k/c.crt\n    privKeyFile: /k/c.key\n    method: tlsv9\n', 'transports.0.method', /TLS method/],
     ['- a\n- b\n', '', /must be a mapping of settings/],
+    ['transports:\n  - protocol: udp\n    name: main\n  - protocol: tcp\n    name: Main\n', 'transports.1.name', /field transports\.1\.name = "Main": the udp transport already has the section name \[main\] in the pjsip file\. Fix: give each transport its own name, e\.g\. name: transport-tcp$/],
+    // Sections Asterisk reads as its own, in any case.
+    ['voicemail:\n  context: general\n', 'voicemail.context', /^switchboard\.yaml:2: error: field voicemail\.context = "general": voicemail\.conf reads \[general\] as its own settings, never as mailboxes, so the agents' boxes in it would not exist\. Fix: use another name, e\.g\. "switchboard"$/],
+    ['voicemail:\n  context: ZoneMessages\n', 'voicemail.context', /"ZoneMessages": voicemail\.conf reads \[zonemessages\] as time zone formats, never as mailboxes/],
+    ['voicemail:\n  context: aliases\n', 'voicemail.context', /"aliases": voicemail\.conf names its aliases context \(aliasescontext\) \[aliases\] as a rule/],
+    ['dialplan:\n  agentsContext: globals\n', 'dialplan.agentsContext', /^switchboard\.yaml:2: error: field dialplan\.agentsContext = "globals": extensions\.conf reads \[globals\] as global variables, never as a context, so the generated context would not exist\. Fix: use another name, e\.g\. "switchboard-agents"$/],
+    ['dialplan:\n  spyContext: GLOBALS\n', 'dialplan.spyContext', /\[globals\] as global variables/],
+    ['dialplan:\n  didContext: General\n', 'dialplan.didContext', /"General": extensions\.conf reads \[general\] as its own settings, never as a context, so the generated context would not exist/],
+    ['defaults:\n  context: general\n', 'defaults.context', /extensions\.conf reads \[general\] as its own settings, never as a context, so calls from the agents would find no dialplan/],
   ])('refuses %j (%s)', (yaml, field, rule) => {
     const { issues } = settingsFrom(yaml);
     const errors = issues.filter((i) => i.severity === 'error');
@@ -349,6 +367,15 @@ describe('settings', () => {
 
   it('udp and tcp may share a port; two tcp-family transports may not', () => {
     expect(settingsFrom('transports:\n  - protocol: udp\n  - protocol: tcp\n').issues).toEqual([]);
+  });
+
+  it('a reserved context name is refused whatever its case, and only the exact name', () => {
+    const { settings, issues } = settingsFrom('voicemail:\n  context: Zonemessages\ndialplan:\n  agentsContext: Globals\n');
+    expect(issues.map((i) => [i.code, i.field])).toEqual([['CONTEXT_RESERVED', 'voicemail.context'], ['CONTEXT_RESERVED', 'dialplan.agentsContext']]);
+    // The documented defaults stand in, so the rest of validation still runs on sane values.
+    expect([settings.voicemail.context, settings.dialplan.agentsContext]).toEqual(['switchboard', 'switchboard-agents']);
+    const fine = settingsFrom('voicemail:\n  context: general-boxes\ndialplan:\n  agentsContext: globals2\n  didContext: my-aliases\n');
+    expect(fine.issues).toEqual([]);
   });
 });
 
@@ -363,6 +390,100 @@ describe('agent rules that need particular settings', () => {
     );
   });
 
+  it('the fix for a malformed md5 password names the realm of the store\'s backend (chan_sip: sipRealm)', () => {
+    const bad = AGENT.replace('"Probe#Pass1"', '"md5:abc"');
+    const fix = (settings: string) => agentsFrom({ 'agents/p.yaml': bad }, settings).issues.map((i) => i.fix);
+    expect(fix('backend: sip\nsipRealm: pbx1\n')).toEqual(['compute it with: echo -n "USER:pbx1:SECRET" | md5sum']);
+    expect(fix('backend: pjsip\nsipRealm: pbx1\n')).toEqual(['compute it with: echo -n "USER:asterisk:SECRET" | md5sum']);
+  });
+
+  it('transports an agent takes from its typology must be defined in switchboard.yaml, as explicit ones must', () => {
+    const webrtc = AGENT.replace('typology: phonebar', 'typology: webrtc');
+    const mobile = AGENT.replace('typology: phonebar', 'typology: mobile') + 'mobile:\n  pushGateway: "push.example.com:5060"\n';
+    // A switchboard.yaml without transports has one: udp.
+    const w = agentsFrom({ 'agents/p.yaml': webrtc }, '');
+    expect(w.agents).toEqual([]);
+    // The line is the typology's: that is where the default comes from.
+    expect(w.issues.map((i) => i.message)).toEqual([
+      'agents/p.yaml:6: error: agent "5001 probe", field voice.transports = "wss": voice.transports is left out, so this webrtc agent takes its typology\'s default [wss], but no wss transport is defined in switchboard.yaml. Fix: add a transport with protocol: wss to switchboard.yaml',
+    ]);
+    expect(w.issues[0]!.code).toBe('TRANSPORT_UNDEFINED');
+    const m = agentsFrom({ 'agents/p.yaml': mobile }, '');
+    expect(m.issues.map((i) => i.message)).toEqual([
+      'agents/p.yaml:6: error: agent "5001 probe", field voice.transports = "tcp": voice.transports is left out, so this mobile agent takes its typology\'s default [tcp], but no tcp transport is defined in switchboard.yaml. Fix: add a transport with protocol: tcp to switchboard.yaml, or set voice.transports to one it defines, e.g. transports: [udp]',
+    ]);
+    // Either fix makes the agent valid.
+    expect(agentsFrom({ 'agents/p.yaml': mobile }, 'transports:\n  - protocol: tcp\n').issues).toEqual([]);
+    const explicit = agentsFrom({ 'agents/p.yaml': `${mobile}voice:\n  transports: [udp]\n` }, '');
+    expect(explicit.agents).toHaveLength(1);
+    expect(explicit.issues.map((i) => i.code)).toEqual(['MOBILE_UDP']);
+    // A webrtc agent with its wss defined is fine.
+    expect(agentsFrom({ 'agents/p.yaml': webrtc }, 'transports:\n  - protocol: wss\n').issues).toEqual([]);
+  });
+
+  it('refuses a username chan_sip or the pjsip file already uses as a section name', () => {
+    const named = (u: string, settings = '') => agentsFrom({ 'agents/p.yaml': AGENT.replace('username: probe', `username: ${u}`) }, settings).issues;
+    for (const u of ['general', 'GENERAL', 'authentication', 'Authentication']) {
+      const issues = named(u);
+      expect(issues.map((i) => [i.code, i.field, i.value]), u).toEqual([['USERNAME_RESERVED', 'username', u]]);
+      expect(issues[0]!.rule).toBe(`chan_sip reads the sections [general] and [authentication], in any case, as its own settings, so a peer named ${u} would be silently skipped`);
+    }
+    // The pjsip file holds the transports of switchboard.yaml next to [probe], [probe-auth], [probe-identify].
+    expect(named('probe', 'transports:\n  - protocol: udp\n    name: probe\n').map((i) => i.message)).toEqual([
+      'agents/p.yaml:2: error: agent "5001 probe", field username = "probe": this agent\'s pjsip endpoint and aor section [probe] would have the name of the udp transport [probe] of switchboard.yaml. Fix: choose another username, or rename the transport (its name: in switchboard.yaml)',
+    ]);
+    expect(named('probe', 'transports:\n  - protocol: udp\n    name: Probe-Auth\n').map((i) => i.rule)).toEqual([
+      'this agent\'s pjsip auth section [probe-auth] would have the name of the udp transport [Probe-Auth] of switchboard.yaml',
+    ]);
+    expect(named('probe', 'transports:\n  - protocol: udp\n    name: probe-identify\n').map((i) => i.code)).toEqual(['USERNAME_RESERVED']);
+    // Names that only look alike are fine.
+    for (const u of ['general.desk', 'generals', 'authentication2']) expect(named(u), u).toEqual([]);
+    expect(named('probe', 'transports:\n  - protocol: udp\n    name: probe-aor\n')).toEqual([]);
+  });
+
+  it('refuses an agent context that extensions.conf reads as something else, whatever its case', () => {
+    const ctx = (c: string) => agentsFrom({ 'agents/p.yaml': `${AGENT}voice:\n  context: ${c}\n` }).issues;
+    for (const c of ['general', 'Globals']) expect(ctx(c).map((i) => [i.code, i.field, i.value]), c).toEqual([['CONTEXT_RESERVED', 'voice.context', c]]);
+    expect(ctx('from-globals')).toEqual([]);
+  });
+
+  it('warns about SRTP keys in clear by what each backend renders: pjsip the first transport, chan_sip every one', () => {
+    const srtp = (transports: string) => `${AGENT.replace('typology: phonebar', 'typology: external')}voice:\n  transports: [${transports}]\n  encryption: true\n`;
+    const warned = (transports: string, backend: string) =>
+      agentsFrom({ 'agents/p.yaml': srtp(transports) }, FIXTURE_SETTINGS.replace('backend: pjsip', `backend: ${backend}`)).issues.map((i) => [i.severity, i.code, i.rule, i.fix]);
+    // pjsip renders transport = <first>: tls listed second protects nothing.
+    expect(warned('udp, tls', 'pjsip')).toEqual([
+      ['warning', 'SRTP_WITHOUT_TLS', 'SRTP keys (SDES) travel in clear over udp (pjsip uses only the first of voice.transports)', 'make tls the first transport, e.g. transports: [tls], so the keys are protected'],
+    ]);
+    expect(warned('tls, udp', 'pjsip')).toEqual([]);
+    // chan_sip renders transport = tls,udp: the phone may use udp.
+    const sipWarning = ['warning', 'SRTP_WITHOUT_TLS', 'SRTP keys (SDES) travel in clear over udp (chan_sip takes the phone on every transport listed)', 'use tls only, e.g. transports: [tls], so the keys are protected'];
+    expect(warned('tls, udp', 'sip')).toEqual([sipWarning]);
+    expect(warned('tls, udp', 'both')).toEqual([sipWarning]);
+    expect(warned('udp, tcp', 'both').map((w) => w[2])).toEqual(['SRTP keys (SDES) travel in clear over udp/tcp (chan_sip takes the phone on every transport listed)']);
+    for (const backend of ['pjsip', 'sip', 'both']) expect(warned('tls', backend), backend).toEqual([]);
+  });
+
+  it('a fixed IPv6 host needs the pjsip transport it is reached over bound to IPv6 (chan_sip: a warning about sip.conf)', () => {
+    const v6 = (host: string, transports = 'udp') => `${AGENT}voice:\n  host: "${host}"\n  type: peer\n  transports: [${transports}]\n`;
+    const ipv6Udp = FIXTURE_SETTINGS.replace('bind: "0.0.0.0:5060"', 'bind: "[::]:5060"');
+    const issues = (agent: string, settings = FIXTURE_SETTINGS) => agentsFrom({ 'agents/p.yaml': agent }, settings).issues;
+    expect(issues(v6('[2001:db8::1]:5070')).map((i) => i.message)).toEqual([
+      'agents/p.yaml:12: error: agent "5001 probe", field voice.host = "[2001:db8::1]:5070": pjsip reaches an IPv6 address only over an IPv6 transport, and this agent\'s transport (udp, the first of voice.transports) is transport-udp, bound to IPv4 0.0.0.0:5060. Fix: bind the udp transport to IPv6 in switchboard.yaml (e.g. bind: "[::]:5060"), or give the phone\'s IPv4 address or host name',
+    ]);
+    expect(issues(v6('[2001:db8::1]'), ipv6Udp)).toEqual([]);
+    // Only the first transport is rendered for pjsip.
+    expect(issues(v6('[2001:db8::1]', 'tcp, udp'), ipv6Udp).map((i) => i.rule)).toEqual([
+      'pjsip reaches an IPv6 address only over an IPv6 transport, and this agent\'s transport (tcp, the first of voice.transports) is transport-tcp, bound to IPv4 0.0.0.0:5060',
+    ]);
+    // chan_sip binds in the operator's sip.conf: switchboard can only warn.
+    const chanSip = 'chan_sip reaches an IPv6 address only when sip.conf binds to IPv6, and its default (bindaddr=0.0.0.0) is IPv4 only';
+    expect(issues(v6('[2001:db8::1]'), FIXTURE_SETTINGS.replace('backend: pjsip', 'backend: sip')).map((i) => [i.severity, i.code, i.rule])).toEqual([['warning', 'HOST_ADDRESS_FAMILY', chanSip]]);
+    expect(issues(v6('[2001:db8::1]'), FIXTURE_SETTINGS.replace('backend: pjsip', 'backend: both')).map((i) => [i.severity, i.code])).toEqual([['error', 'HOST_ADDRESS_FAMILY'], ['warning', 'HOST_ADDRESS_FAMILY']]);
+    // IPv4 addresses and host names are not affected.
+    for (const host of ['192.0.2.1', '192.0.2.1:5070', 'pbx.example.com']) expect(issues(v6(host)), host).toEqual([]);
+  });
+
   it('the password policy can be switched off, but a secret can still never break a config line', () => {
     const weak = AGENT.replace('"Probe#Pass1"', '"weakpass"');
     expect(agentsFrom({ 'agents/p.yaml': weak }).issues.map((i) => i.code)).toEqual(['PASSWORD_POLICY']);
@@ -371,6 +492,11 @@ describe('agent rules that need particular settings', () => {
     const { issues } = agentsFrom({ 'agents/p.yaml': broken }, 'passwordPolicy: false\n');
     expect(issues.map((i) => i.rule)).toEqual(['the SIP password: it holds ";" (Asterisk would cut the secret there)']);
     expect(issues[0]!.message).not.toContain('weak');
+    // C1 controls and the Unicode line separators, as in free text.
+    for (const c of ['\\u0085', '\\u0090', '\\u2028', '\\u2029']) {
+      const r = agentsFrom({ 'agents/p.yaml': AGENT.replace('"Probe#Pass1"', `"Probe${c}Pass1"`) }, 'passwordPolicy: false\n');
+      expect(r.issues.map((i) => i.rule), c).toEqual(['the SIP password: it holds a line break or control character']);
+    }
   });
 
   it('WebRTC agents with the chan_sip backend loaded get a warning', () => {

@@ -110,6 +110,18 @@ describe('switchboard render', { timeout: 60_000 }, () => {
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
   });
 
+  it('--backend another than the store\'s: refused (exit 1, naming agent, field and fix) when an agent cannot work there, and nothing is written', async () => {
+    // eve's md5: digest is made with pjsip's realm; chan_sip would check it against another one.
+    writeFileSync(join(store, 'switchboard.yaml'), `${readFileSync(join(store, 'switchboard.yaml'), 'utf8')}sipRealm: pbx1\n`);
+    expect((await run(['validate', '--store', store])).code).toBe(0);
+    const r = await run(['render', '--store', store, '--out', out, '--backend', 'sip']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the store cannot be rendered for backend sip \(its own is pjsip\): 1 error\(s\), nothing was written/);
+    expect(r.stderr).toMatch(/agents\/1005-eve\.yaml: error: agent "1005 eve", field password = "md5:…": md5: digests are made for backend pjsip of switchboard\.yaml, with pjsipRealm \(asterisk\), but backend sip is rendered and chan_sip checks them against sipRealm \(pbx1\)\. Fix: /);
+    expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
+    expect((await run(['render', '--store', store, '--out', out, '--backend', 'pjsip'])).code).toBe(0);
+  });
+
   it('a broken --templates fails (exit 2, naming the file) before the store is read, and writes nothing', async () => {
     const templates = join(tmp, 'templates');
     cpSync(join(ROOT, 'templates'), templates, { recursive: true });

@@ -9,7 +9,7 @@ import { validateAgent, type DraftAgent } from '../src/model/agent.js';
 import { validateSettings } from '../src/model/settings.js';
 import { validateAgents } from '../src/model/store.js';
 import type { Agent, Backend, NatWord, Store } from '../src/model/types.js';
-import { checkChunk, RenderCheckError } from '../src/render/check.js';
+import { checkChunk, chunkIsClean, RenderCheckError, type ChunkRules } from '../src/render/check.js';
 import { GENERATED_HEADER, planSipFile } from '../src/render/plan.js';
 import { OUTPUT_FILES, Renderer, type RenderedFiles } from '../src/render/render.js';
 import { loadTemplates, TEMPLATE_NAMES, type TemplateName, type Templates } from '../src/render/templates.js';
@@ -302,12 +302,35 @@ describe('--templates override', () => {
     const include = withAgent(store, 'grace', (a) => ({ ...a, voicemail: { ...a.voicemail, pin: '1212\n#include /etc/passwd' } }));
     expect(() => render(include, 'pjsip')).toThrow(/directive line/);
   });
+
+  it.each([
+    // An extension named "include" makes the voicemail line "include => ...".
+    ['an include line', (s: Store) => withAgent(s, 'grace', (a) => ({ ...a, extension: 'include' })),
+      /^voicemail\/agent for agent 1007 grace, line 2: "include =>" in an agent's text \(it would pull another context in\) "include => <hidden>,/m],
+    ['${SHELL()} in the dialplan', (s: Store) => ({ ...s, settings: { ...s.settings, dialplan: { ...s.settings.dialplan, recordingsDir: 'rec/${SHELL(id)}' } } }),
+      /^extensions\/agent for agent 1\d{3} [a-z._]+, line \d+: the SHELL\(\) function \(it runs a command\) in an agent's text " same => n,MixMonitor\(rec\/\$\{SHELL\(id\)\}/m],
+    ['System() in the dialplan', (s: Store) => ({ ...s, settings: { ...s.settings, dialplan: { ...s.settings.dialplan, stasisApp: 'sb),System(id' } } }),
+      /^extensions\/did for agent 1\d{3} [a-z._]+, line 2: the System\(\) or TrySystem\(\) application \(it runs a command\) in an agent's text "exten => \+\d+,1,Stasis\(sb\),System\(id,/m],
+    ['${SHELL()} in a caller id', (s: Store) => withAgent(s, 'grace', (a) => ({ ...a, voice: { ...a.voice, callerId: { name: '${SHELL(id)}', number: '' } } })),
+      /^pjsip\/agent for agent 1007 grace, line \d+: the SHELL\(\) function \(it runs a command\) in an agent's text "callerid = \\"\$\{SHELL\(id\)\}\\" <\d+>"/m],
+  ])('the checker stops %s smuggled past the model into an agent\'s text', (_what, smuggle, problem) => {
+    let err: unknown;
+    try {
+      render(smuggle(store), 'both');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RenderCheckError);
+    expect((err as RenderCheckError).problems.join('\n')).toMatch(problem);
+    // grace's voicemail PIN stays hidden, whatever the line's key.
+    expect((err as RenderCheckError).problems.join('\n')).not.toContain('1212');
+  });
 });
 
 describe('what each agent setting renders', () => {
   it('a disabled agent cannot register, call or be dialled, and its DIDs go to voicemail', () => {
     // farid is disabled; give him a fixed host and chanspy too, which must not re-open anything.
-    const s = withAgent(store, 'farid', (a) => ({ ...a, voice: { ...a.voice, host: '192.0.2.66', chanspy: true } }));
+    const s = withAgent(store, 'farid', (a) => ({ ...a, voice: { ...a.voice, host: '192.0.2.66:5062', chanspy: true } }));
     const files = render(s, 'both');
     const pj = files.get(OUTPUT_FILES.pjsip)!;
     const ep = section(pj, 'farid', 'endpoint');
@@ -322,6 +345,9 @@ describe('what each agent setting renders', () => {
     const sip = section(files.get(OUTPUT_FILES.sip)!, 'farid');
     expect(opt(sip, 'deny')).toEqual(['0.0.0.0/0.0.0.0', '::/0']);
     expect(opt(sip, 'qualify')).toEqual(['no']);
+    // No address to send to, as pjsip has no contact: chan_sip waits for a REGISTER its deny refuses.
+    expect(opt(sip, 'host')).toEqual(['dynamic']);
+    expect(opt(sip, 'port')).toEqual([]);
 
     const ext = files.get(OUTPUT_FILES.extensions)!;
     expect(extenLines(ext, '1006')).toEqual(['exten => 1006,1,VoiceMail(1006@switchboard,u)', ' same => n,Hangup()']);
@@ -331,8 +357,10 @@ describe('what each agent setting renders', () => {
     expect(files.get(OUTPUT_FILES.voicemail)).toContain('1006 => 6006,Farid Haddad,farid@example.com,,attach=yes|saycid=no|envelope=no|delete=no\n');
 
     // The same agent enabled gets all of it back: the test above can fail.
-    const on = render(withAgent(s, 'farid', (a) => ({ ...a, enabled: true })), 'pjsip');
+    const on = render(withAgent(s, 'farid', (a) => ({ ...a, enabled: true })), 'both');
     expect(opt(section(on.get(OUTPUT_FILES.pjsip)!, 'farid', 'endpoint'), 'deny')).toEqual([]);
+    expect(opt(section(on.get(OUTPUT_FILES.pjsip)!, 'farid', 'aor'), 'contact')).toEqual(['sip:farid@192.0.2.66:5062']);
+    expect([opt(section(on.get(OUTPUT_FILES.sip)!, 'farid'), 'host'), opt(section(on.get(OUTPUT_FILES.sip)!, 'farid'), 'port')]).toEqual([['192.0.2.66'], ['5062']]);
     expect(extenLines(on.get(OUTPUT_FILES.extensions)!, '1006')[0]).toBe('exten => 1006,hint,PJSIP/farid');
     expect(on.get(OUTPUT_FILES.extensions)).toContain('exten => *221006,1,ChanSpy(PJSIP/farid-,qE)');
   });
@@ -422,7 +450,9 @@ describe('what each agent setting renders', () => {
     ['[2001:db8::1]', '2001:db8::1', 'sip:probe@[2001:db8::1]', '[2001:db8::1]', []],
     ['pbx.example.com', 'pbx.example.com', 'sip:probe@pbx.example.com', 'pbx.example.com', []],
   ])('fixed host %s → match %s, contact %s, chan_sip host %s', (host, match, contact, sipHost, port) => {
-    const s = storeFromYaml({ 'agents/probe.yaml': AGENT_YAML(`voice:\n  host: "${host}"\n  type: peer\n`) });
+    // pjsip reaches an IPv6 host only over a transport bound to IPv6.
+    const ipv6 = readFileSync(path.join(FIXTURE, 'switchboard.yaml'), 'utf8').replace('bind: "0.0.0.0:5060"', 'bind: "[::]:5060"');
+    const s = storeFromYaml({ 'agents/probe.yaml': AGENT_YAML(`voice:\n  host: "${host}"\n  type: peer\n`) }, ipv6);
     const files = render(s, 'both');
     expect(opt(section(files.get(OUTPUT_FILES.pjsip)!, 'probe-identify', 'identify'), 'match')).toEqual([match]);
     expect(opt(section(files.get(OUTPUT_FILES.pjsip)!, 'probe', 'aor'), 'contact')).toEqual([contact]);
@@ -531,6 +561,43 @@ describe('what each agent setting renders', () => {
   });
 });
 
+describe('rendering another backend than the store\'s (--backend)', () => {
+  const SETTINGS_YAML = readFileSync(path.join(FIXTURE, 'switchboard.yaml'), 'utf8');
+
+  it('refuses md5 digests the rendered driver checks against another realm, naming file, agent, field and fix', () => {
+    // Valid for pjsip: the digest is md5(user:asterisk:secret), pjsip's realm.
+    const s = storeFromYaml({ 'agents/probe.yaml': AGENT_YAML('').replace('"Probe#Pass1"', '"md5:5d41402abc4b2a76b9719d911017c592"') }, `${SETTINGS_YAML}sipRealm: pbx1\n`);
+    expect(render(s, 'pjsip').get(OUTPUT_FILES.pjsip)).toContain('md5_cred = 5d41402abc4b2a76b9719d911017c592');
+    for (const backend of ['sip', 'both'] as const) {
+      let err: unknown;
+      try {
+        render(s, backend);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, backend).toBeInstanceOf(SwitchboardError);
+      expect((err as SwitchboardError).code).toBe('STORE_INVALID');
+      expect((err as Error).message).toBe(`the store cannot be rendered for backend ${backend} (its own is pjsip): 1 error(s), nothing was written:
+  - agents/probe.yaml: error: agent "5001 probe", field password = "md5:…": md5: digests are made for backend pjsip of switchboard.yaml, with pjsipRealm (asterisk), but backend ${backend} is rendered and chan_sip checks them against sipRealm (pbx1). Fix: render backend pjsip, use a plain password, or make pjsipRealm and sipRealm equal in switchboard.yaml`);
+    }
+    // With one realm for both drivers, any backend renders.
+    const same = storeFromYaml({ 'agents/probe.yaml': AGENT_YAML('').replace('"Probe#Pass1"', '"md5:5d41402abc4b2a76b9719d911017c592"') });
+    expect(render(same, 'both').get(OUTPUT_FILES.sip)).toContain('md5secret = 5d41402abc4b2a76b9719d911017c592');
+  });
+
+  it('refuses an IPv6 host whose pjsip transport is IPv4 when a chan_sip store is rendered for pjsip', () => {
+    const s = storeFromYaml({ 'agents/probe.yaml': AGENT_YAML('voice:\n  host: "[2001:db8::1]"\n  type: peer\n') }, SETTINGS_YAML.replace('backend: pjsip', 'backend: sip'));
+    expect(render(s, 'sip').get(OUTPUT_FILES.sip)).toContain('host = [2001:db8::1]');
+    for (const backend of ['pjsip', 'both'] as const) {
+      expect(() => render(s, backend), backend).toThrow(/agents\/probe\.yaml: error: agent "5001 probe", field voice\.host = "\[2001:db8::1\]": pjsip reaches an IPv6 address only over an IPv6 transport/);
+    }
+    // The whole render stops before any file is produced (render once, as `switchboard render` does).
+    const opened: string[] = [];
+    expect(() => new Renderer(loadTemplates()).renderOnce(s, 'pjsip', (file) => (opened.push(file), { push: () => undefined }))).toThrow(/cannot be rendered for backend pjsip/);
+    expect(opened).toEqual([]);
+  });
+});
+
 describe('incremental rendering', () => {
   /** Templates that record the `comment` of every per-agent view they render. */
   function counting(): { templates: Templates; calls: string[] } {
@@ -610,6 +677,56 @@ describe('incremental rendering', () => {
     const text = renderer.render(changed, 'sip').get(OUTPUT_FILES.extensions)!;
     expect(calls.length).toBeGreaterThan(0);
     expect(text).toContain('VoiceMail(1001@other,u)');
+  });
+});
+
+describe('checkChunk in an agent\'s own text', () => {
+  const RULES: Record<string, ChunkRules> = {
+    dialplan: { sections: new Set(), arrowKeys: new Set(['1001']), agent: 'dialplan' },
+    config: { sections: new Set(['alice']), agent: 'config' },
+    voicemail: { sections: new Set(), arrowKeys: new Set(['1001']), agent: 'config' },
+  };
+  const refused = (rules: ChunkRules, line: string): string[] => {
+    const text = `; agent 1001 alice\n${line}\n`;
+    const problems = checkChunk(text, rules, 'chunk');
+    // The one-pass proof never calls clean what the line rules refuse.
+    if (problems.length) expect(chunkIsClean(text, rules), line).toBe(false);
+    return problems;
+  };
+  it.each([
+    ['dialplan', ' same => n,System(id)', /^chunk, line 2: the System\(\) or TrySystem\(\) application \(it runs a command\) in an agent's text " same => n,System\(id\)"$/],
+    ['dialplan', 'exten => 1001,1,trysystem (id)', /the System\(\) or TrySystem\(\) application/],
+    ['dialplan', ' same => n,Set(x=${SHELL(id)})', /^chunk, line 2: the SHELL\(\) function \(it runs a command\) in an agent's text/],
+    ['dialplan', ' same => n,NoOp(${ Shell (id)})', /the SHELL\(\) function/],
+    ['dialplan', ' same => n,Set(p=${SHELL(id)}),password = x', /the SHELL\(\) function/],
+    ['dialplan', 'include => other-context', /^chunk, line 2: "include =>" in an agent's text \(it would pull another context in\)/],
+    ['dialplan', 'INCLUDE => other-context', /"include =>" in an agent's text/],
+    ['config', 'callerid = "${SHELL(id)}" <1001>', /the SHELL\(\) function/],
+    ['config', 'include => other', /"include =>" in an agent's text/],
+    ['voicemail', '1001 => 1234,${shell(id)},a@b.c,,attach=no', /the SHELL\(\) function/],
+    ['voicemail', 'include => 1234,Name,a@b.c,,attach=no', /"include =>" in an agent's text \(it would pull another context in\) "include => <hidden>,Name/],
+  ])('an agent\'s %s text: refuses %j', (kind, line, problem) => {
+    const problems = refused(RULES[kind]!, line);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(problem);
+  });
+
+  it.each([
+    ['dialplan', ' same => n,System(id)', [
+      ' same => n,MixMonitor(switchboard/${EXTEN}-${STRFTIME(${EPOCH},,%Y%m%d-%H%M%S)}-${UNIQUEID}.wav,b)',
+      ' same => n,GotoIf($["${DIALSTATUS}" = "BUSY"]?busy)',
+      ' same => n,GotoIf($["${STASISSTATUS}" != "SUCCESS"]?vm)',
+      ' same => n,NoOp(${SHELLS} ${MYSHELL(x)} Systems(x) Filesystem)',
+      '; System(id) and ${SHELL(id)} in a comment are no lines',
+    ]],
+    // Asterisk never evaluates a SIP secret, and the password policy allows "$", "{" and "(".
+    ['config', 'callerid = "${SHELL(id)}" <1001>', ['password = ${SHELL(id)}', 'secret = x${shell(y)}', 'callerid = "System (x)" <1001>']],
+    ['voicemail', 'include => 1234,Name,a@b.c,,attach=no', ['1001 => 1234,System (admin),a@b.c,,attach=no']],
+  ])('an agent\'s %s text: refuses %j, yet accepts the stock expressions and what only looks alike', (kind, bad, good) => {
+    expect(refused(RULES[kind]!, bad)).toHaveLength(1);
+    for (const line of good) expect(refused(RULES[kind]!, line), line).toEqual([]);
+    // A fixed chunk (a context of the operator's own template) may still include.
+    expect(refused({ sections: new Set(), arrowKeys: new Set() }, 'include => other-context')).toEqual([]);
   });
 });
 

@@ -1,11 +1,12 @@
 import { IssueList } from './issues.js';
 import { FieldReader, listed, type SourceDoc } from './reader.js';
 import { RE, freeTextProblem, isHostAddress, isIanaTimezone, normaliseGroups, passwordPolicyProblem, secretSyntaxProblem } from './fields.js';
-import { readCodecs } from './settings.js';
+import { DIALPLAN_RESERVED, readCodecs, reservedName } from './settings.js';
+import { backendFindings, digestRealm } from './backend.js';
 import { parseNat } from './nat.js';
 import {
   RECORDING_FORMATS, SIP_TYPES, TRANSPORT_PROTOCOLS, TYPOLOGIES,
-  type Agent, type Codec, type NatWord, type Password, type Settings, type TransportProtocol, type Typology,
+  type Agent, type Codec, type NatWord, type Password, type Settings, type TransportProtocol, type TransportSettings, type Typology,
 } from './types.js';
 
 const AGENT_KEYS = ['id', 'username', 'firstName', 'lastName', 'displayName', 'alias', 'email', 'typology', 'enabled', 'extension', 'password', 'dids', 'cli', 'timezone', 'language', 'voice', 'voicemail', 'mobile'];
@@ -52,7 +53,11 @@ export function validateAgent(doc: SourceDoc, settings: Settings, issues: IssueL
 
   const id = readId(r);
   const username = r.text(['username'], { re: RE.username, rule: 'a username holds only letters, digits, "." and "_"', fix: 'e.g. username: alice.smith', required: true });
-  if (username) r.agent = label ?? username;
+  if (username) {
+    r.agent = label ?? username;
+    const taken = usernameProblem(username, settings);
+    if (taken) r.fail(['username'], username, taken.rule, taken.fix, 'USERNAME_RESERVED');
+  }
   const name = (key: 'firstName' | 'lastName') =>
     r.text([key], { re: RE.personName, check: freeTextProblem, rule: 'names hold only letters, digits, spaces, apostrophe and hyphen', fix: `e.g. ${key}: ${key === 'firstName' ? 'Alice' : "O'Neil"}`, required: true });
   const firstName = name('firstName');
@@ -87,6 +92,7 @@ export function validateAgent(doc: SourceDoc, settings: Settings, issues: IssueL
   const defaults = TYPOLOGY_DEFAULTS[typology];
   if (r.object(['voice'])) r.knownKeys(['voice'], VOICE_KEYS);
   const transports = readTransports(r, settings) ?? defaults.transports;
+  if (!r.has(['voice', 'transports'])) defaultTransportsDefined(r, settings, typology, transports);
   const hostRaw = r.text(['voice', 'host'], { rule: 'must be "dynamic" or an address', fix: 'use dynamic (the phone registers) or the phone\'s fixed address, e.g. 192.0.2.10' });
   let host = 'dynamic';
   if (hostRaw !== undefined) {
@@ -110,7 +116,12 @@ export function validateAgent(doc: SourceDoc, settings: Settings, issues: IssueL
     r.fail(['voice', 'codecs'], codecs.join(','), `g729 is not compatible with ${typology} agents`, 'remove g729 from the list (or change the typology to external or mobile)', 'CODEC_TYPOLOGY');
   }
   const callerIdRaw = r.text(['voice', 'callerId'], { rule: 'caller id', fix: 'e.g. callerId: "Alice Smith <1001>" or "1001"' });
-  const context = r.text(['voice', 'context'], { re: RE.context, rule: 'must be a dialplan context name', fix: `e.g. context: ${settings.defaults.context}` }) ?? settings.defaults.context;
+  const contextRaw = r.text(['voice', 'context'], { re: RE.context, rule: 'must be a dialplan context name', fix: `e.g. context: ${settings.defaults.context}` });
+  const reserved = contextRaw === undefined ? undefined : reservedName(contextRaw, DIALPLAN_RESERVED);
+  if (reserved) {
+    r.fail(['voice', 'context'], contextRaw, `${reserved}, so calls from this agent would find no dialplan`, `use the context of your extensions.conf that includes ${settings.dialplan.agentsContext}, e.g. context: ${settings.defaults.context}`, 'CONTEXT_RESERVED');
+  }
+  const context = contextRaw ?? settings.defaults.context;
   const group = (key: 'callGroup' | 'pickupGroup') => {
     const g = normaliseGroups(r.get(['voice', key]));
     if ('problem' in g) {
@@ -147,8 +158,9 @@ export function validateAgent(doc: SourceDoc, settings: Settings, issues: IssueL
   if (typology !== 'webrtc' && (transports.includes('ws') || transports.includes('wss')) && typology !== 'external') {
     r.fail(['voice', 'transports'], transports.join(','), `websocket transports are for webrtc (or external) agents, not ${typology}`, 'use udp, tcp or tls', 'TYPOLOGY_TRANSPORT');
   }
-  if (encryption && typology !== 'webrtc' && !transports.includes('tls')) {
-    r.warn(['voice', 'encryption'], true, `SRTP keys (SDES) travel in clear over ${transports.join('/')}`, 'add tls to the transports so the keys are protected', 'SRTP_WITHOUT_TLS');
+  // Rules that depend on what the store's backend renders (md5 realms, IPv6 hosts, SRTP keys).
+  for (const f of backendFindings({ typology, password, voice: { transports, host, encryption } }, settings, settings.backend)) {
+    r.fail(f.field.split('.'), f.value, f.rule, f.fix, f.code, f.severity);
   }
 
   let mobile: { pushGateway: string } | undefined;
@@ -204,6 +216,77 @@ export function validateAgent(doc: SourceDoc, settings: Settings, issues: IssueL
   return agent;
 }
 
+/** The agent sections of the pjsip file, by the suffix after the username. */
+const AGENT_SECTIONS = [['', 'endpoint and aor'], ['-auth', 'auth'], ['-identify', 'identify']] as const;
+type SectionClash = { transport: TransportSettings; suffix: string; what: string };
+/**
+ * For each settings: lower-case username → the transport whose name one of that agent's sections
+ * would take, and the lengths of those usernames (most usernames are ruled out by length alone).
+ */
+const clashes = new WeakMap<Settings, { byUser: Map<string, SectionClash>; lengths: Set<number> }>();
+function clashesOf(settings: Settings): { byUser: Map<string, SectionClash>; lengths: Set<number> } {
+  let c = clashes.get(settings);
+  if (!c) {
+    c = { byUser: new Map(), lengths: new Set() };
+    for (const t of settings.transports) {
+      const name = t.name.toLowerCase();
+      for (const [suffix, what] of AGENT_SECTIONS) {
+        const user = name.slice(0, name.length - suffix.length);
+        if (name.endsWith(suffix) && user !== '' && !c.byUser.has(user)) {
+          c.byUser.set(user, { transport: t, suffix, what });
+          c.lengths.add(user.length);
+        }
+      }
+    }
+    clashes.set(settings, c);
+  }
+  return c;
+}
+
+/**
+ * Section names a username must not take. chan_sip reads [general] and [authentication] (in any
+ * case) as its own settings and skips them as peers; the pjsip file holds the transports of
+ * switchboard.yaml next to each agent's [<username>], [<username>-auth] and [<username>-identify].
+ */
+function usernameProblem(username: string, settings: Settings): { rule: string; fix: string } | undefined {
+  const n = username.length;
+  const c = clashesOf(settings);
+  if (n !== 7 && n !== 14 && !c.lengths.has(n)) return undefined;
+  const lower = username.toLowerCase();
+  if (lower === 'general' || lower === 'authentication') {
+    return {
+      rule: `chan_sip reads the sections [general] and [authentication], in any case, as its own settings, so a peer named ${username} would be silently skipped`,
+      fix: `choose another username, e.g. username: ${lower}.desk`,
+    };
+  }
+  const clash = c.byUser.get(lower);
+  if (clash) {
+    const t = clash.transport;
+    return {
+      rule: `this agent's pjsip ${clash.what} section [${username}${clash.suffix}] would have the name of the ${t.protocol} transport [${t.name}] of ${settings.file}`,
+      fix: `choose another username, or rename the transport (its name: in ${settings.file})`,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The transports an agent takes from its typology (voice.transports left out) must be defined in
+ * switchboard.yaml, as explicit ones must: otherwise pjsip would name a transport that does not exist.
+ */
+function defaultTransportsDefined(r: FieldReader, settings: Settings, typology: Typology, transports: readonly TransportProtocol[]): void {
+  const missing = transports.filter((p) => !settings.transports.some((s) => s.protocol === p));
+  if (missing.length === 0) return;
+  const usable = settings.transports.map((t) => t.protocol).filter((p) => typology === 'external' || (typology !== 'webrtc' ? p !== 'ws' && p !== 'wss' : p === 'wss'));
+  const add = `add a transport with protocol: ${missing[0]} to ${settings.file}`;
+  r.fail(
+    ['voice', 'transports'], transports.join(','),
+    `voice.transports is left out, so this ${typology} agent takes its typology's default [${transports.join(', ')}], but no ${missing.join('/')} transport is defined in ${settings.file}`,
+    usable.length ? `${add}, or set voice.transports to one it defines, e.g. transports: [${usable[0]}]` : add,
+    'TRANSPORT_UNDEFINED', 'error', ['typology'],
+  );
+}
+
 function labelOf(doc: SourceDoc): string | undefined {
   const d = doc.data as Record<string, unknown> | null;
   if (d && typeof d === 'object') {
@@ -235,11 +318,7 @@ function readPassword(r: FieldReader, settings: Settings): Password | undefined 
   if (raw.startsWith('md5:')) {
     const digest = raw.slice(4).toLowerCase();
     if (!RE.md5.test(digest)) {
-      r.fail(['password'], 'md5:…', 'an MD5 password must be "md5:" followed by 32 hex digits of md5(username:realm:secret)', `compute it with: echo -n "USER:${settings.pjsipRealm}:SECRET" | md5sum`);
-      return undefined;
-    }
-    if (settings.backend === 'both' && settings.pjsipRealm !== settings.sipRealm) {
-      r.fail(['password'], 'md5:…', `one MD5 digest cannot serve both drivers when pjsipRealm (${settings.pjsipRealm}) and sipRealm (${settings.sipRealm}) differ`, 'use a plain password, or make the realms equal in switchboard.yaml');
+      r.fail(['password'], 'md5:…', 'an MD5 password must be "md5:" followed by 32 hex digits of md5(username:realm:secret)', `compute it with: echo -n "USER:${digestRealm(settings)}:SECRET" | md5sum`);
       return undefined;
     }
     return { kind: 'md5', value: digest };

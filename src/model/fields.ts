@@ -25,10 +25,15 @@ export const RE = {
   pushGateway: /^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$/,
 };
 
+/** Line breaks and control characters: C0, DEL, C1 (U+0080-U+009F, NEL among them), U+2028, U+2029. */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
 /** Why a piece of free text is refused, or undefined when it is safe to render. */
 export function freeTextProblem(s: string): string | undefined {
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(s)) return 'holds a line break or control character';
+  // C0 and C1 controls (U+0085 is NEL, a line break to Unicode) and the Unicode line and paragraph
+  // separators, which end a line for JavaScript (and so for the rendered-file checker).
+  if (CONTROL.test(s)) return 'holds a line break or control character';
   if (s.includes(';')) return 'holds ";" (starts a comment in Asterisk config)';
   if (s.includes('[') || s.includes(']')) return 'holds "[" or "]" (section brackets)';
   if (s.includes('${') || s.includes('$[')) return 'holds "${" or "$[" (a dialplan expression)';
@@ -56,8 +61,7 @@ export function passwordPolicyProblem(p: string): string | undefined {
 
 /** Characters a SIP secret can never hold, policy or not: they would break the config line. */
 export function secretSyntaxProblem(p: string): string | undefined {
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(p)) return 'holds a line break or control character';
+  if (CONTROL.test(p)) return 'holds a line break or control character';
   if (/\s/.test(p)) return 'holds a space';
   if (p.includes(';')) return 'holds ";" (Asterisk would cut the secret there)';
   if (p.includes('"') || p.includes('\\')) return 'holds a quote or backslash';

@@ -41,12 +41,13 @@ export class FieldReader {
     return this.get(path) !== undefined && this.get(path) !== null;
   }
 
-  fail(path: Path, value: unknown, rule: string, fix: string, code = 'FIELD_INVALID', severity: 'error' | 'warning' = 'error'): void {
+  /** `at`: the key whose line to name when the value did not come from `path` (a default, say). */
+  fail(path: Path, value: unknown, rule: string, fix: string, code = 'FIELD_INVALID', severity: 'error' | 'warning' = 'error', at?: Path): void {
     this.issues.add({
       severity,
       code,
       file: this.doc.file,
-      line: this.doc.lineOf(path) ?? this.doc.lineOf(path.slice(0, -1)),
+      line: at ? this.doc.lineOf(at) : this.doc.lineOf(path) ?? this.doc.lineOf(path.slice(0, -1)),
       agent: this.agent,
       field: path.join('.'),
       value: value === undefined ? undefined : showValue(value),

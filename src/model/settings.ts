@@ -8,6 +8,28 @@ export const DEFAULT_TRANSPORTS: TransportSettings[] = [
   { name: 'transport-udp', protocol: 'udp', bind: '0.0.0.0:5060', localNets: [] },
 ];
 
+/** Section names an Asterisk module reads as its own (lower case: they are matched in any case), each with why. */
+export type ReservedNames = Readonly<Record<string, string>>;
+
+/** pbx_config reads [general] and [globals] of extensions.conf as settings and variables, never as contexts. */
+export const DIALPLAN_RESERVED: ReservedNames = {
+  general: 'extensions.conf reads [general] as its own settings, never as a context',
+  globals: 'extensions.conf reads [globals] as global variables, never as a context',
+};
+
+/** app_voicemail skips [general], [zonemessages] and the aliases context when it reads mailboxes. */
+export const VOICEMAIL_RESERVED: ReservedNames = {
+  general: 'voicemail.conf reads [general] as its own settings, never as mailboxes',
+  zonemessages: 'voicemail.conf reads [zonemessages] as time zone formats, never as mailboxes',
+  aliases: 'voicemail.conf names its aliases context (aliasescontext) [aliases] as a rule, and app_voicemail reads no mailboxes there',
+};
+
+/** Why `name` (in any case) is reserved, or undefined. */
+export function reservedName(name: string, reserved: ReservedNames): string | undefined {
+  const key = name.toLowerCase();
+  return Object.hasOwn(reserved, key) ? reserved[key] : undefined;
+}
+
 /** Organisation-wide settings from `STORE/switchboard.yaml`; every field has a documented default. */
 export function validateSettings(doc: SourceDoc, issues: IssueList): Settings {
   const r = new FieldReader(doc, issues, undefined);
@@ -21,8 +43,13 @@ export function validateSettings(doc: SourceDoc, issues: IssueList): Settings {
   r.object(['dialplan']) && r.knownKeys(['dialplan'], ['agentsContext', 'didContext', 'spyContext', 'spyPrefix', 'stasisApp', 'recordingsDir']);
   r.object(['extensions']) && r.knownKeys(['extensions'], ['from', 'to']);
 
-  const ctx = (path: string[], dflt: string) =>
-    r.text(path, { re: RE.context, rule: 'must be a dialplan context name (letters, digits, "_" and "-")', fix: `use a name such as "${dflt}"` }) ?? dflt;
+  const ctx = (path: string[], dflt: string, reserved: ReservedNames = DIALPLAN_RESERVED, then = 'so the generated context would not exist') => {
+    const v = r.text(path, { re: RE.context, rule: 'must be a dialplan context name (letters, digits, "_" and "-")', fix: `use a name such as "${dflt}"` });
+    const why = v === undefined ? undefined : reservedName(v, reserved);
+    if (why === undefined) return v ?? dflt;
+    r.fail(path, v, `${why}, ${then}`, `use another name, e.g. "${dflt}"`, 'CONTEXT_RESERVED');
+    return dflt;
+  };
 
   const codecs = readCodecs(r, ['defaults', 'codecs']) ?? (['ulaw', 'alaw'] as Codec[]);
   const natText = r.text(['defaults', 'nat'], { rule: 'must be a NAT setting', fix: 'use yes, no, force_rport, comedia, never or route (or a comma combination)' });
@@ -49,7 +76,7 @@ export function validateSettings(doc: SourceDoc, issues: IssueList): Settings {
     },
     backend: r.oneOf(['backend'], BACKENDS, 'pjsip'),
     defaults: {
-      context: ctx(['defaults', 'context'], 'from-sip'),
+      context: ctx(['defaults', 'context'], 'from-sip', DIALPLAN_RESERVED, 'so calls from the agents would find no dialplan'),
       codecs,
       nat,
       timezone,
@@ -57,7 +84,7 @@ export function validateSettings(doc: SourceDoc, issues: IssueList): Settings {
       ringTimeoutSeconds: r.int(['defaults', 'ringTimeoutSeconds'], { min: 5, max: 300, dflt: 20 }),
       sipExpires: r.int(['defaults', 'sipExpires'], { min: 60, max: 86400, dflt: 3600 }),
     },
-    voicemail: { context: ctx(['voicemail', 'context'], 'switchboard') },
+    voicemail: { context: ctx(['voicemail', 'context'], 'switchboard', VOICEMAIL_RESERVED, 'so the agents\' boxes in it would not exist') },
     dialplan: {
       agentsContext: ctx(['dialplan', 'agentsContext'], 'switchboard-agents'),
       didContext: ctx(['dialplan', 'didContext'], 'switchboard-dids'),
@@ -118,6 +145,9 @@ function readTransports(r: FieldReader): TransportSettings[] {
     seenProtocols.add(protocol);
     const defaultPort = { udp: 5060, tcp: 5060, tls: 5061, ws: 8088, wss: 8089 }[protocol];
     const name = r.text([...p, 'name'], { re: RE.identifier, rule: 'must be a section name (letters, digits, "_", "." and "-")', fix: `e.g. name: transport-${protocol}` }) ?? `transport-${protocol}`;
+    // Each transport is a section [name] of the pjsip file: two of one name would be one object twice.
+    const twin = out.find((t) => t.name.toLowerCase() === name.toLowerCase());
+    if (twin) r.fail([...p, 'name'], name, `the ${twin.protocol} transport already has the section name [${twin.name}] in the pjsip file`, `give each transport its own name, e.g. name: transport-${protocol}`);
     const bind = r.text([...p, 'bind'], { check: (s) => (isBindAddress(s) ? undefined : 'is not address:port'), rule: 'must be an IP address and port', fix: `e.g. bind: "0.0.0.0:${defaultPort}"` }) ?? `0.0.0.0:${defaultPort}`;
     // udp and tcp may share a port number; two transports of one kind on one port cannot both bind.
     const family = protocol === 'udp' ? 'udp' : 'tcp';

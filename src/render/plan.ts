@@ -236,7 +236,10 @@ export function planSipAgent(a: Agent, settings: Settings): SipAgentView {
   // Field by field, like planPjsipAgent: key order and presence are the template contract.
   const voice = a.voice;
   const webrtc = a.typology === 'webrtc';
-  const fixed = voice.host !== 'dynamic';
+  // A disabled agent is never sent anything: host=dynamic without a registration (its deny lines
+  // refuse every REGISTER) leaves chan_sip no address to dial, as max_contacts = 0 and no contact
+  // or identify do for pjsip.
+  const fixed = voice.host !== 'dynamic' && a.enabled;
   const m = fixed ? /^(.*?)(?::(\d+))?$/.exec(voice.host) : null;
   const mailbox = mailboxOf(a, settings);
   const nat = pjsipNat(voice.nat);

@@ -1,3 +1,5 @@
+import { StoreInvalidError } from '../errors.js';
+import { backendIssues } from '../model/backend.js';
 import type { Agent, Backend, Store } from '../model/types.js';
 import type { Template, Templates, TemplateName } from './templates.js';
 import { checkChunk, checkLines, chunkIsClean, linesAreClean, Names, NameScanner, RenderCheckError, type ChunkRules } from './check.js';
@@ -243,8 +245,8 @@ return function coldLoop(w, agents, view, tpl, ends, kind, block) {
 }
 
 /** One shape for every chunk's rules (see Names). */
-function rulesOf(sections: Names, arrowKeys?: Names): ChunkRules {
-  return { sections, arrowKeys };
+function rulesOf(sections: Names, arrowKeys?: Names, agent?: 'config' | 'dialplan'): ChunkRules {
+  return { sections, arrowKeys, agent };
 }
 
 /**
@@ -299,6 +301,13 @@ export class Renderer {
 
   private produce(store: Store, backend: Backend, prev: Map<string, FileState> | undefined, open: ((file: string) => Sink) | undefined): Map<string, FileState> {
     const { settings } = store;
+    if (backend !== settings.backend) {
+      // Validation checked the driver-dependent rules for the store's own backend only.
+      const issues = backendIssues(settings, store.agents, backend);
+      if (issues.length) {
+        throw new StoreInvalidError(issues, `the store cannot be rendered for backend ${backend} (its own is ${settings.backend}): ${issues.length} error(s), nothing was written:\n${issues.map((i) => `  - ${i.message}`).join('\n')}`);
+      }
+    }
     const agents = open ? store.agents : store.agents.slice();
     const effective = backend === settings.backend ? settings : { ...settings, backend };
     const problems: string[] = [];
@@ -385,7 +394,7 @@ export class Renderer {
         fixed('pjsip/file', fileView, rulesOf(new Names(fileView.transports.map((t) => t.name))));
         // An agent's pjsip sections: `<username>`, `<username>-auth`, `<username>-identify`.
         const sections = new Names([], '', ['', '-auth', '-identify']);
-        const rules = rulesOf(sections);
+        const rules = rulesOf(sections, undefined, 'config');
         chunks('pjsip/agent', (a) => planPjsipAgent(a, effective), (a) => (sections.only(a.username), rules));
       });
     }
@@ -393,7 +402,7 @@ export class Renderer {
       file(OUTPUT_FILES.sip, () => {
         fixed('sip/file', planSipFile(effective, agents), rulesOf(one('general')));
         const sections = new Names();
-        const rules = rulesOf(sections);
+        const rules = rulesOf(sections, undefined, 'config');
         chunks('sip/agent', (a) => planSipAgent(a, effective), (a) => (sections.only(a.username), rules));
       });
     }
@@ -401,7 +410,7 @@ export class Renderer {
       const fileView = planVoicemailFile(effective);
       fixed('voicemail/file', fileView, rulesOf(one(fileView.context), new Names()));
       const keys = new Names();
-      const rules = rulesOf(new Names(), keys);
+      const rules = rulesOf(new Names(), keys, 'config');
       chunks('voicemail/agent', (a) => planVoicemailAgent(a), (a) => (keys.only(a.extension), rules));
     });
     file(OUTPUT_FILES.extensions, () => {
@@ -409,17 +418,17 @@ export class Renderer {
       fixed('extensions/file', { header: planVoicemailFile(effective).header }, rulesOf(new Names(), new Names()));
       fixed('extensions/context', ctx.agents, rulesOf(one(ctx.agents.name)));
       const agentKeys = new Names();
-      const agentRules = rulesOf(new Names(), agentKeys);
+      const agentRules = rulesOf(new Names(), agentKeys, 'dialplan');
       chunks('extensions/agent', (a) => planExtensionAgent(a, effective), (a) => (agentKeys.only(a.extension), agentRules));
       w.text('\n');
       fixed('extensions/context', ctx.spy, rulesOf(one(ctx.spy.name)));
       const spyKeys = new Names([], effective.dialplan.spyPrefix);
-      const spyRules = rulesOf(new Names(), spyKeys);
+      const spyRules = rulesOf(new Names(), spyKeys, 'dialplan');
       chunks('extensions/spy', (a) => planSpy(a, effective), (a) => (spyKeys.only(a.extension), spyRules));
       w.text('\n');
       fixed('extensions/context', ctx.dids, rulesOf(one(ctx.dids.name)));
       const didKeys = new Names();
-      const didRules = rulesOf(new Names(), didKeys);
+      const didRules = rulesOf(new Names(), didKeys, 'dialplan');
       chunks('extensions/did', (a) => {
         const dids = planDids(a, effective);
         return dids.length ? dids : undefined;
