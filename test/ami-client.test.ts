@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AMI_PEER_UNRESPONSIVE, AmiClient, AmiPeerUnresponsiveError, get, type AmiMessage, type AmiSettings } from '../src/asterisk/ami/client.js';
 import { AmiParser, encodeAction, type ParsedFrame } from '../src/asterisk/ami/protocol.js';
 import { PeerAuthError, PeerDisconnectedError, PeerRequestError, PeerTimeoutError, SwitchboardError } from '../src/errors.js';
-import { FakeAmiServer, type FakeAmiServerOptions, type FakeConnection } from './fakes/ami-server.js';
+import { FakeAmiServer, type FakeAmiServerOptions, type FakeConnection, type FakeHandler } from './fakes/ami-server.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 
 const USER = 'switchboard';
@@ -75,6 +75,20 @@ function actionNames(fake: FakeAmiServer): (string | undefined)[] {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Plays Asterisk's manager session: one thread per session runs its actions one after another, so
+ * a reply (a Ping's too) waits for every action received before it. Wrap each handler with the
+ * same returned function.
+ */
+function oneAtATime(): (handler: FakeHandler) => FakeHandler {
+  let busy: Promise<unknown> = Promise.resolve();
+  return (handler) => (msg, ctx) => {
+    const run = busy.then(() => handler(msg, ctx));
+    busy = run.catch(() => undefined);
+    return run;
+  };
+}
 
 /** Realistic EndpointList events, as res_pjsip's PJSIPShowEndpoints sends them (docs XML). */
 const ENDPOINTS: AmiMessage[] = [
@@ -430,12 +444,13 @@ describe('AmiClient', () => {
       const disconnected = nextEvent<[string]>(client, 'disconnected');
 
       fake.setSilent(true);
-      // Long timeouts: only the dead-peer detection can end these two.
-      const waiting = client.action('Getvar', { Variable: 'long' }, { timeoutMs: 60_000 }).catch((e: unknown) => e);
-      const listing = client.listAction('PJSIPShowEndpoints', {}, { timeoutMs: 60_000 }).catch((e: unknown) => e);
       const short = await client.action('Getvar', { Variable: 'short' }, { timeoutMs: 30 }).catch((e: unknown) => e);
       expect(short).toBeInstanceOf(PeerTimeoutError);
-      await fake.waitForAction('Ping', (m) => pingsAfter(fake, 'PJSIPShowEndpoints').includes(m));
+      // The Ping went out as the action timed out. Long timeouts, sent behind the Ping (so they do
+      // not hold it up): only the dead-peer detection can end these two.
+      const waiting = client.action('Getvar', { Variable: 'long' }, { timeoutMs: 60_000 }).catch((e: unknown) => e);
+      const listing = client.listAction('PJSIPShowEndpoints', {}, { timeoutMs: 60_000 }).catch((e: unknown) => e);
+      await fake.waitForAction('Ping', (m) => pingsAfter(fake, 'Getvar').includes(m));
 
       expectUnresponsive(await waiting, 'Getvar');
       expectUnresponsive(await listing, 'PJSIPShowEndpoints');
@@ -480,6 +495,84 @@ describe('AmiClient', () => {
       expect((await client.action('Ping')).Ping).toBe('Pong');
       expect(actionNames(fake).filter((n) => n === 'Login').length).toBeGreaterThanOrEqual(2);
       expect(log.text()).not.toContain(SECRET);
+    });
+
+    it('a healthy peer busy with a long action is kept when a shorter action times out behind it (Ping queued behind the long action)', async () => {
+      // Reviewer's reproduction: a 60 s res_pjsip Reload in flight, a default-timeout action times
+      // out behind it; the Ping can only be answered once the Reload is done.
+      const { fake, client, log } = await setup({ client: { actionTimeoutMs: 150, pingTimeoutMs: 150, keepaliveIntervalMs: 0 } });
+      let disconnects = 0;
+      client.on('disconnected', () => disconnects++);
+      const serial = oneAtATime();
+      fake.on('Reload', serial(async () => {
+        await sleep(600);
+        return { response: { Message: 'Module Reloaded' } };
+      }));
+      fake.on('CoreStatus', serial(() => ({ response: { CoreCurrentCalls: '0' } })));
+      fake.on('Ping', serial(() => ({ response: { Ping: 'Pong', Timestamp: '1.0' } })));
+
+      const reload = client.action('Reload', { Module: 'res_pjsip.so' }, { timeoutMs: 60_000 });
+      const other = client.action('CoreStatus').catch((e: unknown) => e);
+      expect(await other).toBeInstanceOf(PeerTimeoutError);
+      expect(await reload).toMatchObject({ Response: 'Success', Message: 'Module Reloaded' });
+      await waitFor(() => log.records().some((r) => r.msg === 'AMI peer answered the liveness Ping' && /CoreStatus timed out/.test(String(r.trigger))));
+
+      expect(client.connected).toBe(true);
+      expect(disconnects).toBe(0);
+      expect(fake.acceptedCount).toBe(1);
+      expect(log.records().some((r) => /stopped answering/.test(r.msg))).toBe(false);
+      expect((await client.action('CoreStatus')).CoreCurrentCalls).toBe('0');
+    });
+
+    it('a silent peer is still detected when the Ping waits behind an action in flight: once that action is past its deadline + pingTimeoutMs', async () => {
+      const { fake, client, log } = await setup({ client: { pingTimeoutMs: 60, keepaliveIntervalMs: 0, connectTimeoutMs: 150 } });
+      const disconnected = nextEvent<[string]>(client, 'disconnected', 3000);
+      fake.setSilent(true);
+      const t0 = Date.now();
+      const ahead = client.action('Getvar', { Variable: 'ahead' }, { timeoutMs: 300 }).catch((e: unknown) => e);
+      const short = await client.action('Getvar', { Variable: 'short' }, { timeoutMs: 30 }).catch((e: unknown) => e);
+      expect(short).toBeInstanceOf(PeerTimeoutError);
+      // Sent behind the Ping: it does not hold the Ping up, only the detection can end it.
+      const behind = client.listAction('PJSIPShowEndpoints', {}, { timeoutMs: 60_000 }).catch((e: unknown) => e);
+
+      // The action ahead of the Ping ends on its own timeout, not torn down with the connection.
+      expect(await ahead).toBeInstanceOf(PeerTimeoutError);
+      expect(await ahead).not.toBeInstanceOf(AmiPeerUnresponsiveError);
+      const [reason] = await disconnected;
+      expect(reason).toMatch(/stopped answering/);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(300 + 60 - 10);
+      expectUnresponsive(await behind, 'PJSIPShowEndpoints');
+      const dead = log.records().find((r) => /AMI peer stopped answering/.test(r.msg));
+      expect(dead).toMatchObject({ level: 50, pingTimeoutMs: 60, pendingActions: 1 });
+      expect(dead!.trigger).toMatch(/action Getvar timed out after 30 ms/);
+
+      fake.setSilent(false);
+      await client.waitConnected(3000);
+      expect((await client.action('Ping')).Ping).toBe('Pong');
+    });
+
+    it('events and late replies arriving while the Ping waits prove the peer alive', async () => {
+      const { fake, client, log, events } = await setup({ client: { pingTimeoutMs: 150, keepaliveIntervalMs: 0 } });
+      let disconnects = 0;
+      client.on('disconnected', () => disconnects++);
+      const serial = oneAtATime();
+      // Still working on the timed-out action (the Ping queued behind it), but talking meanwhile.
+      fake.on('Slow', serial(async (_msg, { connection }) => {
+        for (let i = 1; i <= 4; i++) {
+          await sleep(100);
+          connection.send({ Event: 'Progress', Step: String(i) });
+        }
+        return { response: { Message: 'done at last' } };
+      }));
+      fake.on('Ping', serial(() => ({ response: { Ping: 'Pong', Timestamp: '1.0' } })));
+
+      expect(await client.action('Slow', {}, { timeoutMs: 80 }).catch((e: unknown) => e)).toBeInstanceOf(PeerTimeoutError);
+      await waitFor(() => log.records().some((r) => r.msg === 'AMI peer answered the liveness Ping'), 3000);
+      expect(events.filter((e) => e.Event === 'Progress')).toHaveLength(4);
+      expect(client.connected).toBe(true);
+      expect(disconnects).toBe(0);
+      expect(fake.acceptedCount).toBe(1);
+      expect(log.records().some((r) => /stopped answering/.test(r.msg))).toBe(false);
     });
 
     it('a slow but alive peer (answers the Ping) is kept: timed-out actions, no teardown, later actions work', async () => {

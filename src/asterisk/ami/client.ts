@@ -15,6 +15,12 @@
  *   is destroyed, pending actions fail with AmiPeerUnresponsiveError, and the usual reconnect
  *   (backoff, login, 'connected') follows. A peer that answers the Ping, however late its other
  *   replies, is kept.
+ * - Asterisk runs one manager session's actions one after another, so a Ping sent while other
+ *   actions are in flight queues behind them (a 60 s `Reload` of res_pjsip, say). Its deadline is
+ *   therefore pingTimeoutMs after the latest deadline of the actions still pending ahead of it,
+ *   and every frame received meanwhile (a reply, even a late one, or an event) proves the peer
+ *   alive: the deadline moves to pingTimeoutMs after the last frame. A silent peer is still
+ *   declared dead, just no sooner than the actions ahead of the Ping could have finished.
  *
  * Events: 'connected' (), 'disconnected' (reason: string), 'authFailed' (PeerAuthError),
  * 'event' (AmiMessage).
@@ -48,7 +54,11 @@ export interface AmiSettings {
    * 0 turns the idle keepalive off; a timed-out action still triggers a Ping).
    */
   keepaliveIntervalMs?: number;
-  /** A liveness `Ping` unanswered for this long declares the peer dead and reconnects (default 5000). */
+  /**
+   * A liveness `Ping` unanswered for this long declares the peer dead and reconnects (default
+   * 5000). Counted from the latest deadline of the actions in flight ahead of the Ping (Asterisk
+   * answers them first) and from the last frame received meanwhile.
+   */
   pingTimeoutMs?: number;
 }
 
@@ -81,6 +91,8 @@ interface Connection {
   /** Set when a liveness Ping went unanswered: pending actions fail with AmiPeerUnresponsiveError. */
   unresponsive: boolean;
   keepaliveTimer?: NodeJS.Timeout;
+  /** Date.now() of the last frame (banner, reply or event) received on this connection. */
+  lastFrameAt: number;
 }
 
 interface Pending {
@@ -91,6 +103,13 @@ interface Pending {
   timer: NodeJS.Timeout;
   response?: AmiMessage;
   events: AmiMessage[];
+  /** Write order: Asterisk answers a session's actions in this order. */
+  seq: number;
+  sentAt: number;
+  /** When this action times out (Date.now() based). */
+  deadline: number;
+  /** A liveness Ping (its deadline moves; see probeWaitMs). */
+  probe: boolean;
 }
 
 export class AmiClient extends EventEmitter {
@@ -103,6 +122,7 @@ export class AmiClient extends EventEmitter {
   private readonly pingTimeoutMs: number;
   private readonly idPrefix = randomBytes(6).toString('hex');
   private idCounter = 0;
+  private sendSeq = 0;
   private readonly pending = new Map<string, Pending>();
   /** ActionIDs that timed out: late replies and list events for them are dropped, not emitted. */
   private readonly expired = new Set<string>();
@@ -201,21 +221,51 @@ export class AmiClient extends EventEmitter {
   /**
    * Writes one action and tracks it until answered, timed out or disconnected. A timeout of a
    * regular action on a logged-in connection starts a liveness probe; `probe` marks the probe's
-   * own Ping (its timeout is handled by probe()).
+   * own Ping: when its timer fires it waits on as long as probeWaitMs() says (actions still ahead
+   * of it in Asterisk's queue, frames received since), then fails (handled by probe()).
    */
   private send(conn: Connection, name: string, id: string, payload: string, list: boolean, timeoutMs: number, probe = false): Promise<AmiMessage | AmiListResult> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (!this.pending.delete(id)) return;
+      const sentAt = Date.now();
+      const onTimeout = (): void => {
+        const p = this.pending.get(id);
+        if (!p) return;
+        if (probe) {
+          const waitMs = this.probeWaitMs(conn, p);
+          if (waitMs > 0) {
+            p.timer = setTimeout(onTimeout, waitMs);
+            return;
+          }
+        }
+        this.pending.delete(id);
         this.rememberExpired(id);
+        const waitedMs = Date.now() - sentAt;
         if (!probe) this.log.warn({ action: name, actionId: id, timeoutMs }, 'AMI action timed out');
-        reject(new PeerTimeoutError(PEER, `action ${name}`, timeoutMs));
+        reject(new PeerTimeoutError(PEER, `action ${name}`, probe ? waitedMs : timeoutMs));
         if (!probe && conn.loggedIn) this.probe(conn, `action ${name} timed out after ${timeoutMs} ms`);
-      }, timeoutMs);
-      this.pending.set(id, { name, list, resolve, reject, timer, events: [] });
+      };
+      const timer = setTimeout(onTimeout, timeoutMs);
+      this.sendSeq += 1;
+      this.pending.set(id, { name, list, resolve, reject, timer, events: [], seq: this.sendSeq, sentAt, deadline: sentAt + timeoutMs, probe });
       this.log.debug({ action: name, actionId: id }, 'AMI action sent');
       conn.socket.write(payload);
     });
+  }
+
+  /**
+   * How much longer a liveness Ping may stay unanswered (0 or less: the peer is dead). Asterisk
+   * answers a session's actions in order, so the Ping gets pingTimeoutMs after the latest deadline
+   * of the actions still pending ahead of it (each of those times out on its own meanwhile), and
+   * pingTimeoutMs after the last frame received since it was sent (anything the peer says proves
+   * it alive and working through the queue).
+   */
+  private probeWaitMs(conn: Connection, ping: Pending): number {
+    let until = ping.sentAt + this.pingTimeoutMs;
+    if (conn.lastFrameAt > ping.sentAt) until = Math.max(until, conn.lastFrameAt + this.pingTimeoutMs);
+    for (const p of this.pending.values()) {
+      if (p !== ping && !p.probe && p.seq < ping.seq) until = Math.max(until, p.deadline + this.pingTimeoutMs);
+    }
+    return until - Date.now();
   }
 
   /**
@@ -226,8 +276,17 @@ export class AmiClient extends EventEmitter {
     if (!this.running || this.conn !== conn || conn.closed || conn.aborted || !conn.loggedIn || conn.probing) return;
     conn.probing = true;
     const id = this.nextId();
-    this.log.debug({ actionId: id, trigger, timeoutMs: this.pingTimeoutMs }, 'AMI liveness Ping sent');
-    this.send(conn, 'Ping', id, encodeAction('Ping', id), false, this.pingTimeoutMs, true).then(
+    // Actions still in flight are ahead of the Ping in Asterisk's queue: wait for their deadlines.
+    let ahead = 0;
+    let latest = Date.now();
+    for (const p of this.pending.values()) {
+      if (p.probe) continue;
+      ahead += 1;
+      latest = Math.max(latest, p.deadline);
+    }
+    const timeoutMs = latest - Date.now() + this.pingTimeoutMs;
+    this.log.debug({ actionId: id, trigger, timeoutMs, actionsAhead: ahead }, 'AMI liveness Ping sent');
+    this.send(conn, 'Ping', id, encodeAction('Ping', id), false, timeoutMs, true).then(
       () => {
         conn.probing = false;
         this.log.debug({ actionId: id, trigger }, 'AMI peer answered the liveness Ping');
@@ -292,7 +351,7 @@ export class AmiClient extends EventEmitter {
     const { host, port, username } = this.settings;
     this.log.info({ host, port, username }, 'AMI connecting');
     const socket = net.createConnection({ host, port });
-    const conn: Connection = { socket, loggedIn: false, authFailed: false, closed: false, onClosed: [], aborted: false, probing: false, unresponsive: false };
+    const conn: Connection = { socket, loggedIn: false, authFailed: false, closed: false, onClosed: [], aborted: false, probing: false, unresponsive: false, lastFrameAt: 0 };
     this.conn = conn;
     socket.setEncoding('utf8');
     socket.setNoDelay(true);
@@ -315,6 +374,7 @@ export class AmiClient extends EventEmitter {
   }
 
   private onFrame(conn: Connection, frame: ParsedFrame): void {
+    conn.lastFrameAt = Date.now();
     if (frame.kind === 'banner') {
       if (!frame.text.startsWith(BANNER_PREFIX)) {
         this.log.error({ banner: frame.text.slice(0, 80) }, 'AMI peer sent an unexpected banner: is this the manager port?');
