@@ -169,3 +169,130 @@ describe('reused pids', () => {
     for (const n of [earlierTemp, earlierLockTemp, earlierAside]) expect(e.log.text()).toContain(n);
   });
 });
+
+describe('pid namespaces and incarnations (a lock under this host name)', () => {
+  /** Above Linux's pid_max: no such process, here or anywhere. */
+  const DEAD_PID = 2 ** 22 + 12345;
+  const ownNs = () => fs.readlink('/proc/self/ns/pid');
+  const startedAt = () => Math.round(Date.now() - process.uptime() * 1000);
+
+  async function lockDir(): Promise<string> {
+    const dir = await tempDir('lock');
+    cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
+    return path.join(dir, 'apply.lock');
+  }
+
+  /** Touches `file` every 20 ms, as its live holder would, until the returned function is called. */
+  function keepRefreshed(file: string): () => void {
+    const timer = setInterval(() => {
+      const now = new Date();
+      void fs.utimes(file, now, now).catch(() => {});
+    }, 20);
+    cleanups.push(() => clearInterval(timer));
+    return () => clearInterval(timer);
+  }
+
+  const tokenOf = async (file: string) => (JSON.parse(await fs.readFile(file, 'utf8')) as { token?: string }).token;
+
+  for (const [what, pid] of [['our own pid (another container, pid 1 as well)', process.pid], ['a pid not running here', DEAD_PID]] as const) {
+    it(`in another pid namespace, with ${what}: held while its holder refreshes it, taken over once it stops`, async () => {
+      const file = await lockDir();
+      const log = memoryLogger();
+      const holder = { pid, host: os.hostname(), pidNs: 'pid:[1]', incarnation: 'feedfacefeedface', processStartedAt: startedAt() - 600_000, acquiredAt: '2025-01-01T00:00:00.000Z', leaseMs: 60_000, refreshMs: 100, token: 'a1b2c3d4e5f6' };
+      await writeLock(file, holder, 0);
+      const stop = keepRefreshed(file);
+      const err = await rejection(new FileLock(file, { logger: log.logger }).acquire());
+      stop();
+      expect(err).toBeInstanceOf(ApplyLockedError);
+      expect(err.message).toContain(`held by pid ${pid} on host ${os.hostname()}`);
+      expect(await tokenOf(file)).toBe('a1b2c3d4e5f6');
+      // Its holder stopped refreshing (it crashed): taken over after a few missed refreshes.
+      const t0 = Date.now();
+      const lock = new FileLock(file, { logger: log.logger });
+      await lock.acquire();
+      expect(Date.now() - t0).toBeLessThan(2_000);
+      expect(await tokenOf(file)).not.toBe('a1b2c3d4e5f6');
+      expect(log.text()).toMatch(/took over a stale apply lock: its holder runs under this host name in another pid namespace/);
+      await lock.release();
+    });
+  }
+
+  it('written before namespaces were recorded (a lease, no pidNs), with our pid or a dead one: watched the same way', async () => {
+    for (const pid of [process.pid, DEAD_PID]) {
+      const file = await lockDir();
+      await writeLock(file, { ...FOREIGN, pid, host: os.hostname(), leaseMs: 600 }, 0); // refreshed every 100 ms
+      const stop = keepRefreshed(file);
+      expect(await rejection(new FileLock(file).acquire())).toBeInstanceOf(ApplyLockedError);
+      stop();
+      expect(await tokenOf(file)).toBe(FOREIGN.token);
+      const lock = new FileLock(file);
+      await lock.acquire();
+      expect(await tokenOf(file)).not.toBe(FOREIGN.token);
+      await lock.release();
+    }
+  });
+
+  it('in this pid namespace: our pid from an earlier incarnation (restarted under 2 s apart) is taken over at once; this process\'s own is held', async () => {
+    const file = await lockDir();
+    const log = memoryLogger();
+    // Written a moment ago by the previous run of this container (pid 1 again), which crashed.
+    await writeLock(file, { pid: process.pid, host: os.hostname(), pidNs: await ownNs(), incarnation: 'feedfacefeedface', processStartedAt: startedAt() - 1500, acquiredAt: '2025-01-01T00:00:00.000Z', leaseMs: 120_000, refreshMs: 10_000, token: 'a1b2c3d4e5f6' }, 0);
+    const t0 = Date.now();
+    const lock = new FileLock(file, { logger: log.logger });
+    await lock.acquire();
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(log.text()).toContain('took over a stale apply lock: its pid is this process, from an earlier incarnation');
+    const mine = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
+    expect(mine).toMatchObject({ pid: process.pid, host: os.hostname(), pidNs: await ownNs(), incarnation: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(mine.incarnation).not.toBe('feedfacefeedface');
+    // Another FileLock of this very process: held, at once (no watching).
+    const err = await rejection(new FileLock(file).acquire());
+    expect(err).toBeInstanceOf(ApplyLockedError);
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(await tokenOf(file)).toBe(mine.token);
+    // A dead pid in this namespace: gone, taken over at once however fresh.
+    await lock.release();
+    await writeLock(file, { pid: DEAD_PID, host: os.hostname(), pidNs: await ownNs(), incarnation: 'feedfacefeedface', acquiredAt: '', leaseMs: 120_000, refreshMs: 10_000, token: 'a1b2c3d4e5f6' }, 0);
+    const other = new FileLock(file, { logger: log.logger });
+    await other.acquire();
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(log.text()).toContain('took over a stale apply lock: its process is gone');
+    await other.release();
+  });
+});
+
+describe('refreshing a lock file missing for a moment', () => {
+  it('a lock file moved aside and put back (a rival checking whether it is stale) is not taken as lost; one deleted is created again', async () => {
+    const dir = await tempDir('lock');
+    cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'apply.lock');
+    const log = memoryLogger();
+    const holder = new FileLock(file, { leaseMs: 60_000, logger: log.logger }); // refreshed every 10 s: only by hand here
+    cleanups.push(() => holder.release());
+    await holder.acquire();
+    const token = (JSON.parse(await fs.readFile(file, 'utf8')) as { token: string }).token;
+    const refresh = () => (holder as unknown as { refresh(token: string): Promise<void> }).refresh(token);
+    const old = new Date(Date.now() - 5_000);
+    await fs.utimes(file, old, old);
+    // A rival's takeOver: rename aside, read, put back.
+    const aside = `${file}.stale.4242.01234567`;
+    await fs.rename(file, aside);
+    const putBack = new Promise<void>((resolve) => setTimeout(() => void fs.rename(aside, file).then(resolve), 10));
+    await refresh();
+    await putBack;
+    expect(log.text()).not.toMatch(/taken over while this apply held it/);
+    expect((await fs.stat(file)).mtimeMs).toBeGreaterThan(old.getTime() + 4_000); // refreshed
+    // Still refreshing: later refreshes find it too.
+    await fs.utimes(file, old, old);
+    await refresh();
+    expect((await fs.stat(file)).mtimeMs).toBeGreaterThan(old.getTime() + 4_000);
+    // Deleted for good (by hand) while held: created again, with this holder's token.
+    await fs.rm(file);
+    await refresh();
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toMatchObject({ token, pid: process.pid });
+    expect(log.text()).toContain('the apply lock file had disappeared while this apply held it; created it again');
+    expect(log.text()).not.toMatch(/taken over while this apply held it/);
+    await holder.release();
+    expect(await exists(file)).toBe(false);
+  });
+});

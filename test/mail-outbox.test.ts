@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -394,6 +394,29 @@ describe('MailOutbox: one running outbox per directory', () => {
     await outbox.drain();
     expect(smtp.messages).toHaveLength(1);
     expect(JSON.parse(readFileSync(lockPath(), 'utf8'))).toMatchObject({ pid: process.pid, pidNs: expect.not.stringMatching(/^pid:\[1\]$/) });
+  });
+
+  it('our pid in this pid namespace from an earlier run started under 2 s before this one (a fast crash-restart): taken over at once', async () => {
+    const { logger, lines } = memoryLog();
+    const { outbox } = makeOutbox({ logger });
+    await outbox.enqueue(job());
+    const startedAt = Math.round(Date.now() - process.uptime() * 1000);
+    // Written a moment ago by the previous run of this container (pid 1 again), which crashed.
+    writeForeignLock({ pid: process.pid, host: hostname(), pidNs: readlinkSync('/proc/self/ns/pid'), incarnation: 'feedfacefeedface', processStartedAt: startedAt - 1500 });
+    const t0 = Date.now();
+    await outbox.start();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await outbox.drain();
+    expect(smtp.messages).toHaveLength(1);
+    const lock = JSON.parse(readFileSync(lockPath(), 'utf8')) as Record<string, unknown>;
+    expect(lock).toMatchObject({ pid: process.pid, incarnation: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(lock.incarnation).not.toBe('feedfacefeedface');
+    expect(lock.token).not.toBe('f0f0f0f0f0f0f0f0');
+    expect(lines().find((l) => String(l.msg).includes('took over a stale lock: its pid is this process, from an earlier run of it'))).toBeDefined();
+    // Another outbox of this very run is still refused.
+    const err = await rejection(makeOutbox().outbox.start());
+    expect(err.code).toBe('MAIL_OUTBOX_LOCKED');
+    expect(err.message).toContain('another outbox in this very process');
   });
 
   it('several outboxes taking over one stale lock at once: exactly one wins', async () => {

@@ -49,8 +49,8 @@ export class ApplyLockedError extends SwitchboardError {
     super(
       'APPLY_LOCKED',
       `another apply is running (lock ${lockFile}${who}); wait for it to finish. ` +
-        `A lock left by a crashed process is taken over automatically: at once when that process ran on this host, ` +
-        `otherwise once it has not been refreshed for its lease${when}. ` +
+        `A lock left by a crashed process is taken over automatically: at once when that process ran in this container (same host and pid namespace), ` +
+        `within about 25 s when it ran in another container under this host name, otherwise once it has not been refreshed for its lease${when}. ` +
         `To recover sooner, make sure no switchboard runs as that pid${holder?.host ? ` on ${holder.host}` : ''}, then delete ${lockFile}.`,
       { lockFile, ...(holder ? { pid: holder.pid, host: holder.host, acquiredAt: holder.acquiredAt } : {}), ...(takeoverInMs !== undefined ? { takeoverInMs: Math.max(0, Math.round(takeoverInMs)) } : {}) },
     );

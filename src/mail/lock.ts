@@ -4,26 +4,24 @@
  * running outboxes would send every mail twice.
  *
  * The design is the apply lock's (src/apply/lock.ts): the lock file names its holder (pid, host,
- * pid namespace, process start) and a random token, is created atomically (temp file hard-linked
- * to the lock name), and its holder refreshes its mtime every `refreshMs` for as long as it holds
- * it; a lock not refreshed for its lease is stale, and a stale lock is taken over by renaming it
- * aside and checking that what was moved is the very lock judged stale (else it is put back). It
- * is mirrored here rather than reused because the outbox needs more than FileLock gives:
+ * pid namespace, process incarnation) and a random token, is created atomically (temp file
+ * hard-linked to the lock name), and its holder refreshes its mtime every `refreshMs` for as long
+ * as it holds it; a lock not refreshed for its lease is stale, and a stale lock is taken over by
+ * renaming it aside and checking that what was moved is the very lock judged stale (else it is
+ * put back). As there, a pid is only checked where it means something (in this very pid
+ * namespace on this host: two containers sharing a volume are both pid 1, and each sees the
+ * other's pid as "itself" or "dead"), and our own pid there is ours only with our incarnation id.
+ * It is mirrored here rather than reused because the outbox needs more than FileLock gives:
  *
- * - a pid is only checked where it means something: in this very pid namespace on this host. Two
- *   containers sharing a volume are both pid 1 and each sees the other's pid as "itself" or "dead";
- *   FileLock takes over a lock holding our own pid on our host name as "an earlier incarnation",
- *   which two replicas given the same host name would both do;
  * - the holder is told when its lock was taken from it (`onLost`), and `check()` lets it make sure
  *   it still holds the lock before each send: the outbox stops sending at once;
  * - the error is the outbox's own (MailOutboxLockedError), and the log lines speak of the outbox.
  */
 import { randomBytes } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { pidAlive } from '../apply/lock.js';
+import { PROCESS_INCARNATION, pidAlive, pidNamespace } from '../apply/lock.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MailOutboxLockedError, MailOutboxStorageError, type OutboxLockHolder } from './errors.js';
@@ -44,8 +42,6 @@ const MISSED_REFRESHES = 2.5;
 /** The lease of a lock written by a switchboard from before tokens (it never refreshes its lock). */
 const LEGACY_LEASE_MS = 3_600_000;
 const DEBRIS_AGE_MS = 3_600_000;
-/** Process start times within this of each other are one process (they are computed, not read). */
-const START_SLACK_MS = 2000;
 
 export interface OutboxLockOptions {
   /** A lock not refreshed for this long is stale (default OUTBOX_LOCK_LEASE_MS); recorded in the lock file. */
@@ -62,6 +58,8 @@ interface LockInfo extends OutboxLockHolder {
   /** Absent from a lock written by a switchboard from before tokens (`{pid, since}`): never refreshed. */
   token: string | undefined;
   pidNs: string | undefined;
+  /** The holder process's PROCESS_INCARNATION (undefined: an older switchboard). */
+  incarnation: string | undefined;
   processStartedAt: number;
   leaseMs: number | undefined;
   refreshMs: number | undefined;
@@ -71,15 +69,6 @@ type Verdict = { stale: string } | { held: true; takeoverInMs?: number; note?: s
 
 function processStartedAt(): number {
   return Math.round(Date.now() - process.uptime() * 1000);
-}
-
-/** This process's pid namespace (`pid:[4026531836]`), '' where there is none to read (not Linux). */
-function pidNamespace(): string {
-  try {
-    return readlinkSync('/proc/self/ns/pid');
-  } catch {
-    return '';
-  }
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -114,7 +103,7 @@ export class OutboxLock {
     await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
     const token = randomBytes(8).toString('hex');
     const body = JSON.stringify({
-      pid: process.pid, host: os.hostname(), pidNs: pidNamespace(), processStartedAt: processStartedAt(),
+      pid: process.pid, host: os.hostname(), pidNs: pidNamespace(), incarnation: PROCESS_INCARNATION, processStartedAt: processStartedAt(),
       acquiredAt: new Date().toISOString(), leaseMs: this.leaseMs, refreshMs: this.refreshMs, token,
     }) + '\n';
     let holder: LockInfo | undefined;
@@ -277,6 +266,7 @@ export class OutboxLock {
         acquiredAt: typeof v.acquiredAt === 'string' ? v.acquiredAt : typeof v.since === 'string' ? v.since : '',
         token: typeof v.token === 'string' && v.token !== '' ? v.token : undefined,
         pidNs: typeof v.pidNs === 'string' ? v.pidNs : undefined,
+        incarnation: typeof v.incarnation === 'string' ? v.incarnation : undefined,
         processStartedAt: num(v.processStartedAt) ?? 0,
         leaseMs: num(v.leaseMs),
         refreshMs: num(v.refreshMs),
@@ -296,7 +286,8 @@ export class OutboxLock {
     if (samePidNs) {
       // Here kill(pid, 0) and our own pid mean what they say.
       if (holder.pid === process.pid) {
-        if (Math.abs(holder.processStartedAt - processStartedAt()) <= START_SLACK_MS) {
+        // Ours only if written by this very run (a container restarted at once is pid 1 again).
+        if (holder.incarnation === PROCESS_INCARNATION) {
           return { held: true, note: 'another outbox in this very process works on this directory' };
         }
         return { stale: 'its pid is this process, from an earlier run of it' };
